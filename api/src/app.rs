@@ -1,0 +1,117 @@
+//! Building and serving the API: one place that wires routes, middleware
+//! and state, so `main` and the tests start the same thing.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{Request, Response, StatusCode};
+use locker_core::Clock;
+use locker_core::config::ApiConfig;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::admin_seed;
+use crate::error::ApiError;
+use crate::routes::{admin, auth, docs, health, lockers};
+use crate::state::AppState;
+
+/// Bodies are small JSON documents; anything larger is refused before parsing.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database (applying migrations), makes sure the
+    /// configured admin exists, and binds the listener.
+    pub async fn build(config: &ApiConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let state = AppState::connect(config, clock).await?;
+        if let Some(seed) = &config.admin {
+            admin_seed::ensure_admin(&state, seed).await?;
+        }
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
+        Ok(Self {
+            listener,
+            router: router(state.clone()),
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        self.state.db.close().await;
+        Ok(())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(lockers::router())
+        .merge(admin::router())
+        .split_for_parts();
+
+    let traced = api
+        .merge(docs::router(openapi))
+        .fallback(|| async { ApiError::NotFound("Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::Status(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into())
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        );
+    traced.merge(health::router()).with_state(state)
+}
+
+fn request_span(request: &Request<Body>) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    tracing::info_span!("request", method = %request.method(), route)
+}
+
+/// One line per request: method and route template (from the span), status, latency.
+fn log_response(response: &Response<Body>, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = format!("{:.2}", latency.as_secs_f64() * 1000.0),
+        "request done"
+    );
+}

@@ -1,0 +1,71 @@
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use locker_core::domain::{Role, User};
+use locker_core::store::sessions;
+
+use super::TokenKind;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The logged-in caller, from `Authorization: Bearer <access token>`. The
+/// session is looked up on every request, so logout and reuse detection take
+/// effect at once and a role change applies to the next request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub session_id: String,
+}
+
+const NOT_AUTHENTICATED: &str = "Not authenticated";
+const INVALID_TOKEN: &str = "Could not validate credentials";
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized(NOT_AUTHENTICATED))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or(ApiError::Unauthorized(NOT_AUTHENTICATED))?;
+        let claims = state
+            .tokens
+            .verify(TokenKind::Access, token.trim(), state.clock.now_millis())
+            .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+        let user_id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| ApiError::Unauthorized(INVALID_TOKEN))?;
+        let user = sessions::active_user(state.db.pool(), &claims.sid, user_id)
+            .await?
+            .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+        Ok(Self {
+            user,
+            session_id: claims.sid,
+        })
+    }
+}
+
+/// A caller with the admin role; 403 for anyone else.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.user.role != Role::Admin {
+            return Err(ApiError::Forbidden("Admin privileges required"));
+        }
+        Ok(Self(caller))
+    }
+}

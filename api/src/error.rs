@@ -1,0 +1,116 @@
+//! The one error type of the HTTP layer. Every refusal is JSON with a `detail`;
+//! internal causes are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// A refusal whose status comes from the framework (413, 415).
+    #[error("{1}")]
+    Status(StatusCode, String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// `{"detail": "..."}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+}
+
+/// A 422 names each field it refuses, in the original product's shape:
+/// `{"detail": [{"loc": ["body", "email"], "msg": "...", "type": "value_error"}]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    pub detail: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Where the value was: `body`, `query` or `path`, then the field.
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl FieldError {
+    pub fn new(loc: &[&str], msg: impl Into<String>) -> Self {
+        Self {
+            loc: loc.iter().map(|s| (*s).to_owned()).collect(),
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// One refused value at `loc`, e.g. `&["body", "email"]`.
+    pub fn invalid(loc: &[&str], msg: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(loc, msg)])
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(anyhow::Error::new(error).context("database"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, detail) = match self {
+            Self::Invalid(fields) => {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(ValidationErrorBody { detail: fields }),
+                )
+                    .into_response();
+            }
+            Self::Unauthorized(detail) => {
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(ErrorBody {
+                        detail: detail.into(),
+                    }),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            Self::BadRequest(detail) => (StatusCode::BAD_REQUEST, detail),
+            Self::Forbidden(detail) => (StatusCode::FORBIDDEN, detail.into()),
+            Self::NotFound(detail) => (StatusCode::NOT_FOUND, detail.into()),
+            Self::Conflict(detail) => (StatusCode::CONFLICT, detail),
+            Self::Status(status, detail) => (status, detail),
+            Self::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal server error".to_owned(),
+                )
+            }
+        };
+        (status, Json(ErrorBody { detail })).into_response()
+    }
+}

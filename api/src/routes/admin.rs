@@ -1,0 +1,231 @@
+//! `/Admin`: running the lockers (admin only). Every change is audited in the
+//! same transaction.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use locker_core::domain::{Locker, LockerSize, LockerStatus, valid_agent_id};
+use locker_core::store::audit;
+use locker_core::store::lockers::{self, Edit, LockerChanges, NewLocker};
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use validator::{Validate, ValidationError};
+
+use super::lockers::LOCKER_NOT_FOUND;
+use crate::auth::Admin;
+use crate::error::{ApiError, ErrorBody, Result, ValidationErrorBody};
+use crate::extract::{Path, ValidJson};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_locker))
+        .routes(routes!(update_locker, delete_locker))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct CreateLocker {
+    /// The human-readable place, 1 to 200 characters.
+    #[validate(custom(function = "valid_location"))]
+    #[schema(example = "Mall Entrance")]
+    pub location: String,
+    #[validate(length(max = 100, message = "name must be at most 100 characters long"))]
+    #[schema(example = "A1")]
+    pub name: Option<String>,
+    /// Defaults to `MEDIUM`.
+    pub size: Option<LockerSize>,
+    /// The site agent driving the door: letters, digits, `-`, `_`, `.`.
+    #[validate(custom(function = "valid_agent"))]
+    #[schema(example = "mall-entrance")]
+    pub agent_id: Option<String>,
+}
+
+/// Fields left out stay as they are; `null` clears `name` or `agent_id`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct UpdateLocker {
+    #[validate(custom(function = "valid_location"))]
+    pub location: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[validate(length(max = 100, message = "name must be at most 100 characters long"))]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    pub size: Option<LockerSize>,
+    #[serde(default, deserialize_with = "present")]
+    #[validate(custom(function = "valid_agent"))]
+    #[schema(value_type = Option<String>)]
+    pub agent_id: Option<Option<String>>,
+    /// `AVAILABLE` or `OUT_OF_SERVICE`; refused while the locker holds an item.
+    #[validate(custom(function = "settable_status"))]
+    pub status: Option<LockerStatus>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn valid_location(location: &str) -> Result<(), ValidationError> {
+    let len = location.trim().chars().count();
+    if (1..=200).contains(&len) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("length")
+            .with_message("location must be 1 to 200 characters long".into()))
+    }
+}
+
+fn valid_agent(agent_id: &str) -> Result<(), ValidationError> {
+    if valid_agent_id(agent_id) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("agent_id")
+            .with_message("agent_id must be 1 to 64 letters, digits, '-', '_' or '.'".into()))
+    }
+}
+
+fn settable_status(status: &LockerStatus) -> Result<(), ValidationError> {
+    if status.settable_by_admin() {
+        Ok(())
+    } else {
+        Err(ValidationError::new("status")
+            .with_message("status can only be set to AVAILABLE or OUT_OF_SERVICE".into()))
+    }
+}
+
+/// Add a locker at a place; it starts `AVAILABLE`.
+#[utoipa::path(post, path = "/Admin/", tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateLocker,
+    responses(
+        (status = 201, body = Locker),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ValidationErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn create_locker(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ValidJson(body): ValidJson<CreateLocker>,
+) -> Result<(StatusCode, Json<Locker>)> {
+    let now = state.clock.now_millis();
+    let new = NewLocker {
+        location: body.location.trim().to_owned(),
+        name: body
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty()),
+        size: body.size.unwrap_or_default(),
+        agent_id: body.agent_id,
+    };
+    let mut tx = state.db.begin().await?;
+    let locker = lockers::insert(&mut *tx, new, now).await?;
+    audit::record(
+        &mut *tx,
+        entry(now, admin.user.id, "locker.created", &locker),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(locker)))
+}
+
+/// Change a locker's place, name, size, agent or status.
+#[utoipa::path(put, path = "/Admin/{locker_id}", tag = "admin",
+    security(("bearer" = [])),
+    params(("locker_id" = i64, Path)),
+    request_body = UpdateLocker,
+    responses(
+        (status = 200, body = Locker),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Status change on a locker that holds an item", body = ErrorBody),
+        (status = 422, body = ValidationErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(locker_id))]
+async fn update_locker(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(locker_id): Path<i64>,
+    ValidJson(body): ValidJson<UpdateLocker>,
+) -> Result<Json<Locker>> {
+    let now = state.clock.now_millis();
+    let trimmed = |v: Option<Option<String>>| {
+        v.map(|inner| inner.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+    };
+    let changes = LockerChanges {
+        location: body.location.map(|l| l.trim().to_owned()),
+        name: trimmed(body.name),
+        size: body.size,
+        agent_id: body.agent_id,
+        status: body.status,
+    };
+    let mut tx = state.db.begin().await?;
+    let locker = match lockers::update(&mut tx, locker_id, changes, now).await? {
+        Edit::Done(locker) => locker,
+        Edit::NotFound => return Err(ApiError::NotFound(LOCKER_NOT_FOUND)),
+        Edit::Occupied => {
+            return Err(ApiError::Conflict(
+                "Locker holds an item; its status cannot be changed".into(),
+            ));
+        }
+    };
+    audit::record(
+        &mut *tx,
+        entry(now, admin.user.id, "locker.updated", &locker),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(locker))
+}
+
+/// Remove an empty locker.
+#[utoipa::path(delete, path = "/Admin/{locker_id}", tag = "admin",
+    security(("bearer" = [])),
+    params(("locker_id" = i64, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Locker holds an item", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(locker_id))]
+async fn delete_locker(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(locker_id): Path<i64>,
+) -> Result<StatusCode> {
+    let now = state.clock.now_millis();
+    let mut tx = state.db.begin().await?;
+    let locker = match lockers::delete(&mut tx, locker_id).await? {
+        Edit::Done(locker) => locker,
+        Edit::NotFound => return Err(ApiError::NotFound(LOCKER_NOT_FOUND)),
+        Edit::Occupied => {
+            return Err(ApiError::Conflict(
+                "Locker holds an item; force-clear it first".into(),
+            ));
+        }
+    };
+    audit::record(
+        &mut *tx,
+        entry(now, admin.user.id, "locker.deleted", &locker),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn entry<'a>(at: i64, actor: i64, action: &'a str, locker: &Locker) -> audit::Entry<'a> {
+    audit::Entry {
+        at,
+        actor_id: Some(actor),
+        action,
+        subject: format!("locker:{}", locker.id),
+        detail: serde_json::to_string(locker).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,117 @@
+//! `/lockers`: finding lockers, for any logged-in user.
+
+use axum::Json;
+use axum::extract::State;
+use locker_core::domain::{Locker, LockerStatus};
+use locker_core::store::lockers;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use validator::Validate;
+
+use super::Page;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody, Result, ValidationErrorBody};
+use crate::extract::{Path, Query};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_lockers))
+        .routes(routes!(lockers_by_place))
+        .routes(routes!(get_locker))
+}
+
+/// All lockers.
+#[utoipa::path(get, path = "/lockers/", tag = "lockers",
+    security(("bearer" = [])),
+    params(Page),
+    responses(
+        (status = 200, body = Vec<Locker>),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ValidationErrorBody),
+    ))]
+async fn list_lockers(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<Locker>>> {
+    Ok(Json(
+        lockers::list(state.db.pool(), page.limit, page.offset).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+pub struct PlaceQuery {
+    /// The place's name; case and extra spaces do not matter.
+    #[validate(length(
+        min = 1,
+        max = 200,
+        message = "location must be 1 to 200 characters long"
+    ))]
+    pub location: String,
+    /// Only lockers in this status, e.g. `AVAILABLE`.
+    pub status: Option<LockerStatus>,
+    /// At most this many rows (1 to 200, default 50).
+    #[validate(range(min = 1, max = 200, message = "limit must be between 1 and 200"))]
+    #[serde(default = "super::default_limit")]
+    pub limit: i64,
+    /// Rows to skip (default 0).
+    #[validate(range(min = 0, message = "offset must not be negative"))]
+    #[serde(default)]
+    pub offset: i64,
+}
+
+/// Lockers at a named place, e.g. `?location=Mall Entrance`.
+#[utoipa::path(get, path = "/lockers/by-place", tag = "lockers",
+    security(("bearer" = [])),
+    params(PlaceQuery),
+    responses(
+        (status = 200, body = Vec<Locker>),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Missing or blank location", body = ValidationErrorBody),
+    ))]
+async fn lockers_by_place(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<PlaceQuery>,
+) -> Result<Json<Vec<Locker>>> {
+    if query.location.trim().is_empty() {
+        return Err(ApiError::invalid(
+            &["query", "location"],
+            "location must not be blank",
+        ));
+    }
+    let found = lockers::at_place(
+        state.db.pool(),
+        &query.location,
+        query.status,
+        query.limit,
+        query.offset,
+    )
+    .await?;
+    Ok(Json(found))
+}
+
+/// One locker.
+#[utoipa::path(get, path = "/lockers/{locker_id}", tag = "lockers",
+    security(("bearer" = [])),
+    params(("locker_id" = i64, Path)),
+    responses(
+        (status = 200, body = Locker),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn get_locker(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(locker_id): Path<i64>,
+) -> Result<Json<Locker>> {
+    lockers::get(state.db.pool(), locker_id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound(LOCKER_NOT_FOUND))
+}
+
+pub const LOCKER_NOT_FOUND: &str = "Locker not found";

@@ -1,0 +1,104 @@
+use super::{ConfigError, Env, Profile};
+
+/// The development database when `DATABASE_URL` is not set: a file beside
+/// where `cargo run` was started.
+pub const DEV_DATABASE_URL: &str = "sqlite://locker-exchange.db?mode=rwc";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub backend: Backend,
+}
+
+impl DatabaseConfig {
+    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
+        let url = match (env.get("DATABASE_URL")?, profile) {
+            (Some(url), _) => url,
+            (None, Profile::Development) => DEV_DATABASE_URL.to_owned(),
+            (None, Profile::Production) => {
+                return Err(ConfigError::new("DATABASE_URL", "is required but not set"));
+            }
+        };
+        Self::parse(&url).map_err(|problem| ConfigError::new("DATABASE_URL", problem))
+    }
+
+    /// Accepts `postgres://`, `postgresql://`, `sqlite:` and the SQLAlchemy
+    /// spellings of the original product (`postgresql+asyncpg://`,
+    /// `sqlite+aiosqlite://`), which name a Python driver we drop.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err(
+                "expected a URL such as postgres://user@host/db or sqlite://file.db".into(),
+            );
+        };
+        let base = scheme
+            .split('+')
+            .next()
+            .unwrap_or(scheme)
+            .to_ascii_lowercase();
+        let backend = match base.as_str() {
+            "postgres" | "postgresql" => Backend::Postgres,
+            "sqlite" => Backend::Sqlite,
+            _ => {
+                return Err(format!(
+                    "unsupported scheme {scheme:?}: use postgres:// or sqlite:"
+                ));
+            }
+        };
+        let url = match backend {
+            Backend::Postgres => format!("postgres:{rest}"),
+            Backend::Sqlite => {
+                // SQLAlchemy writes `sqlite:///relative.db` and `sqlite:////absolute.db`.
+                let path = match (scheme.contains('+'), rest.strip_prefix("///")) {
+                    (true, Some(path)) => format!("//{path}"),
+                    _ => rest.to_owned(),
+                };
+                // Create the file on first start unless the URL says otherwise.
+                let create = if path.contains("mode=") || path.contains(":memory:") {
+                    ""
+                } else if path.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                };
+                format!("sqlite:{path}{create}")
+            }
+        };
+        Ok(Self { url, backend })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_spellings_select_the_backend() {
+        let pg = DatabaseConfig::parse("postgresql+asyncpg://u:p@localhost:5432/db").unwrap();
+        assert_eq!(pg.backend, Backend::Postgres);
+        assert_eq!(pg.url, "postgres://u:p@localhost:5432/db");
+        let lite = DatabaseConfig::parse("sqlite+aiosqlite:///./x.db").unwrap();
+        assert_eq!(lite.backend, Backend::Sqlite);
+        assert_eq!(lite.url, "sqlite://./x.db?mode=rwc");
+        let abs = DatabaseConfig::parse("sqlite+aiosqlite:////var/x.db").unwrap();
+        assert_eq!(abs.url, "sqlite:///var/x.db?mode=rwc");
+        let plain = DatabaseConfig::parse("sqlite://data.db?mode=ro").unwrap();
+        assert_eq!(plain.url, "sqlite://data.db?mode=ro");
+        assert!(DatabaseConfig::parse("mysql://x").is_err());
+        assert!(DatabaseConfig::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn production_requires_a_database() {
+        let err = DatabaseConfig::load(&Env::from_pairs([]), Profile::Production).unwrap_err();
+        assert_eq!(err.name, "DATABASE_URL");
+        let dev = DatabaseConfig::load(&Env::from_pairs([]), Profile::Development).unwrap();
+        assert_eq!(dev.backend, Backend::Sqlite);
+    }
+}

@@ -1,0 +1,10 @@
+//! Storage: one module per table group, SQL shared by both backends.
+//!
+//! Single statements take any executor (pool or transaction); every state
+//! change is one conditional statement, so concurrent requests have exactly
+//! one winner.
+
+pub mod audit;
+pub mod lockers;
+pub mod sessions;
+pub mod users;
