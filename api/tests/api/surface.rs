@@ -1,0 +1,157 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+async fn raw(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}{path}", app.base))
+        .body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn bad_bodies_get_json_refusals_not_500s() {
+    let app = TestApp::spawn().await;
+    let post = reqwest::Method::POST;
+
+    let (status, body) = raw(
+        &app,
+        post.clone(),
+        "/Auth/signup",
+        Some("application/json"),
+        b"{\"name\": ".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Malformed JSON"),
+        "{body}"
+    );
+
+    let (status, body) = raw(
+        &app,
+        post.clone(),
+        "/Auth/signup",
+        Some("text/plain"),
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(body["detail"].is_string());
+
+    let (status, body) = raw(
+        &app,
+        post.clone(),
+        "/Auth/signup",
+        Some("application/json"),
+        b"[1, 2]".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let huge = format!(
+        "{{\"name\": \"{}\", \"email\": \"a@example.com\", \"password\": \"StrongPassword@123\"}}",
+        "x".repeat(100_000)
+    );
+    let (status, body) = raw(
+        &app,
+        post.clone(),
+        "/Auth/signup",
+        Some("application/json"),
+        huge.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body["detail"].is_string());
+
+    let (status, body) = raw(&app, reqwest::Method::GET, "/no/such/route", None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["detail"], "Not Found");
+
+    let (status, body) = raw(&app, reqwest::Method::PATCH, "/Auth/signup", None, vec![]).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body["detail"].is_string());
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn().await;
+    let get = |p: &str| app.client.get(format!("{}{p}", app.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
+    app.state.db.close().await;
+    assert_eq!(
+        get("/readyz").await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn openapi_documents_every_endpoint_with_its_refusals() {
+    let app = TestApp::spawn().await;
+    let (status, doc) = app.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let expect = [
+        ("/Auth/signup", "post", &["201", "409", "422"][..]),
+        ("/Auth/login", "post", &["200", "401", "422"]),
+        ("/Auth/refresh", "post", &["200", "401"]),
+        ("/Auth/logout", "post", &["204", "401"]),
+        ("/Auth/me", "get", &["200", "401"]),
+        ("/Auth/", "get", &["200", "401", "403"]),
+        ("/lockers/", "get", &["200", "401", "422"]),
+        ("/lockers/by-place", "get", &["200", "401", "422"]),
+        ("/lockers/{locker_id}", "get", &["200", "401", "404"]),
+        ("/Admin/", "post", &["201", "401", "403", "422"]),
+        (
+            "/Admin/{locker_id}",
+            "put",
+            &["200", "401", "403", "404", "409", "422"],
+        ),
+        (
+            "/Admin/{locker_id}",
+            "delete",
+            &["204", "401", "403", "404", "409"],
+        ),
+    ];
+    for (path, method, statuses) in expect {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} missing");
+        for status in statuses {
+            assert!(
+                op["responses"][status].is_object(),
+                "{method} {path} lacks {status}"
+            );
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    for (page, marker) in [("/docs", "swagger-ui"), ("/redoc", "redoc")] {
+        let resp = app
+            .client
+            .get(format!("{}{page}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let html = resp.text().await.unwrap();
+        assert!(html.to_lowercase().contains(marker), "{page}");
+    }
+}
