@@ -8,13 +8,18 @@ use locker_core::domain::Email;
 use locker_core::store::{audit, users};
 use secrecy::ExposeSecret;
 
-use crate::state::AppState;
+use locker_core::Db;
+use locker_core::hashing::Hasher;
 
-pub async fn ensure_admin(state: &AppState, seed: &AdminSeed) -> anyhow::Result<()> {
+pub async fn ensure_admin(
+    db: &Db,
+    hasher: &Hasher,
+    seed: &AdminSeed,
+    now: i64,
+) -> anyhow::Result<()> {
     let email =
         Email::parse(&seed.email).map_err(|problem| anyhow::anyhow!("ADMIN_EMAIL: {problem}"))?;
-    let now = state.clock.now_millis();
-    if users::promote(state.db.pool(), &email).await? {
+    if users::promote(db.pool(), &email).await? {
         tracing::info!(%email, "admin account present");
         return Ok(());
     }
@@ -24,8 +29,8 @@ pub async fn ensure_admin(state: &AppState, seed: &AdminSeed) -> anyhow::Result<
     if password.expose_secret().chars().count() < 8 {
         bail!("ADMIN_PASSWORD: must be at least 8 characters long");
     }
-    let hash = state.passwords.hash(password.clone()).await?;
-    let mut tx = state.db.begin().await?;
+    let hash = hasher.hash(password.clone()).await?;
+    let mut tx = db.begin().await?;
     users::insert_admin(&mut *tx, "Administrator", &email, &hash, now)
         .await
         .context("cannot create the admin account")?;

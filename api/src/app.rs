@@ -21,8 +21,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::admin_seed;
 use crate::error::ApiError;
-use crate::routes::{admin, auth, docs, health, lockers};
+use crate::routes::{admin, auth, docs, health, items, lockers};
 use crate::state::AppState;
+use crate::trace;
 
 /// Bodies are small JSON documents; anything larger is refused before parsing.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -39,7 +40,8 @@ impl Application {
     pub async fn build(config: &ApiConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let state = AppState::connect(config, clock).await?;
         if let Some(seed) = &config.admin {
-            admin_seed::ensure_admin(&state, seed).await?;
+            admin_seed::ensure_admin(&state.db, &state.hasher, seed, state.clock.now_millis())
+                .await?;
         }
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -66,7 +68,10 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
@@ -79,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(auth::router())
         .merge(lockers::router())
+        .merge(items::router())
         .merge(admin::router())
         .split_for_parts();
 
@@ -95,7 +101,8 @@ pub fn router(state: AppState) -> Router {
                 .on_request(())
                 .on_response(log_response)
                 .on_failure(()),
-        );
+        )
+        .layer(axum::middleware::from_fn(trace::middleware));
     traced.merge(health::router()).with_state(state)
 }
 
@@ -104,7 +111,12 @@ fn request_span(request: &Request<Body>) -> Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("<unmatched>", MatchedPath::as_str);
-    tracing::info_span!("request", method = %request.method(), route)
+    let trace_id = request
+        .headers()
+        .get(trace::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), route, trace_id)
 }
 
 /// One line per request: method and route template (from the span), status, latency.

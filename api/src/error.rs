@@ -23,6 +23,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
+    /// 429 with `Retry-After` in seconds.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: &'static str,
+        retry_after_secs: u64,
+    },
     /// A refusal whose status comes from the framework (413, 415).
     #[error("{1}")]
     Status(StatusCode, String),
@@ -96,6 +102,23 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            Self::TooManyRequests {
+                detail,
+                retry_after_secs,
+            } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(ErrorBody {
+                        detail: detail.into(),
+                    }),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
                 return response;
             }
             Self::BadRequest(detail) => (StatusCode::BAD_REQUEST, detail),

@@ -6,7 +6,9 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod routes;
 pub mod state;
+pub mod trace;
 
 pub use app::Application;

@@ -6,10 +6,14 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use locker_api::Application;
 use locker_api::admin_seed::ensure_admin;
-use locker_api::state::AppState;
-use locker_core::config::{AdminSeed, ApiConfig, Env, Profile};
+use locker_core::config::{AdminSeed, ApiConfig, DatabaseConfig, Env, Profile};
+use locker_core::hashing::Hasher;
+use locker_core::queue::JobQueue;
+use locker_core::relay::Relay;
+use locker_core::{Clock, Db};
 use locker_core::{SystemClock, shutdown, telemetry};
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(version, about = "The Locker Exchange HTTP API")]
@@ -32,19 +36,18 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init("info,sqlx=warn");
+    telemetry::init("info,sqlx=warn,lapin=warn");
     let cli = Cli::parse();
     let env = Env::process();
-    let config = match ApiConfig::load(&env, Profile::Production) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("configuration error: {error}");
-            return ExitCode::from(2);
-        }
-    };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
-        Command::CreateAdmin { email } => create_admin(config, &env, email).await,
+        Command::Serve => match ApiConfig::load(&env, Profile::Production) {
+            Ok(config) => serve(config).await,
+            Err(error) => {
+                eprintln!("configuration error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::CreateAdmin { email } => create_admin(&env, email).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,12 +59,28 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: ApiConfig) -> anyhow::Result<()> {
-    let app = Application::build(&config, Arc::new(SystemClock)).await?;
+    let clock = Arc::new(SystemClock);
+    let app = Application::build(&config, clock.clone()).await?;
+    let state = app.state().clone();
+    // The outbox relay runs beside the server: jobs written here are
+    // published from here, and wait in the outbox while RabbitMQ is away.
+    let relay = Relay::new(
+        state.db.clone(),
+        JobQueue::from_config(&config.queue),
+        clock,
+        state.relay.clone(),
+    );
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn(relay.run(stop.clone()));
     tracing::info!(address = %app.local_addr(), "locker-api listening");
-    app.run_until(shutdown::signal()).await
+    let served = app.run_until(shutdown::signal()).await;
+    stop.cancel();
+    let _ = relay.await;
+    served
 }
 
-async fn create_admin(mut config: ApiConfig, env: &Env, email: String) -> anyhow::Result<()> {
+async fn create_admin(env: &Env, email: String) -> anyhow::Result<()> {
+    let database = DatabaseConfig::load(env, Profile::Production)?;
     let password = match env.get("ADMIN_PASSWORD")? {
         Some(password) => password,
         None => {
@@ -71,15 +90,13 @@ async fn create_admin(mut config: ApiConfig, env: &Env, email: String) -> anyhow
             first
         }
     };
-    // Only this admin: the ADMIN_EMAIL one (if any) is the server's business.
-    config.admin = None;
     let seed = AdminSeed {
         email,
         password: Some(SecretString::from(password)),
     };
-    let state = AppState::connect(&config, Arc::new(SystemClock)).await?;
-    ensure_admin(&state, &seed).await?;
-    state.db.close().await;
+    let db = Db::connect(&database).await?;
+    ensure_admin(&db, &Hasher::new()?, &seed, SystemClock.now_millis()).await?;
+    db.close().await;
     println!("admin {} is ready", seed.email);
     Ok(())
 }

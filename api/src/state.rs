@@ -1,17 +1,23 @@
 use std::sync::Arc;
 
-use locker_core::config::ApiConfig;
+use locker_core::config::{ApiConfig, ExchangeConfig};
+use locker_core::relay::RelayWaker;
 use locker_core::{Clock, Db};
 
-use crate::auth::{Passwords, TokenKeys};
+use locker_core::hashing::Hasher;
+
+use crate::auth::TokenKeys;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub tokens: Arc<TokenKeys>,
-    pub passwords: Passwords,
+    pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,
+    pub exchange: Arc<ExchangeConfig>,
+    /// Nudges the outbox relay after a commit that wrote jobs.
+    pub relay: RelayWaker,
 }
 
 impl AppState {
@@ -20,8 +26,10 @@ impl AppState {
         Ok(Self {
             db: Db::connect(&config.database).await?,
             tokens: Arc::new(TokenKeys::new(&config.auth)),
-            passwords: Passwords::new()?,
+            hasher: Hasher::new()?,
             clock,
+            exchange: Arc::new(config.exchange.clone()),
+            relay: RelayWaker::default(),
         })
     }
 }

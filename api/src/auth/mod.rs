@@ -2,10 +2,8 @@
 //! turn a bearer token into a user.
 
 mod extract;
-pub mod password;
 pub mod session;
 pub mod tokens;
 
 pub use extract::{Admin, Caller};
-pub use password::Passwords;
 pub use tokens::{TokenKeys, TokenKind};

@@ -4,8 +4,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use locker_core::domain::{Locker, LockerSize, LockerStatus, valid_agent_id};
+use locker_core::domain::{Item, Locker, LockerSize, LockerStatus, valid_agent_id};
+use locker_core::jobs::Message;
 use locker_core::store::audit;
+use locker_core::store::items;
 use locker_core::store::lockers::{self, Edit, LockerChanges, NewLocker};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
@@ -13,16 +15,19 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
+use super::items::{item_entry, notify_sender};
 use super::lockers::LOCKER_NOT_FOUND;
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody, Result, ValidationErrorBody};
 use crate::extract::{Path, ValidJson};
 use crate::state::AppState;
+use crate::trace::TraceId;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_locker))
         .routes(routes!(update_locker, delete_locker))
+        .routes(routes!(force_clear))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -218,6 +223,55 @@ async fn delete_locker(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Empty a locker whatever it holds: the item is kept, marked `CLEARED`; the
+/// locker is available again; the sender is told.
+#[utoipa::path(delete, path = "/Admin/{locker_id}/force-clear", tag = "admin",
+    security(("bearer" = [])),
+    params(("locker_id" = i64, Path)),
+    responses(
+        (status = 200, description = "The cleared item", body = Item),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Locker holds no item", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(locker_id))]
+async fn force_clear(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    TraceId(trace_id): TraceId,
+    Path(locker_id): Path<i64>,
+) -> Result<Json<Item>> {
+    let now = state.clock.now_millis();
+    let mut tx = state.db.begin().await?;
+    let Some(item) = items::clear(&mut tx, locker_id, now).await? else {
+        return Err(match lockers::get(&mut *tx, locker_id).await? {
+            None => ApiError::NotFound(LOCKER_NOT_FOUND),
+            Some(_) => ApiError::Conflict("Locker holds no item".into()),
+        });
+    };
+    lockers::transition(
+        &mut *tx,
+        locker_id,
+        LockerStatus::Occupied,
+        LockerStatus::Available,
+        now,
+    )
+    .await?;
+    notify_sender(&mut tx, &item, &trace_id, now, |item, location| {
+        Message::ItemCleared { item, location }
+    })
+    .await?;
+    audit::record(
+        &mut *tx,
+        item_entry(now, Some(admin.user.id), "item.cleared", &item),
+    )
+    .await?;
+    tx.commit().await?;
+    state.relay.wake();
+    Ok(Json(item))
 }
 
 fn entry<'a>(at: i64, actor: i64, action: &'a str, locker: &Locker) -> audit::Entry<'a> {

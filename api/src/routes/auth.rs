@@ -79,7 +79,7 @@ async fn signup(
 ) -> Result<(StatusCode, Json<User>)> {
     let email =
         Email::parse(&body.email).map_err(|msg| ApiError::invalid(&["body", "email"], msg))?;
-    let hash = state.passwords.hash(body.password.into()).await?;
+    let hash = state.hasher.hash(body.password.into()).await?;
     let new_user = users::NewUser {
         name: body.name.trim(),
         email: &email,
@@ -122,7 +122,7 @@ async fn login(
         Err(_) => None,
     };
     let (user, hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
-    let matches = state.passwords.verify(body.password.into(), hash).await?;
+    let matches = state.hasher.verify(body.password.into(), hash).await?;
     match user {
         Some(user) if matches => Ok(Json(session::start(&state, user.id).await?)),
         _ => Err(ApiError::Unauthorized("Incorrect email or password")),

@@ -19,6 +19,7 @@ use crate::state::AppState;
     tags(
         (name = "auth", description = "Accounts and logins"),
         (name = "lockers", description = "Finding lockers"),
+        (name = "items", description = "Dropping and collecting items"),
         (name = "admin", description = "Running the lockers (admin only)"),
     )
 )]

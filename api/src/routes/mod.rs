@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod docs;
 pub mod health;
+pub mod items;
 pub mod lockers;
 
 use serde::Deserialize;

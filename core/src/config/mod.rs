@@ -5,12 +5,18 @@
 mod auth;
 mod database;
 mod env;
+mod exchange;
+mod notify;
+mod queue;
 
 use std::net::SocketAddr;
 
 pub use auth::{AdminSeed, AuthConfig, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, JwtAlgorithm};
 pub use database::{Backend, DatabaseConfig};
 pub use env::{ConfigError, Env};
+pub use exchange::{ExchangeConfig, RateLimits};
+pub use notify::{NotifyConfig, SmtpConfig, SmtpTls, TWILIO_API_BASE, TwilioConfig};
+pub use queue::QueueConfig;
 
 /// Which defaults apply when a value is not set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +27,26 @@ pub enum Profile {
     Production,
 }
 
+/// Everything the workers need.
+#[derive(Debug, Clone)]
+pub struct WorkersConfig {
+    pub database: DatabaseConfig,
+    pub queue: QueueConfig,
+    pub notify: NotifyConfig,
+    pub exchange: ExchangeConfig,
+}
+
+impl WorkersConfig {
+    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseConfig::load(env, profile)?,
+            queue: QueueConfig::load(env, profile)?,
+            notify: NotifyConfig::load(env)?,
+            exchange: ExchangeConfig::load(env)?,
+        })
+    }
+}
+
 /// Everything the API process needs.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -28,6 +54,9 @@ pub struct ApiConfig {
     pub listen_addr: SocketAddr,
     pub auth: AuthConfig,
     pub admin: Option<AdminSeed>,
+    pub exchange: ExchangeConfig,
+    /// The outbox relay in the api process publishes here.
+    pub queue: QueueConfig,
 }
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8000";
@@ -43,6 +72,8 @@ impl ApiConfig {
             )?,
             auth: AuthConfig::load(env, profile)?,
             admin: AdminSeed::load(env, profile)?,
+            exchange: ExchangeConfig::load(env)?,
+            queue: QueueConfig::load(env, profile)?,
         })
     }
 }

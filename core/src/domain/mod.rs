@@ -1,9 +1,13 @@
 //! Domain types: validated at the edge, impossible to build invalid.
 
+mod contact;
 mod email;
+mod item;
 mod locker;
 mod user;
 
+pub use contact::{Contact, Phone};
 pub use email::Email;
+pub use item::{Item, ItemStatus};
 pub use locker::{Locker, LockerSize, LockerStatus, place_key, valid_agent_id};
 pub use user::{Role, User};

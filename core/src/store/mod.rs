@@ -5,6 +5,10 @@
 //! one winner.
 
 pub mod audit;
+pub mod items;
+pub mod job_runs;
 pub mod lockers;
+pub mod outbox;
+pub mod rate_limits;
 pub mod sessions;
 pub mod users;

@@ -3,7 +3,9 @@
 
 mod admin;
 mod auth;
+mod exchange;
 mod helpers;
 mod lockers;
+mod pipeline;
 mod surface;
 mod tokens;

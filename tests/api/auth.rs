@@ -203,8 +203,12 @@ async fn admin_seed_promotes_an_existing_account_and_keeps_its_password() {
         email: "Boss@Example.com".into(),
         password: None,
     };
-    ensure_admin(&app.state, &seed).await.unwrap();
-    ensure_admin(&app.state, &seed).await.unwrap();
+    ensure_admin(&app.state.db, &app.state.hasher, &seed, 0)
+        .await
+        .unwrap();
+    ensure_admin(&app.state.db, &app.state.hasher, &seed, 0)
+        .await
+        .unwrap();
 
     // The role applies to the token already held, and the password is unchanged.
     assert_eq!(app.get("/Auth/", Some(&token)).await.0, StatusCode::OK);
@@ -220,13 +224,17 @@ async fn admin_seed_without_a_password_cannot_create_an_account() {
         email: "new-admin@example.com".into(),
         password: None,
     };
-    let error = ensure_admin(&app.state, &seed).await.unwrap_err();
+    let error = ensure_admin(&app.state.db, &app.state.hasher, &seed, 0)
+        .await
+        .unwrap_err();
     assert!(error.to_string().starts_with("ADMIN_PASSWORD:"), "{error}");
     let seed = AdminSeed {
         email: "new-admin@example.com".into(),
         password: Some("admin-password-1".to_owned().into()),
     };
-    ensure_admin(&app.state, &seed).await.unwrap();
+    ensure_admin(&app.state.db, &app.state.hasher, &seed, 0)
+        .await
+        .unwrap();
     let token = access(&app.login("new-admin@example.com", "admin-password-1").await);
     assert_eq!(app.get("/Auth/", Some(&token)).await.0, StatusCode::OK);
 }

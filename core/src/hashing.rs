@@ -1,5 +1,5 @@
-//! Argon2id password hashing, off the async threads and bounded so a burst of
-//! logins cannot take all memory (each hash holds 19 MiB).
+//! Argon2id hashing of passwords and one-time codes, off the async threads
+//! and bounded so a burst cannot take all memory (each hash holds 19 MiB).
 
 use std::sync::Arc;
 
@@ -18,14 +18,14 @@ fn argon2() -> Argon2<'static> {
 }
 
 #[derive(Clone)]
-pub struct Passwords {
+pub struct Hasher {
     permits: Arc<Semaphore>,
-    /// Verified against when the account does not exist, so an unknown email
-    /// costs the same time as a wrong password.
+    /// Verified against when there is nothing to verify against (an unknown
+    /// account), so that costs the same time as a wrong secret.
     dummy_hash: Arc<str>,
 }
 
-impl Passwords {
+impl Hasher {
     pub fn new() -> anyhow::Result<Self> {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         let dummy_hash = hash_blocking("locker-exchange timing equaliser")?;
@@ -35,16 +35,16 @@ impl Passwords {
         })
     }
 
-    pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        self.blocking(move || hash_blocking(password.expose_secret()))
+    pub async fn hash(&self, secret: SecretString) -> anyhow::Result<String> {
+        self.blocking(move || hash_blocking(secret.expose_secret()))
             .await?
     }
 
-    /// True when `password` matches `stored`; with no stored hash it still
+    /// True when `secret` matches `stored`; with no stored hash it still
     /// does the work and answers false.
     pub async fn verify(
         &self,
-        password: SecretString,
+        secret: SecretString,
         stored: Option<String>,
     ) -> anyhow::Result<bool> {
         let known = stored.is_some();
@@ -52,10 +52,10 @@ impl Passwords {
         let matches = self
             .blocking(move || {
                 let parsed = PasswordHash::new(&hash)
-                    .map_err(|e| anyhow::anyhow!("stored password hash is malformed: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("stored hash is malformed: {e}"))?;
                 Ok::<_, anyhow::Error>(
                     argon2()
-                        .verify_password(password.expose_secret().as_bytes(), &parsed)
+                        .verify_password(secret.expose_secret().as_bytes(), &parsed)
                         .is_ok(),
                 )
             })
@@ -71,16 +71,16 @@ impl Passwords {
         let span = Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(work))
             .await
-            .context("password hashing task failed")
+            .context("hashing task failed")
     }
 }
 
-fn hash_blocking(password: &str) -> anyhow::Result<String> {
+fn hash_blocking(secret: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     argon2()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("cannot hash password: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))
 }
 
 #[cfg(test)]
@@ -89,26 +89,26 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_only_the_right_password() {
-        let passwords = Passwords::new().unwrap();
-        let hash = passwords
+        let hasher = Hasher::new().unwrap();
+        let hash = hasher
             .hash("correct horse".to_owned().into())
             .await
             .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(
-            passwords
+            hasher
                 .verify("correct horse".to_owned().into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
         assert!(
-            !passwords
+            !hasher
                 .verify("wrong horse".to_owned().into(), Some(hash))
                 .await
                 .unwrap()
         );
         assert!(
-            !passwords
+            !hasher
                 .verify("locker-exchange timing equaliser".to_owned().into(), None)
                 .await
                 .unwrap()

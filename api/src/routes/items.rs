@@ -1,0 +1,448 @@
+//! `/Items`: a sender drops an item; the receiver, who has no account, asks
+//! for a code at the locker and collects with it.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use locker_core::domain::{Contact, Email, Item, LockerStatus, Phone, Role};
+use locker_core::jobs::{Job, Message, NotifyJob, OtpJob};
+use locker_core::store::items::{self, NewItem};
+use locker_core::store::{audit, lockers, outbox};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use validator::{Validate, ValidationError};
+
+use super::Page;
+use super::lockers::LOCKER_NOT_FOUND;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody, FieldError, Result, ValidationErrorBody};
+use crate::extract::{Path, Query, ValidJson};
+use crate::limits;
+use crate::state::AppState;
+use crate::trace::TraceId;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(drop_item, my_items))
+        .routes(routes!(get_item))
+        .routes(routes!(request_otp))
+        .routes(routes!(collect))
+}
+
+const ITEM_NOT_FOUND: &str = "Item not found";
+const INVALID_CODE: &str = "Invalid or expired code";
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct CreateItem {
+    pub locker_id: i64,
+    /// 1 to 100 characters.
+    #[validate(custom(function = "valid_item_name"))]
+    #[schema(example = "Blue umbrella")]
+    pub name: String,
+    #[validate(length(max = 500, message = "description must be at most 500 characters long"))]
+    pub description: Option<String>,
+    /// International form, e.g. +14155552671; stored as E.164.
+    #[schema(example = "+14155552671")]
+    pub receiver_phone: Option<String>,
+    #[schema(example = "receiver@example.com")]
+    pub receiver_email: Option<String>,
+}
+
+fn valid_item_name(name: &str) -> Result<(), ValidationError> {
+    if (1..=100).contains(&name.trim().chars().count()) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("length")
+            .with_message("name must be 1 to 100 characters long".into()))
+    }
+}
+
+/// The receiver's contacts, normalised; at least one.
+fn receiver(body: &CreateItem, region: Option<&str>) -> Result<(Option<Phone>, Option<Email>)> {
+    let blank = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let (phone, email) = (blank(&body.receiver_phone), blank(&body.receiver_email));
+    if phone.is_none() && email.is_none() {
+        return Err(ApiError::Invalid(vec![
+            FieldError::new(
+                &["body", "receiver_phone"],
+                "give the receiver's phone number or email",
+            ),
+            FieldError::new(
+                &["body", "receiver_email"],
+                "give the receiver's phone number or email",
+            ),
+        ]));
+    }
+    let mut errors = Vec::new();
+    let phone = phone.and_then(|p| {
+        Phone::parse(&p, region)
+            .map_err(|msg| errors.push(FieldError::new(&["body", "receiver_phone"], msg)))
+            .ok()
+    });
+    let email = email.and_then(|e| {
+        Email::parse(&e)
+            .map_err(|msg| errors.push(FieldError::new(&["body", "receiver_email"], msg)))
+            .ok()
+    });
+    if errors.is_empty() {
+        Ok((phone, email))
+    } else {
+        Err(ApiError::Invalid(errors))
+    }
+}
+
+/// Put an item in an available locker; the locker becomes occupied and the
+/// receiver is told where to collect it.
+#[utoipa::path(post, path = "/Items/", tag = "items",
+    security(("bearer" = [])),
+    request_body = CreateItem,
+    responses(
+        (status = 201, body = Item),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such locker", body = ErrorBody),
+        (status = 409, description = "Locker is not available", body = ErrorBody),
+        (status = 422, description = "Invalid name or contacts", body = ValidationErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(locker_id = body.locker_id))]
+async fn drop_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    TraceId(trace_id): TraceId,
+    ValidJson(body): ValidJson<CreateItem>,
+) -> Result<(StatusCode, Json<Item>)> {
+    let (phone, email) = receiver(&body, state.exchange.phone_region.as_deref())?;
+    let now = state.clock.now_millis();
+    let mut tx = state.db.begin().await?;
+    // The conditional move is the reservation: of racing senders one wins.
+    if !lockers::transition(
+        &mut *tx,
+        body.locker_id,
+        LockerStatus::Available,
+        LockerStatus::Occupied,
+        now,
+    )
+    .await?
+    {
+        return Err(match lockers::get(&mut *tx, body.locker_id).await? {
+            None => ApiError::NotFound(LOCKER_NOT_FOUND),
+            Some(_) => ApiError::Conflict("Locker is not available".into()),
+        });
+    }
+    let item = items::insert_stored(
+        &mut *tx,
+        NewItem {
+            locker_id: body.locker_id,
+            sender_id: caller.user.id,
+            name: body.name.trim().to_owned(),
+            description: body
+                .description
+                .map(|d| d.trim().to_owned())
+                .filter(|d| !d.is_empty()),
+            receiver_phone: phone.map(|p| p.to_string()),
+            receiver_email: email.map(|e| e.into_inner()),
+        },
+        now,
+    )
+    .await?;
+    let (name, location, locker) = items::whereabouts(&mut *tx, item.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("item {} has no locker", item.id))?;
+    for to in [&item.receiver_phone, &item.receiver_email]
+        .into_iter()
+        .flatten()
+    {
+        let message = Message::ItemStored {
+            item: name.clone(),
+            location: location.clone(),
+            locker: locker.clone(),
+        };
+        outbox::enqueue(
+            &mut *tx,
+            &Job::Notify(NotifyJob {
+                to: to.clone(),
+                message,
+            }),
+            &trace_id,
+            now,
+        )
+        .await?;
+    }
+    audit::record(
+        &mut *tx,
+        item_entry(now, Some(caller.user.id), "item.stored", &item),
+    )
+    .await?;
+    tx.commit().await?;
+    state.relay.wake();
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// The caller's own items, newest first.
+#[utoipa::path(get, path = "/Items/", tag = "items",
+    security(("bearer" = [])),
+    params(Page),
+    responses(
+        (status = 200, body = Vec<Item>),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ValidationErrorBody),
+    ))]
+async fn my_items(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<Item>>> {
+    Ok(Json(
+        items::for_sender(state.db.pool(), caller.user.id, page.limit, page.offset).await?,
+    ))
+}
+
+/// One item, for its sender or an admin.
+#[utoipa::path(get, path = "/Items/{item_id}", tag = "items",
+    security(("bearer" = [])),
+    params(("item_id" = i64, Path)),
+    responses(
+        (status = 200, body = Item),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such item, or not the caller's", body = ErrorBody),
+    ))]
+async fn get_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(item_id): Path<i64>,
+) -> Result<Json<Item>> {
+    match items::get(state.db.pool(), item_id).await? {
+        Some((item, sender)) if sender == caller.user.id || caller.user.role == Role::Admin => {
+            Ok(Json(item))
+        }
+        // Someone else's item is as invisible as a missing one.
+        _ => Err(ApiError::NotFound(ITEM_NOT_FOUND)),
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct OtpRequest {
+    /// The receiver's phone number or email, as the sender gave it.
+    #[schema(example = "+14155552671")]
+    #[validate(length(
+        min = 1,
+        max = 254,
+        message = "contact must be 1 to 254 characters long"
+    ))]
+    pub contact: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub detail: &'static str,
+}
+
+/// Ask for a one-time code at the locker. The answer is the same whether or
+/// not the contact is the receiver's, so it tells nobody who that is.
+#[utoipa::path(post, path = "/Items/lockers/{locker_id}/request-otp", tag = "items",
+    params(("locker_id" = i64, Path)),
+    request_body = OtpRequest,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 422, description = "Not an email or phone number", body = ValidationErrorBody),
+        (status = 429, description = "Too many requests (see Retry-After)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(locker_id))]
+async fn request_otp(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    TraceId(trace_id): TraceId,
+    Path(locker_id): Path<i64>,
+    ValidJson(body): ValidJson<OtpRequest>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    let contact = Contact::parse(&body.contact, state.exchange.phone_region.as_deref())
+        .map_err(|msg| ApiError::invalid(&["body", "contact"], msg))?;
+    let limits = &state.exchange.limits;
+    limits::check(
+        &state,
+        &format!("otp:locker:{locker_id}"),
+        limits.per_locker,
+    )
+    .await?;
+    limits::check(
+        &state,
+        &format!("otp:client:{}", client.ip()),
+        limits.per_client,
+    )
+    .await?;
+    limits::check(
+        &state,
+        &format!("otp:contact:{}", contact.as_str()),
+        limits.per_contact,
+    )
+    .await?;
+
+    let now = state.clock.now_millis();
+    if let Some(item_id) =
+        items::stored_for_receiver(state.db.pool(), locker_id, contact.as_str()).await?
+    {
+        let job = Job::Otp(OtpJob {
+            item_id,
+            contact: contact.as_str().to_owned(),
+        });
+        outbox::enqueue(state.db.pool(), &job, &trace_id, now).await?;
+        state.relay.wake();
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            detail: "If this contact is the receiver of the item in this locker, a code is on its way.",
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct CollectRequest {
+    /// The 6-digit code.
+    #[schema(example = "123456")]
+    #[validate(custom(function = "six_digits"))]
+    pub otp: String,
+}
+
+fn six_digits(otp: &str) -> Result<(), ValidationError> {
+    if otp.len() == 6 && otp.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("otp").with_message("the code is 6 digits".into()))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Collected {
+    pub detail: &'static str,
+    pub locker_id: i64,
+    pub item_id: i64,
+}
+
+/// Collect with the code: the locker opens, the sender is told.
+#[utoipa::path(post, path = "/Items/lockers/{locker_id}/collect", tag = "items",
+    params(("locker_id" = i64, Path)),
+    request_body = CollectRequest,
+    responses(
+        (status = 200, body = Collected),
+        (status = 400, description = "Invalid or expired code", body = ErrorBody),
+        (status = 422, description = "Not 6 digits", body = ValidationErrorBody),
+        (status = 429, description = "Too many wrong codes or requests (see Retry-After)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(locker_id))]
+async fn collect(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    TraceId(trace_id): TraceId,
+    Path(locker_id): Path<i64>,
+    ValidJson(body): ValidJson<CollectRequest>,
+) -> Result<Json<Collected>> {
+    let rules = &state.exchange;
+    limits::check(
+        &state,
+        &format!("collect:client:{}", client.ip()),
+        rules.limits.collects_per_client,
+    )
+    .await?;
+    let pool = state.db.pool();
+    let now = state.clock.now_millis();
+    let Some((item_id, hash)) =
+        items::take_code_attempt(pool, locker_id, rules.otp_max_attempts, now).await?
+    else {
+        return Err(match items::locked_until(pool, locker_id, now).await? {
+            Some(until) => cooling_down(until, now),
+            None => ApiError::BadRequest(INVALID_CODE.into()),
+        });
+    };
+    if !state
+        .hasher
+        .verify(body.otp.into(), Some(hash.clone()))
+        .await?
+    {
+        let until = now + rules.otp_cooldown.as_millis() as i64;
+        return Err(
+            if items::record_wrong_code(pool, item_id, rules.otp_failure_cap, until).await? {
+                tracing::warn!(item_id, "too many wrong codes; item cooling down");
+                cooling_down(until, now)
+            } else {
+                ApiError::BadRequest(INVALID_CODE.into())
+            },
+        );
+    }
+
+    let mut tx = state.db.begin().await?;
+    // Conditional on the code just checked: of two collects with it, one wins.
+    let Some(item) = items::collect(&mut tx, item_id, &hash, now).await? else {
+        return Err(ApiError::BadRequest(INVALID_CODE.into()));
+    };
+    lockers::transition(
+        &mut *tx,
+        locker_id,
+        LockerStatus::Occupied,
+        LockerStatus::Available,
+        now,
+    )
+    .await?;
+    notify_sender(&mut tx, &item, &trace_id, now, |item, location| {
+        Message::ItemCollected { item, location }
+    })
+    .await?;
+    audit::record(&mut *tx, item_entry(now, None, "item.collected", &item)).await?;
+    tx.commit().await?;
+    state.relay.wake();
+    Ok(Json(Collected {
+        detail: "Code accepted; the locker is open.",
+        locker_id,
+        item_id,
+    }))
+}
+
+fn cooling_down(until: i64, now: i64) -> ApiError {
+    ApiError::TooManyRequests {
+        detail: "Too many wrong codes; request a new code later",
+        retry_after_secs: ((until - now) / 1000).max(1) as u64,
+    }
+}
+
+/// Queues an email to the item's sender, in the caller's transaction.
+pub async fn notify_sender(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    item: &Item,
+    trace_id: &str,
+    now: i64,
+    message: impl FnOnce(String, String) -> Message,
+) -> Result<()> {
+    let sender = items::sender_email(&mut **tx, item.id).await?;
+    let place = items::whereabouts(&mut **tx, item.id).await?;
+    if let (Some(to), Some((name, location, _))) = (sender, place) {
+        let job = Job::Notify(NotifyJob {
+            to,
+            message: message(name, location),
+        });
+        outbox::enqueue(&mut **tx, &job, trace_id, now).await?;
+    }
+    Ok(())
+}
+
+pub fn item_entry<'a>(
+    at: i64,
+    actor_id: Option<i64>,
+    action: &'a str,
+    item: &Item,
+) -> audit::Entry<'a> {
+    audit::Entry {
+        at,
+        actor_id,
+        action,
+        subject: format!("item:{}", item.id),
+        detail: format!("locker {}", item.locker_id.unwrap_or_default()),
+    }
+}

@@ -1,0 +1,361 @@
+//! RabbitMQ through lapin. Per job kind: a durable queue `{prefix}.{kind}`, a
+//! dead-letter queue `{prefix}.{kind}.dead`, and one retry queue per delay,
+//! `{prefix}.{kind}.retry.{ms}ms`, whose messages expire back into the main
+//! queue. Messages are persistent and every publish waits for the broker's
+//! confirm.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use lapin::PublisherConfirm;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tokio::sync::Mutex;
+
+use super::{Delivery, Settle};
+use crate::jobs::{Envelope, JobKind};
+
+#[derive(Clone)]
+pub struct AmqpQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    prefix: String,
+    retry_delays: Vec<Duration>,
+    /// The publishing session, opened on first use and again after a failure.
+    publisher: Mutex<Option<Session>>,
+}
+
+/// A connection with one confirm-mode channel on which the topology is declared.
+struct Session {
+    _connection: Connection,
+    channel: Channel,
+}
+
+impl AmqpQueue {
+    pub fn new(url: &str, prefix: &str, retry_delays: &[Duration]) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                prefix: prefix.to_owned(),
+                retry_delays: retry_delays.to_vec(),
+                publisher: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn main_queue(&self, kind: JobKind) -> String {
+        format!("{}.{}", self.inner.prefix, kind.as_str())
+    }
+
+    /// Names of the queues of `kind`, for operators and tests.
+    pub fn queue_names(&self, kind: JobKind) -> (String, String) {
+        let main = self.main_queue(kind);
+        let dead = format!("{main}.dead");
+        (main, dead)
+    }
+
+    async fn open(&self) -> anyhow::Result<Session> {
+        let connection = Connection::connect(&self.inner.url, ConnectionProperties::default())
+            .await
+            .context("cannot connect to AMQP_URL")?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        for kind in JobKind::ALL {
+            self.declare(&channel, kind).await?;
+        }
+        Ok(Session {
+            _connection: connection,
+            channel,
+        })
+    }
+
+    async fn declare(&self, channel: &Channel, kind: JobKind) -> anyhow::Result<()> {
+        let (main, dead) = self.queue_names(kind);
+        let durable = QueueDeclareOptions::durable();
+        channel
+            .queue_declare(main.clone().into(), durable, FieldTable::default())
+            .await?;
+        channel
+            .queue_declare(dead.into(), durable, FieldTable::default())
+            .await?;
+        for delay in &self.inner.retry_delays {
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(delay.as_millis() as i64),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString("".into()),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(main.clone().into()),
+            );
+            channel
+                .queue_declare(retry_queue(&main, *delay).into(), durable, args)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes one job and waits for the broker's confirm.
+    pub async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        self.publish_batch(std::slice::from_ref(envelope)).await
+    }
+
+    /// Publishes jobs, then waits for every confirm; an error means some may
+    /// not have been stored (they will be published again: handlers are
+    /// idempotent).
+    pub async fn publish_batch(&self, envelopes: &[Envelope]) -> anyhow::Result<()> {
+        let mut guard = self.inner.publisher.lock().await;
+        if guard
+            .as_ref()
+            .is_none_or(|s| !s.channel.status().connected())
+        {
+            *guard = Some(self.open().await?);
+        }
+        let channel = &guard.as_ref().expect("session just opened").channel;
+        let result = async {
+            let mut confirms = Vec::with_capacity(envelopes.len());
+            for envelope in envelopes {
+                let queue = self.main_queue(envelope.kind);
+                confirms.push(publish(channel, &queue, envelope, FieldTable::default()).await?);
+            }
+            for confirm in confirms {
+                await_confirm(confirm).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+
+    /// A consumer of its own connection, so a stalled publisher never holds
+    /// up deliveries (and the other way round).
+    pub async fn consume(&self, kind: JobKind, prefetch: u16) -> anyhow::Result<AmqpConsumer> {
+        let session = self.open().await?;
+        session
+            .channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let main = self.main_queue(kind);
+        let consumer = session
+            .channel
+            .basic_consume(
+                main.clone().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(AmqpConsumer {
+            session: Arc::new(session),
+            consumer,
+            main,
+        })
+    }
+}
+
+impl AmqpQueue {
+    /// The jobs of `kind` in the dead-letter queue, with the reason each was
+    /// given up on. They stay in the queue.
+    pub async fn dead_letters(&self, kind: JobKind) -> anyhow::Result<Vec<(Envelope, String)>> {
+        let connection =
+            Connection::connect(&self.inner.url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let (_, dead) = self.queue_names(kind);
+        let mut found = Vec::new();
+        while let Some(message) = channel
+            .basic_get(
+                dead.clone().into(),
+                lapin::options::BasicGetOptions::default(),
+            )
+            .await?
+        {
+            let delivery = message.delivery;
+            let reason = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-reason"))
+                .map(|v| match v {
+                    AMQPValue::LongString(s) => s.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default();
+            found.push((serde_json::from_slice(&delivery.data)?, reason));
+        }
+        // Closing without acknowledging puts them back.
+        connection.close(200, "done".into()).await?;
+        Ok(found)
+    }
+
+    /// Deletes every queue under `prefix` (test runs clean up after themselves).
+    pub async fn delete_queues(
+        url: &str,
+        prefix: &str,
+        retry_delays_ms: &[u64],
+    ) -> anyhow::Result<()> {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        for kind in JobKind::ALL {
+            let main = format!("{prefix}.{}", kind.as_str());
+            let mut names = vec![main.clone(), format!("{main}.dead")];
+            names.extend(
+                retry_delays_ms
+                    .iter()
+                    .map(|ms| retry_queue(&main, Duration::from_millis(*ms))),
+            );
+            for name in names {
+                channel
+                    .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+                    .await?;
+            }
+        }
+        connection.close(200, "done".into()).await?;
+        Ok(())
+    }
+}
+
+fn retry_queue(main: &str, delay: Duration) -> String {
+    format!("{main}.retry.{}ms", delay.as_millis())
+}
+
+fn properties(envelope_id: i64, headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(envelope_id.to_string().into())
+        .with_headers(headers)
+}
+
+async fn publish(
+    channel: &Channel,
+    queue: &str,
+    envelope: &Envelope,
+    headers: FieldTable,
+) -> anyhow::Result<PublisherConfirm> {
+    let body = serde_json::to_vec(envelope)?;
+    Ok(channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            &body,
+            properties(envelope.id, headers),
+        )
+        .await?)
+}
+
+async fn await_confirm(confirm: PublisherConfirm) -> anyhow::Result<()> {
+    if !confirm.await?.is_ack() {
+        bail!("broker refused the message");
+    }
+    Ok(())
+}
+
+pub struct AmqpConsumer {
+    session: Arc<Session>,
+    consumer: lapin::Consumer,
+    main: String,
+}
+
+impl AmqpConsumer {
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let delivery = match self.consumer.next().await? {
+                Ok(delivery) => delivery,
+                Err(error) => {
+                    tracing::warn!(%error, queue = %self.main, "consumer lost its connection");
+                    return None;
+                }
+            };
+            let settle = AmqpSettle {
+                session: self.session.clone(),
+                acker: delivery.acker,
+                main: self.main.clone(),
+            };
+            match serde_json::from_slice::<Envelope>(&delivery.data) {
+                Ok(envelope) => {
+                    return Some(Delivery {
+                        envelope,
+                        settle: Settle::Amqp(settle),
+                    });
+                }
+                Err(error) => {
+                    // Not ours to run, but not ours to drop either.
+                    tracing::error!(%error, queue = %self.main, "undecodable message moved to the dead-letter queue");
+                    if let Err(error) = settle.dead_raw(&delivery.data, &error.to_string()).await {
+                        tracing::warn!(%error, "cannot dead-letter an undecodable message");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct AmqpSettle {
+    session: Arc<Session>,
+    acker: lapin::Acker,
+    main: String,
+}
+
+impl AmqpSettle {
+    pub async fn ack(self) -> anyhow::Result<()> {
+        self.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// The copy is confirmed in the retry queue before the original is acked:
+    /// a crash in between leaves a duplicate, never a loss.
+    pub async fn retry(self, next: &Envelope, delay: Duration) -> anyhow::Result<()> {
+        let queue = retry_queue(&self.main, delay);
+        await_confirm(publish(&self.session.channel, &queue, next, FieldTable::default()).await?)
+            .await?;
+        self.ack().await
+    }
+
+    pub async fn dead(self, envelope: &Envelope, reason: &str) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(envelope)?;
+        self.dead_raw(&body, reason).await
+    }
+
+    async fn dead_raw(self, body: &[u8], reason: &str) -> anyhow::Result<()> {
+        let mut headers = FieldTable::default();
+        headers.insert("x-reason".into(), AMQPValue::LongString(reason.into()));
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_headers(headers);
+        let queue = format!("{}.dead", self.main);
+        let confirm = self
+            .session
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await?;
+        await_confirm(confirm).await?;
+        self.ack().await
+    }
+}

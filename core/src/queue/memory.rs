@@ -1,0 +1,98 @@
+//! The in-process queue of the embedded default: one lane per job kind,
+//! shared by that kind's workers; retries wait on a timer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Delivery, Settle};
+use crate::jobs::{Envelope, JobKind};
+
+#[derive(Clone, Default)]
+pub struct MemoryQueue {
+    lanes: Arc<Mutex<HashMap<JobKind, Arc<Lane>>>>,
+}
+
+struct Lane {
+    tx: mpsc::UnboundedSender<Envelope>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Envelope>>,
+    dead: Mutex<Vec<(Envelope, String)>>,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lane(&self, kind: JobKind) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().expect("queue lock");
+        lanes
+            .entry(kind)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                Arc::new(Lane {
+                    tx,
+                    rx: tokio::sync::Mutex::new(rx),
+                    dead: Mutex::default(),
+                })
+            })
+            .clone()
+    }
+
+    pub fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        self.lane(envelope.kind)
+            .tx
+            .send(envelope.clone())
+            .map_err(|_| anyhow::anyhow!("in-process queue closed"))
+    }
+
+    pub fn consume(&self, kind: JobKind) -> MemoryConsumer {
+        MemoryConsumer {
+            lane: self.lane(kind),
+        }
+    }
+
+    /// Jobs of `kind` given up on, with the reason.
+    pub fn dead_letters(&self, kind: JobKind) -> Vec<(Envelope, String)> {
+        self.lane(kind).dead.lock().expect("queue lock").clone()
+    }
+}
+
+pub struct MemoryConsumer {
+    lane: Arc<Lane>,
+}
+
+impl MemoryConsumer {
+    pub async fn next(&mut self) -> Option<Delivery> {
+        let envelope = self.lane.rx.lock().await.recv().await?;
+        Some(Delivery {
+            envelope,
+            settle: Settle::Memory(MemorySettle {
+                lane: self.lane.clone(),
+            }),
+        })
+    }
+}
+
+pub struct MemorySettle {
+    lane: Arc<Lane>,
+}
+
+impl MemorySettle {
+    pub fn retry(self, envelope: Envelope, delay: Duration) {
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = self.lane.tx.send(envelope);
+        });
+    }
+
+    pub fn dead(self, envelope: Envelope, reason: &str) {
+        self.lane
+            .dead
+            .lock()
+            .expect("queue lock")
+            .push((envelope, reason.to_owned()));
+    }
+}

@@ -1,0 +1,140 @@
+//! The outbox relay: publishes jobs written by the api to the queue and
+//! stamps them published. While the queue is unreachable jobs wait in the
+//! outbox; the api keeps accepting work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Backend;
+use crate::jobs::{Envelope, JobKind};
+use crate::queue::JobQueue;
+use crate::store::outbox::{self, Pending};
+use crate::{Clock, Db};
+
+const BATCH: i64 = 100;
+/// Jobs written by other api instances are found by polling at this pace.
+const POLL: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Wakes the relay right after a transaction that wrote jobs commits.
+#[derive(Clone, Default)]
+pub struct RelayWaker(Arc<Notify>);
+
+impl RelayWaker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+pub struct Relay {
+    db: Db,
+    queue: JobQueue,
+    clock: Arc<dyn Clock>,
+    waker: RelayWaker,
+}
+
+impl Relay {
+    pub fn new(db: Db, queue: JobQueue, clock: Arc<dyn Clock>, waker: RelayWaker) -> Self {
+        Self {
+            db,
+            queue,
+            clock,
+            waker,
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        if self.queue.is_in_process() {
+            match outbox::requeue_unfinished(self.db.pool()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "re-queued jobs left unfinished by the last run"),
+                Err(error) => tracing::warn!(%error, "cannot re-queue unfinished jobs"),
+            }
+        }
+        let mut backoff = Duration::from_secs(1);
+        let mut failing = false;
+        loop {
+            let wait = match self.publish_pending().await {
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {
+                    if failing {
+                        tracing::info!("job queue reachable again; outbox drained");
+                    }
+                    failing = false;
+                    backoff = Duration::from_secs(1);
+                    POLL
+                }
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "cannot publish jobs; they wait in the outbox");
+                    failing = true;
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    wait
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.waker.0.notified(), if !failing => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch of waiting jobs; returns how many.
+    pub async fn publish_pending(&self) -> anyhow::Result<usize> {
+        match self.db.backend() {
+            // Rows stay locked while they are published, so several api
+            // instances relay side by side without sending a job twice.
+            Backend::Postgres => {
+                let mut tx = self.db.pool().begin().await?;
+                let rows = outbox::pending(&mut *tx, BATCH, true).await?;
+                let ids = self.publish(&rows).await?;
+                outbox::mark_published(&mut *tx, &ids, self.clock.now_millis()).await?;
+                tx.commit().await?;
+                Ok(rows.len())
+            }
+            // One process owns a SQLite file; no write lock is held while publishing.
+            Backend::Sqlite => {
+                let rows = outbox::pending(self.db.pool(), BATCH, false).await?;
+                let ids = self.publish(&rows).await?;
+                outbox::mark_published(self.db.pool(), &ids, self.clock.now_millis()).await?;
+                Ok(rows.len())
+            }
+        }
+    }
+
+    async fn publish(&self, rows: &[Pending]) -> anyhow::Result<Vec<i64>> {
+        let mut envelopes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind = JobKind::parse(&row.kind);
+            let payload = serde_json::from_str(&row.payload);
+            match (kind, payload) {
+                (Some(kind), Ok(payload)) => envelopes.push(Envelope {
+                    id: row.id,
+                    kind,
+                    attempt: 1,
+                    trace_id: row.trace_id.clone(),
+                    payload,
+                }),
+                _ => {
+                    tracing::error!(job_id = row.id, kind = %row.kind, "outbox row cannot be published; skipped")
+                }
+            }
+        }
+        if envelopes.is_empty() {
+            return Ok(rows.iter().map(|r| r.id).collect());
+        }
+        match &self.queue {
+            JobQueue::Amqp(q) => q.publish_batch(&envelopes).await?,
+            JobQueue::Memory(q) => {
+                for envelope in &envelopes {
+                    q.publish(envelope)?;
+                }
+            }
+        }
+        Ok(rows.iter().map(|r| r.id).collect())
+    }
+}

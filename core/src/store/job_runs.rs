@@ -1,0 +1,145 @@
+//! Jobs taken up and done. A worker claims a job before its effect and marks
+//! it done after; a duplicate delivery of the same job waits for the claim,
+//! then finds it done and has no effect.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sqlx::{Any, Transaction};
+
+use crate::Db;
+use crate::clock::Millis;
+use crate::config::Backend;
+use crate::jobs::JobKind;
+
+/// Hands out claims on jobs.
+#[derive(Clone, Default)]
+pub struct Claims {
+    /// SQLite serves one process: jobs in flight are locked here, not in the
+    /// database, so a slow send never holds SQLite's single write lock.
+    local: Arc<Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+pub enum Claim {
+    /// Someone already did it.
+    Done,
+    /// Ours to do; finish it once the effect is done. Dropped unfinished (an
+    /// error, a crash), the job stays open for the next delivery.
+    Mine(Guard),
+}
+
+pub struct Guard {
+    job_id: i64,
+    kind: JobKind,
+    hold: Hold,
+}
+
+enum Hold {
+    /// The job's row, locked until the transaction ends.
+    Row(Transaction<'static, Any>),
+    Local {
+        db: Db,
+        _lock: tokio::sync::OwnedMutexGuard<()>,
+        claims: Claims,
+    },
+}
+
+impl Claims {
+    pub async fn claim(&self, db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
+        match db.backend() {
+            Backend::Postgres => {
+                let mut tx = db.pool().begin().await?;
+                sqlx::query("INSERT INTO job_runs (job_id, kind) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING")
+                    .bind(job_id)
+                    .bind(kind.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let done: Option<i64> =
+                    sqlx::query_scalar("SELECT done_at FROM job_runs WHERE job_id = $1 FOR UPDATE")
+                        .bind(job_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                Ok(match done {
+                    Some(_) => Claim::Done,
+                    None => Claim::Mine(Guard {
+                        job_id,
+                        kind,
+                        hold: Hold::Row(tx),
+                    }),
+                })
+            }
+            Backend::Sqlite => {
+                let lock = self
+                    .local
+                    .lock()
+                    .expect("claims lock")
+                    .entry(job_id)
+                    .or_default()
+                    .clone();
+                let guard = lock.lock_owned().await;
+                if is_done(db, job_id).await? {
+                    self.forget(job_id);
+                    return Ok(Claim::Done);
+                }
+                Ok(Claim::Mine(Guard {
+                    job_id,
+                    kind,
+                    hold: Hold::Local {
+                        db: db.clone(),
+                        _lock: guard,
+                        claims: self.clone(),
+                    },
+                }))
+            }
+        }
+    }
+
+    fn forget(&self, job_id: i64) {
+        let mut local = self.local.lock().expect("claims lock");
+        // Only when no other delivery of the job is waiting on the lock.
+        if local
+            .get(&job_id)
+            .is_some_and(|l| Arc::strong_count(l) <= 2)
+        {
+            local.remove(&job_id);
+        }
+    }
+}
+
+impl Guard {
+    /// Records the job done and lets any duplicate through (to find it done).
+    pub async fn finish(self, now: Millis) -> Result<(), sqlx::Error> {
+        match self.hold {
+            Hold::Row(mut tx) => {
+                sqlx::query("UPDATE job_runs SET done_at = $2 WHERE job_id = $1")
+                    .bind(self.job_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            }
+            Hold::Local { db, _lock, claims } => {
+                sqlx::query(
+                    "INSERT INTO job_runs (job_id, kind, done_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (job_id) DO UPDATE SET done_at = excluded.done_at",
+                )
+                .bind(self.job_id)
+                .bind(self.kind.as_str())
+                .bind(now)
+                .execute(db.pool())
+                .await?;
+                claims.forget(self.job_id);
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn is_done(db: &Db, job_id: i64) -> Result<bool, sqlx::Error> {
+    let done: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT done_at FROM job_runs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(done.flatten().is_some())
+}

@@ -1,0 +1,94 @@
+//! The whole Locker Exchange stack in one process: the api, the outbox relay
+//! and the workers, over one database and one job queue. `cargo run` starts
+//! it on embedded defaults; the tests start it on theirs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use locker_api::Application;
+use locker_api::state::AppState;
+use locker_core::Clock;
+use locker_core::config::{ApiConfig, NotifyConfig};
+use locker_core::jobs::JobKind;
+use locker_core::queue::JobQueue;
+use locker_core::relay::Relay;
+use locker_core::store::job_runs::Claims;
+use locker_workers::channels::Notifier;
+use locker_workers::{WorkerContext, spawn};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub struct StackOptions {
+    pub notify: NotifyConfig,
+    /// Print messages for channels that are not configured.
+    pub console_fallback: bool,
+    /// Consumers per job kind.
+    pub worker_concurrency: usize,
+}
+
+pub struct Stack {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub queue: JobQueue,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Stack {
+    pub async fn start(
+        config: &ApiConfig,
+        options: StackOptions,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let app = Application::build(config, clock.clone()).await?;
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let queue = JobQueue::from_config(&config.queue);
+        let stop = CancellationToken::new();
+
+        let ctx = Arc::new(WorkerContext {
+            claims: Claims::default(),
+            db: state.db.clone(),
+            hasher: state.hasher.clone(),
+            notifier: Notifier::new(&options.notify, options.console_fallback)?,
+            clock: clock.clone(),
+            otp_expiry: config.exchange.otp_expiry,
+            retry_delays: config.queue.retry_delays.clone(),
+        });
+        let mut tasks = spawn(
+            ctx,
+            queue.clone(),
+            &JobKind::ALL,
+            options.worker_concurrency,
+            stop.clone(),
+        );
+        let relay = Relay::new(state.db.clone(), queue.clone(), clock, state.relay.clone());
+        tasks.spawn(relay.run(stop.clone()));
+        let server_stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(error) = app.run_until(server_stop.cancelled_owned()).await {
+                tracing::error!(error = format!("{error:#}"), "api stopped");
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            queue,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops at once, as a killed process would: jobs in hand are abandoned
+    /// mid-way and connections dropped.
+    pub async fn kill(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Stops taking work, lets jobs and requests in hand finish.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

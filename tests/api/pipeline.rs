@@ -1,0 +1,249 @@
+//! The job pipeline's promises: nothing lost, nothing done twice, passing
+//! failures retried, permanent ones dead-lettered with their reason; on the
+//! in-process queue, and on RabbitMQ when `TEST_AMQP_URL` is set.
+
+use std::time::Duration;
+
+use locker_core::jobs::{Envelope, JobKind};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, WAIT};
+
+async fn lockers(app: &TestApp, admin: &str, n: usize) -> Vec<Value> {
+    let mut made = Vec::new();
+    for i in 0..n {
+        made.push(app.locker(admin, &format!("Place {i}")).await);
+    }
+    made
+}
+
+async fn dead_letters(app: &TestApp, kind: JobKind, count: usize) -> Vec<(Envelope, String)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let dead = app.queue.dead_letters(kind).await.unwrap();
+        if dead.len() >= count {
+            return dead;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} dead letter(s) expected, found {}",
+            dead.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_job_sends_nothing_twice() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let places = lockers(&app, &admin, 2).await;
+    app.drop_item(
+        &sender,
+        &places[0]["id"],
+        json!({"receiver_email": "once@example.com"}),
+    )
+    .await;
+    app.smtp.wait_for("once@example.com", 1, WAIT).await;
+
+    // The queue hands the same job out again, as after a lost acknowledgement.
+    let (id, payload, trace): (i64, String, String) = sqlx::query_as(
+        "SELECT id, payload, trace_id FROM outbox WHERE payload LIKE '%once@example.com%'",
+    )
+    .fetch_one(app.state.db.pool())
+    .await
+    .unwrap();
+    let again = Envelope {
+        id,
+        kind: JobKind::Notify,
+        attempt: 2,
+        trace_id: trace,
+        payload: serde_json::from_str(&payload).unwrap(),
+    };
+    app.queue.publish(&again).await.unwrap();
+    app.queue.publish(&again).await.unwrap();
+
+    // A later job on the same queue is done, and the first still went out once.
+    app.drop_item(
+        &sender,
+        &places[1]["id"],
+        json!({"receiver_email": "later@example.com"}),
+    )
+    .await;
+    app.smtp.wait_for("later@example.com", 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.smtp.mails_to("once@example.com").len(), 1);
+}
+
+#[tokio::test]
+async fn a_passing_provider_failure_is_retried() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let place = app.locker(&admin, "Library").await;
+    app.twilio.script(&[503, 500]);
+    app.drop_item(
+        &sender,
+        &place["id"],
+        json!({"receiver_phone": "+14155552671"}),
+    )
+    .await;
+    let sent = app.twilio.wait_for("+14155552671", 1, WAIT).await;
+    assert!(sent[0].body.contains("Library"));
+    assert!(
+        app.queue
+            .dead_letters(JobKind::Notify)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn refused_and_exhausted_jobs_are_dead_lettered_with_the_reason() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let places = lockers(&app, &admin, 3).await;
+
+    // The SMTP server refuses the mailbox for good.
+    app.drop_item(
+        &sender,
+        &places[0]["id"],
+        json!({"receiver_email": "reject@example.com"}),
+    )
+    .await;
+    let dead = dead_letters(&app, JobKind::Notify, 1).await;
+    assert!(dead[0].1.contains("SMTP server refused"), "{dead:?}");
+    assert!(dead[0].0.payload.to_string().contains("reject@example.com"));
+
+    // Twilio refuses the message (a 4xx): no retry.
+    app.twilio.script(&[400]);
+    app.drop_item(
+        &sender,
+        &places[1]["id"],
+        json!({"receiver_phone": "+14155552671"}),
+    )
+    .await;
+    let dead = dead_letters(&app, JobKind::Notify, 2).await;
+    assert!(
+        dead.iter()
+            .any(|(e, reason)| reason.contains("Twilio refused") && e.attempt == 1),
+        "{dead:?}"
+    );
+
+    // Twilio fails three times (5xx): three tries, then given up.
+    app.twilio.script(&[500, 502, 503]);
+    app.drop_item(
+        &sender,
+        &places[2]["id"],
+        json!({"receiver_phone": "+14155552672"}),
+    )
+    .await;
+    let dead = dead_letters(&app, JobKind::Notify, 3).await;
+    assert!(
+        dead.iter()
+            .any(|(e, reason)| reason.starts_with("gave up after 3 tries") && e.attempt == 3),
+        "{dead:?}"
+    );
+    assert!(app.twilio.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice() {
+    let mut app = match TestApp::spawn_behind_amqp_proxy().await {
+        Some(app) => app,
+        None => TestApp::spawn().await,
+    };
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let places = lockers(&app, &admin, 8).await;
+    let receivers: Vec<_> = (0..8).map(|i| format!("r{i}@example.com")).collect();
+
+    // From r3 on, the mail server keeps each worker waiting mid-conversation:
+    // both end up stuck in a send, with the mails before done and the rest
+    // queued or prefetched.
+    let held: Vec<&str> = receivers[3..].iter().map(String::as_str).collect();
+    app.smtp.hold(&held);
+    for (place, to) in places.iter().zip(&receivers) {
+        let (status, _) = app
+            .drop_item(&sender, &place["id"], json!({"receiver_email": to}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    app.smtp.holding(2, WAIT).await;
+
+    // Killed there: its connections vanish without goodbye.
+    if let Some(proxy) = &app.proxy {
+        proxy.cut();
+    }
+    app.kill_and_restart().await;
+    if let Some(proxy) = &app.proxy {
+        proxy.restore();
+    }
+    app.smtp.release();
+
+    for to in &receivers {
+        app.smtp.wait_for(to, 1, WAIT).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for to in &receivers {
+        assert_eq!(app.smtp.mails_to(to).len(), 1, "{to}");
+    }
+
+    // And the exchange goes on after the restart.
+    let locker = &places[3]["id"];
+    assert_eq!(
+        app.request_otp(locker, "r3@example.com").await.0,
+        StatusCode::ACCEPTED
+    );
+    let code = app.email_code("r3@example.com", 1).await;
+    assert_eq!(app.collect(locker, &code).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_rabbitmq_out_of_reach_drops_are_accepted_and_delivered_later() {
+    let Some(app) = TestApp::spawn_behind_amqp_proxy().await else {
+        eprintln!("TEST_AMQP_URL not set: RabbitMQ outage not exercised");
+        return;
+    };
+    let proxy = app.proxy.clone().unwrap();
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let places = lockers(&app, &admin, 5).await;
+
+    proxy.cut();
+    for (i, place) in places.iter().enumerate() {
+        let (status, body) = app
+            .drop_item(
+                &sender,
+                &place["id"],
+                json!({"receiver_email": format!("late{i}@example.com")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = app
+        .count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .await;
+    assert_eq!(
+        waiting, 5,
+        "jobs wait in the outbox while the broker is away"
+    );
+    assert!(app.smtp.mails().is_empty());
+
+    proxy.restore();
+    for i in 0..5 {
+        app.smtp
+            .wait_for(&format!("late{i}@example.com"), 1, Duration::from_secs(40))
+            .await;
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .await,
+        0
+    );
+}

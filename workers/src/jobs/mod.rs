@@ -1,0 +1,33 @@
+//! One module per job kind.
+
+mod notify;
+mod otp;
+
+use locker_core::jobs::{Envelope, JobKind};
+use locker_core::store::job_runs::Claim;
+
+use crate::runner::{JobError, WorkerContext};
+
+/// Runs a job unless a delivery of it already did: the claim makes a
+/// duplicate wait for the first, then find it done.
+pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobError> {
+    let guard = match ctx
+        .claims
+        .claim(&ctx.db, envelope.id, envelope.kind)
+        .await?
+    {
+        Claim::Done => {
+            tracing::info!("already done; duplicate delivery ignored");
+            return Ok(());
+        }
+        Claim::Mine(guard) => guard,
+    };
+    let undecodable =
+        |e: serde_json::Error| JobError::Permanent(format!("undecodable payload: {e}"));
+    match envelope.kind {
+        JobKind::Otp => otp::run(ctx, envelope.id, envelope.decode().map_err(undecodable)?).await?,
+        JobKind::Notify => notify::run(ctx, envelope.decode().map_err(undecodable)?).await?,
+    }
+    guard.finish(ctx.clock.now_millis()).await?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Send one notification, once.
+
+use locker_core::jobs::NotifyJob;
+
+use crate::messages;
+use crate::runner::{JobError, WorkerContext};
+
+pub async fn run(ctx: &WorkerContext, job: NotifyJob) -> Result<(), JobError> {
+    ctx.notifier
+        .send(&job.to, &messages::render(&job.message))
+        .await
+}

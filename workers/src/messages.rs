@@ -1,0 +1,50 @@
+//! What people read: the text of each notification.
+
+use locker_core::jobs::Message;
+
+/// A rendered notification: email uses both parts, SMS the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    pub subject: String,
+    pub body: String,
+}
+
+/// The one-time code for a receiver at the locker.
+pub fn code(code: &str, location: &str, locker: &str, valid_minutes: u64) -> Text {
+    Text {
+        subject: "Your Locker Exchange code".into(),
+        body: format!(
+            "Your Locker Exchange code is {code}. Type it at locker {locker} at {location}. \
+             It expires in {valid_minutes} minutes. Never share it."
+        ),
+    }
+}
+
+pub fn render(message: &Message) -> Text {
+    match message {
+        Message::ItemStored {
+            item,
+            location,
+            locker,
+        } => Text {
+            subject: format!("\"{item}\" is waiting for you at {location}"),
+            body: format!(
+                "\"{item}\" is waiting for you in locker {locker} at {location}. \
+                 At the locker, ask for a code with this phone number or email address."
+            ),
+        },
+        Message::ItemCollected { item, location } => Text {
+            subject: format!("\"{item}\" was collected"),
+            body: format!(
+                "\"{item}\" was collected from the locker at {location}. The exchange is complete."
+            ),
+        },
+        Message::ItemCleared { item, location } => Text {
+            subject: format!("\"{item}\" was removed from its locker"),
+            body: format!(
+                "An administrator emptied the locker at {location} that held \"{item}\". \
+                 Contact support to arrange its return."
+            ),
+        },
+    }
+}
