@@ -23,6 +23,9 @@ pub struct AppState {
 impl AppState {
     /// Connects to the database (applying migrations) and prepares the keys.
     pub async fn connect(config: &ApiConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        // The phone-number metadata loads on first use; pay for it now, not
+        // in the first sender's request.
+        let _ = locker_core::domain::Phone::parse("+14155552671", None);
         Ok(Self {
             db: Db::connect(&config.database).await?,
             tokens: Arc::new(TokenKeys::new(&config.auth)),
