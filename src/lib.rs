@@ -1,25 +1,36 @@
-//! The whole Locker Exchange stack in one process: the api, the outbox relay
-//! and the workers, over one database and one job queue. `cargo run` starts
-//! it on embedded defaults; the tests start it on theirs.
+//! The whole Locker Exchange stack in one process: the api, the outbox relay,
+//! the workers and their link to the doors, over one database, one job queue
+//! and one MQTT broker. `cargo run` starts it on embedded defaults (with an
+//! embedded broker and simulated agents); the tests start it on theirs.
+
+pub mod broker;
+pub mod dev;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use locker_api::Application;
 use locker_api::state::AppState;
 use locker_core::Clock;
-use locker_core::config::{ApiConfig, NotifyConfig};
+use locker_core::config::{ApiConfig, DoorsConfig, NotifyConfig};
 use locker_core::jobs::JobKind;
 use locker_core::queue::JobQueue;
 use locker_core::relay::Relay;
 use locker_core::store::job_runs::Claims;
 use locker_workers::channels::Notifier;
-use locker_workers::{WorkerContext, spawn};
+use locker_workers::doors::{Applier, DoorLink};
+use locker_workers::{Doors, WorkerContext, spawn, sweeper};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub struct StackOptions {
     pub notify: NotifyConfig,
+    /// The broker must be known by now (`broker::start` for an embedded one).
+    pub doors: DoorsConfig,
+    /// How often deadlines are swept.
+    pub sweep_every: Duration,
     /// Print messages for channels that are not configured.
     pub console_fallback: bool,
     /// Consumers per job kind.
@@ -46,22 +57,45 @@ impl Stack {
         let queue = JobQueue::from_config(&config.queue);
         let stop = CancellationToken::new();
 
+        let broker = options
+            .doors
+            .broker
+            .clone()
+            .context("no MQTT broker for the doors")?;
+        let applier = Applier {
+            db: state.db.clone(),
+            clock: clock.clone(),
+            exchange: config.exchange.clone(),
+            relay: state.relay.clone(),
+        };
+        let (link, link_task) =
+            DoorLink::start(&options.doors, &broker, Some(applier), stop.clone());
         let ctx = Arc::new(WorkerContext {
             claims: Claims::default(),
             db: state.db.clone(),
             hasher: state.hasher.clone(),
             notifier: Notifier::new(&options.notify, options.console_fallback)?,
             clock: clock.clone(),
-            otp_expiry: config.exchange.otp_expiry,
+            exchange: config.exchange.clone(),
             retry_delays: config.queue.retry_delays.clone(),
+            doors: Some(Doors {
+                link,
+                config: options.doors.clone(),
+            }),
         });
         let mut tasks = spawn(
-            ctx,
+            ctx.clone(),
             queue.clone(),
             &JobKind::ALL,
             options.worker_concurrency,
             stop.clone(),
         );
+        tasks.spawn(async move {
+            let _ = link_task.await;
+        });
+        let sweep_stop = stop.clone();
+        let sweep_every = options.sweep_every;
+        tasks.spawn(async move { sweeper::run(&ctx, sweep_every, sweep_stop).await });
         let relay = Relay::new(state.db.clone(), queue.clone(), clock, state.relay.clone());
         tasks.spawn(relay.run(stop.clone()));
         let server_stop = stop.clone();

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use locker_api::Application;
 use locker_api::admin_seed::ensure_admin;
 use locker_core::config::{AdminSeed, ApiConfig, DatabaseConfig, Env, Profile};
+use locker_core::domain::valid_agent_id;
 use locker_core::hashing::Hasher;
+use locker_core::mqtt::agent_key;
 use locker_core::queue::JobQueue;
 use locker_core::relay::Relay;
 use locker_core::{Clock, Db};
@@ -32,6 +34,12 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Print an agent's signing key (derived from AGENT_SIGNING_SECRET), to
+    /// configure that agent with as AGENT_SIGNING_KEY.
+    AgentKey {
+        #[arg(long)]
+        agent_id: String,
+    },
 }
 
 #[tokio::main]
@@ -48,6 +56,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::CreateAdmin { email } => create_admin(&env, email).await,
+        Command::AgentKey { agent_id } => print_agent_key(&env, &agent_id),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,6 +86,20 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     stop.cancel();
     let _ = relay.await;
     served
+}
+
+fn print_agent_key(env: &Env, agent_id: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        valid_agent_id(agent_id),
+        "--agent-id: 1 to 64 letters, digits, '-', '_' or '.'"
+    );
+    let secret = env.required("AGENT_SIGNING_SECRET")?;
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "AGENT_SIGNING_SECRET: must be at least 32 bytes long"
+    );
+    println!("{}", agent_key(secret.as_bytes(), agent_id));
+    Ok(())
 }
 
 async fn create_admin(env: &Env, email: String) -> anyhow::Result<()> {

@@ -52,3 +52,12 @@ pub fn rfc3339(millis: Millis) -> String {
         })
         .unwrap_or_default()
 }
+
+/// A timestamp for people: `2026-11-28 10:44 UTC`.
+pub fn human(millis: Millis) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}

@@ -11,15 +11,18 @@ pub enum JobKind {
     Otp,
     /// Send an email or SMS.
     Notify,
+    /// Send a signed unlock command to a locker's agent and await its answer.
+    Unlock,
 }
 
 impl JobKind {
-    pub const ALL: [Self; 2] = [Self::Otp, Self::Notify];
+    pub const ALL: [Self; 3] = [Self::Otp, Self::Notify, Self::Unlock];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Otp => "otp",
             Self::Notify => "notify",
+            Self::Unlock => "unlock",
         }
     }
 
@@ -45,6 +48,7 @@ pub struct Envelope {
 pub enum Job {
     Otp(OtpJob),
     Notify(NotifyJob),
+    Unlock(UnlockJob),
 }
 
 impl Job {
@@ -52,8 +56,40 @@ impl Job {
         match self {
             Self::Otp(_) => JobKind::Otp,
             Self::Notify(_) => JobKind::Notify,
+            Self::Unlock(_) => JobKind::Unlock,
         }
     }
+}
+
+/// Why a door is unlocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlockPurpose {
+    /// For the sender to put the item in.
+    Drop,
+    /// For the receiver to take it out.
+    Collect,
+    /// An admin's maintenance opening.
+    Maintenance,
+}
+
+impl UnlockPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Drop => "drop",
+            Self::Collect => "collect",
+            Self::Maintenance => "maintenance",
+        }
+    }
+}
+
+/// Open a locker's door.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnlockJob {
+    pub locker_id: i64,
+    /// The item whose step waits on the door; none for maintenance.
+    pub item_id: Option<i64>,
+    pub purpose: UnlockPurpose,
 }
 
 /// Issue a code for the item to the receiver's contact.
@@ -80,11 +116,18 @@ pub enum Message {
         item: String,
         location: String,
         locker: String,
+        /// Collect before this, e.g. "2026-11-28 10:44 UTC".
+        #[serde(default)]
+        until: Option<String>,
     },
     /// To the sender: the receiver took the item.
     ItemCollected { item: String, location: String },
     /// To the sender: an admin emptied the locker.
     ItemCleared { item: String, location: String },
+    /// To the sender: the door was never opened to drop the item.
+    DropCancelled { item: String, location: String },
+    /// To the sender: the receiver did not collect in time.
+    ItemExpired { item: String, location: String },
 }
 
 impl Envelope {

@@ -15,3 +15,13 @@ pub fn init(default_filter: &str) {
         builder.try_init()
     };
 }
+
+/// For tests: log lines go through the test harness, shown only on failure.
+pub fn init_for_tests(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

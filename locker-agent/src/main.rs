@@ -1,12 +1,18 @@
-//! `locker-agent`: runs at a locker site, holds the broker session and drives
-//! the doors of the lockers it owns.
+//! `locker-agent`: runs at a locker site, holds the MQTT session and drives
+//! the doors of the lockers it owns (simulated doors unless a driver is
+//! built in).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
+use locker_agent::{Agent, AgentConfig, SimulatedDoors};
 use locker_core::config::Env;
 use locker_core::domain::valid_agent_id;
-use locker_core::{shutdown, telemetry};
+use locker_core::mqtt::MqttEndpoint;
+use locker_core::{SystemClock, shutdown, telemetry};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(version, about = "Locker Exchange site agent")]
@@ -14,9 +20,23 @@ struct Cli {
     /// This agent's id, as lockers name it in `agent_id`.
     #[arg(long, env = "AGENT_ID", value_parser = parse_agent_id)]
     agent_id: String,
-    /// The MQTT broker.
-    #[arg(long, env = "MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    mqtt_url: String,
+    /// The lockers this agent drives, by id: 1,2,3.
+    #[arg(long, env = "AGENT_LOCKERS", value_delimiter = ',', required = true)]
+    lockers: Vec<i64>,
+    /// The broker: mqtt://[user:password@]host[:port].
+    #[arg(long, env = "MQTT_URL", value_parser = MqttEndpoint::parse)]
+    mqtt_url: MqttEndpoint,
+    #[arg(long, env = "MQTT_TOPIC_ROOT", default_value = "lockerx")]
+    topic_root: String,
+    /// This agent's signing key (`locker-api agent-key --agent-id ID` prints it).
+    #[arg(long, env = "AGENT_SIGNING_KEY", hide_env_values = true)]
+    signing_key: String,
+    /// Seconds a simulated door stays open before it closes.
+    #[arg(long, env = "DOOR_DWELL_SECONDS", default_value_t = 8)]
+    door_dwell_seconds: u64,
+    /// Seconds after which an open door is reported left open.
+    #[arg(long, env = "DOOR_LEFT_OPEN_SECONDS", default_value_t = 120)]
+    door_left_open_seconds: u64,
 }
 
 fn parse_agent_id(id: &str) -> Result<String, String> {
@@ -33,8 +53,31 @@ async fn main() -> ExitCode {
     // Reads `.env` into the environment before clap looks at it.
     Env::process();
     let cli = Cli::parse();
-    tracing::info!(agent_id = %cli.agent_id, mqtt_url = %cli.mqtt_url, "locker-agent started");
+    if cli.signing_key.len() < 32 {
+        eprintln!("configuration error: AGENT_SIGNING_KEY: must be at least 32 characters long");
+        return ExitCode::from(2);
+    }
+    let config = AgentConfig {
+        agent_id: cli.agent_id,
+        lockers: cli.lockers,
+        broker: cli.mqtt_url,
+        topic_root: cli.topic_root,
+        key: cli.signing_key.into(),
+    };
+    let clock = Arc::new(SystemClock);
+    let (signals_tx, signals) = tokio::sync::mpsc::unbounded_channel();
+    let doors = SimulatedDoors::new(
+        signals_tx,
+        clock.clone(),
+        Some(Duration::from_secs(cli.door_dwell_seconds)),
+        Duration::from_secs(cli.door_left_open_seconds),
+    );
+    tracing::info!(agent_id = %config.agent_id, lockers = ?config.lockers, "locker-agent started");
+    let stop = CancellationToken::new();
+    let agent = tokio::spawn(Agent::new(config, Arc::new(doors), clock).run(signals, stop.clone()));
     shutdown::signal().await;
+    stop.cancel();
+    let _ = agent.await;
     tracing::info!("locker-agent stopped");
     ExitCode::SUCCESS
 }

@@ -5,12 +5,12 @@
 //! real SMTP server and SMS to a Twilio-shaped HTTP server, both run here.
 //! A clock the test moves, and typed request helpers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use locker_api::state::AppState;
 use locker_core::clock::ManualClock;
-use locker_core::config::{ApiConfig, Env, NotifyConfig, Profile};
+use locker_core::config::{ApiConfig, DoorsConfig, Env, NotifyConfig, Profile};
 use locker_core::queue::JobQueue;
 use locker_core::{Clock, SystemClock};
 use locker_exchange::{Stack, StackOptions};
@@ -27,6 +27,7 @@ pub const PASSWORD: &str = "StrongPassword@123";
 pub const WAIT: Duration = Duration::from_secs(20);
 
 pub const EMAIL_FROM: &str = "lockers@lockers.test";
+pub const AGENT_SECRET: &str = "test-agent-signing-secret-long-enough-0003";
 
 pub struct TestApp {
     pub base: String,
@@ -40,6 +41,9 @@ pub struct TestApp {
     pub proxy: Option<TcpProxy>,
     config: ApiConfig,
     notify: NotifyConfig,
+    pub doors: DoorsConfig,
+    /// MQTT client ids to forget on the broker afterwards.
+    pub(crate) sessions: MqttSessions,
     stack: Option<Stack>,
     _queues: TestQueues,
     _db: TestDb,
@@ -63,7 +67,7 @@ impl TestApp {
     }
 
     async fn spawn_inner(extra: &[(&str, &str)], proxied: bool) -> Self {
-        locker_core::telemetry::init("warn");
+        locker_core::telemetry::init_for_tests("warn");
         let db = TestDb::create().await;
         let mut queues = TestQueues::create();
         let mut proxy = None;
@@ -79,6 +83,8 @@ impl TestApp {
         let smtp = SmtpSink::start().await;
         let twilio = TwilioFake::start().await;
         let smtp_port = smtp.addr.port().to_string();
+        let mqtt_url = test_mqtt_url();
+        let worker_id = format!("workers-{}", queues.prefix);
         let mut pairs = vec![
             ("DATABASE_URL", db.url.as_str()),
             ("LISTEN_ADDR", "127.0.0.1:0"),
@@ -96,6 +102,11 @@ impl TestApp {
             ("TWILIO_AUTH_TOKEN", twilio.auth_token.as_str()),
             ("TWILIO_PHONE_NUMBER", twilio.from.as_str()),
             ("TWILIO_API_BASE", twilio.base.as_str()),
+            ("MQTT_URL", mqtt_url.as_str()),
+            ("MQTT_TOPIC_ROOT", queues.prefix.as_str()),
+            ("WORKER_ID", worker_id.as_str()),
+            ("AGENT_SIGNING_SECRET", AGENT_SECRET),
+            ("UNLOCK_ACK_TIMEOUT_SECONDS", "2"),
         ];
         if let Some(url) = queues.connect_url.as_ref().or(queues.amqp_url.as_ref()) {
             pairs.push(("AMQP_URL", url.as_str()));
@@ -105,9 +116,12 @@ impl TestApp {
         // Every secret given; only the queue may be in-process.
         let config = ApiConfig::load(&env, Profile::Development).expect("test config");
         let notify = NotifyConfig::load(&env).expect("notify config");
+        let mut doors = DoorsConfig::load(&env, Profile::Development).expect("doors config");
+        // rumqttd drops messages on shared subscriptions; Mosquitto gets them.
+        doors.shared_subscriptions = std::env::var("TEST_MQTT_URL").is_ok_and(|u| !u.is_empty());
         let clock = ManualClock::new(SystemClock.now_millis());
         let options_notify = notify.clone();
-        let stack = start_stack(&config, notify, &clock).await;
+        let stack = start_stack(&config, notify, doors.clone(), &clock).await;
         Self {
             base: format!("http://{}", stack.addr),
             client: reqwest::Client::new(),
@@ -119,6 +133,8 @@ impl TestApp {
             proxy,
             config,
             notify: options_notify,
+            sessions: MqttSessions::new(&doors),
+            doors,
             stack: Some(stack),
             _queues: queues,
             _db: db,
@@ -128,10 +144,26 @@ impl TestApp {
     /// Kills the stack mid-work, as `kill -9` would, and starts it again on
     /// the same database and queues.
     pub async fn kill_and_restart(&mut self) {
+        self.kill().await;
+        self.restart().await;
+    }
+
+    /// Kills the stack (api, relay, workers, their MQTT session) mid-work.
+    pub async fn kill(&mut self) {
         if let Some(stack) = self.stack.take() {
             stack.kill().await;
         }
-        let stack = start_stack(&self.config, self.notify.clone(), &self.clock).await;
+    }
+
+    /// Starts the stack again on the same database, queues and MQTT session.
+    pub async fn restart(&mut self) {
+        let stack = start_stack(
+            &self.config,
+            self.notify.clone(),
+            self.doors.clone(),
+            &self.clock,
+        )
+        .await;
         self.base = format!("http://{}", stack.addr);
         self.state = stack.state.clone();
         self.queue = stack.queue.clone();
@@ -287,9 +319,16 @@ impl TestApp {
     }
 }
 
-async fn start_stack(config: &ApiConfig, notify: NotifyConfig, clock: &ManualClock) -> Stack {
+async fn start_stack(
+    config: &ApiConfig,
+    notify: NotifyConfig,
+    doors: DoorsConfig,
+    clock: &ManualClock,
+) -> Stack {
     let options = StackOptions {
         notify,
+        doors,
+        sweep_every: Duration::from_millis(100),
         console_fallback: false,
         worker_concurrency: 2,
     };
@@ -310,6 +349,75 @@ pub fn refresh(pair: &Value) -> String {
         .as_str()
         .expect("refresh_token")
         .to_owned()
+}
+
+/// The MQTT broker: Mosquitto (or another) when `TEST_MQTT_URL` is set, else
+/// one embedded broker for the whole test binary; each test has a topic root
+/// of its own.
+fn test_mqtt_url() -> String {
+    static EMBEDDED: OnceLock<String> = OnceLock::new();
+    match std::env::var("TEST_MQTT_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => EMBEDDED
+            .get_or_init(|| {
+                let broker = locker_exchange::broker::start("127.0.0.1:0".parse().unwrap())
+                    .expect("embedded broker");
+                format!("mqtt://{}:{}", broker.host, broker.port)
+            })
+            .clone(),
+    }
+}
+
+/// Persistent MQTT sessions the test opened, ended afterwards on a shared
+/// broker so they do not pile up there.
+pub(crate) struct MqttSessions {
+    broker: Option<locker_core::mqtt::MqttEndpoint>,
+    pub(crate) client_ids: std::sync::Mutex<Vec<String>>,
+}
+
+impl MqttSessions {
+    fn new(doors: &DoorsConfig) -> Self {
+        let shared = std::env::var("TEST_MQTT_URL").is_ok_and(|u| !u.is_empty());
+        Self {
+            broker: doors.broker.clone().filter(|_| shared),
+            client_ids: std::sync::Mutex::new(vec![doors.client_id.clone()]),
+        }
+    }
+}
+
+impl Drop for MqttSessions {
+    fn drop(&mut self) {
+        let Some(broker) = self.broker.clone() else {
+            return;
+        };
+        let ids = std::mem::take(&mut *self.client_ids.lock().unwrap());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for id in ids {
+                    // Connecting with a clean session discards the stored one.
+                    let mut options =
+                        rumqttc::MqttOptions::new(id, broker.host.clone(), broker.port);
+                    options.set_clean_session(true);
+                    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+                    let connected = tokio::time::timeout(Duration::from_secs(2), async {
+                        while !matches!(
+                            eventloop.poll().await,
+                            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) | Err(_)
+                        ) {}
+                    });
+                    let _ = connected.await;
+                    let _ = client.disconnect().await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// Queue names of the test's own on RabbitMQ (when `TEST_AMQP_URL` is set),

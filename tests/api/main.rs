@@ -2,7 +2,9 @@
 //! `TEST_DATABASE_URL` is set.
 
 mod admin;
+mod agents;
 mod auth;
+mod doors;
 mod exchange;
 mod helpers;
 mod lockers;

@@ -1,9 +1,12 @@
 //! Locker Exchange workers: take jobs from the queue and do their effects
-//! (issue one-time codes, send email and SMS), each job at most once.
+//! (issue one-time codes, send email and SMS, unlock doors), each job at most
+//! once; apply what the doors report; sweep deadlines.
 
 pub mod channels;
+pub mod doors;
 pub mod jobs;
 pub mod messages;
 pub mod runner;
+pub mod sweeper;
 
-pub use runner::{JobError, WorkerContext, spawn};
+pub use runner::{Doors, JobError, WorkerContext, spawn};

@@ -1,9 +1,10 @@
-//! `locker-workers`: consumes jobs. `--queues` picks which kinds this process
-//! serves, so each kind of work scales on its own; several processes may
-//! serve the same queue.
+//! `locker-workers`: consumes jobs and applies what the doors report.
+//! `--queues` picks this process's share of the work, so each kind scales on
+//! its own; several processes may serve the same queue.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use locker_core::config::{Env, Profile, WorkersConfig};
@@ -13,28 +14,39 @@ use locker_core::queue::JobQueue;
 use locker_core::store::job_runs::Claims;
 use locker_core::{Db, SystemClock, shutdown, telemetry};
 use locker_workers::channels::Notifier;
-use locker_workers::{WorkerContext, spawn};
+use locker_workers::doors::{Applier, DoorLink};
+use locker_workers::{Doors, WorkerContext, spawn, sweeper};
 use tokio_util::sync::CancellationToken;
+
+/// A share of the work: a job queue, or `events` (door events, acks, agent
+/// status, and the deadline sweep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Jobs(JobKind),
+    Events,
+}
 
 #[derive(Parser)]
 #[command(version, about = "Locker Exchange job workers")]
 struct Cli {
-    /// Comma-separated job kinds to serve: otp, notify.
-    #[arg(long, env = "WORKER_QUEUES", value_delimiter = ',', default_value = "otp,notify", value_parser = parse_kind)]
-    queues: Vec<JobKind>,
+    /// Comma-separated shares of the work: otp, notify, unlock, events.
+    #[arg(long, env = "WORKER_QUEUES", value_delimiter = ',', default_value = "otp,notify,unlock,events", value_parser = parse_role)]
+    queues: Vec<Role>,
     /// Jobs of each kind run at the same time in this process.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
     concurrency: usize,
+    /// Seconds between deadline sweeps (with `events`).
+    #[arg(long, env = "SWEEP_SECONDS", default_value_t = 15)]
+    sweep_seconds: u64,
 }
 
-fn parse_kind(name: &str) -> Result<JobKind, String> {
-    JobKind::parse(name.trim()).ok_or_else(|| {
-        let known: Vec<_> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
-        format!(
-            "unknown queue {name:?}; expected one of {}",
-            known.join(", ")
-        )
-    })
+fn parse_role(name: &str) -> Result<Role, String> {
+    match name.trim() {
+        "events" => Ok(Role::Events),
+        other => JobKind::parse(other).map(Role::Jobs).ok_or_else(|| {
+            format!("unknown queue {other:?}; expected otp, notify, unlock or events")
+        }),
+    }
 }
 
 #[tokio::main]
@@ -61,19 +73,57 @@ async fn main() -> ExitCode {
 
 async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
     let db = Db::connect(&config.database).await?;
+    let clock = Arc::new(SystemClock);
+    let stop = CancellationToken::new();
+    let kinds: Vec<JobKind> = cli
+        .queues
+        .iter()
+        .filter_map(|r| match r {
+            Role::Jobs(kind) => Some(*kind),
+            Role::Events => None,
+        })
+        .collect();
+    let events = cli.queues.contains(&Role::Events);
+    let broker = config
+        .doors
+        .broker
+        .clone()
+        .expect("production requires MQTT_URL");
+    let applier = events.then(|| Applier {
+        db: db.clone(),
+        clock: clock.clone(),
+        exchange: config.exchange.clone(),
+        relay: Default::default(),
+    });
+    let (link, link_task) = DoorLink::start(&config.doors, &broker, applier, stop.clone());
     let ctx = Arc::new(WorkerContext {
         claims: Claims::default(),
         db: db.clone(),
         hasher: Hasher::new()?,
         notifier: Notifier::new(&config.notify, false)?,
-        clock: Arc::new(SystemClock),
-        otp_expiry: config.exchange.otp_expiry,
+        clock,
+        exchange: config.exchange.clone(),
         retry_delays: config.queue.retry_delays.clone(),
+        doors: Some(Doors {
+            link,
+            config: config.doors.clone(),
+        }),
     });
     let queue = JobQueue::from_config(&config.queue);
-    let stop = CancellationToken::new();
-    let mut workers = spawn(ctx, queue, &cli.queues, cli.concurrency, stop.clone());
-    let names: Vec<_> = cli.queues.iter().map(|k| k.as_str()).collect();
+    let mut workers = spawn(ctx.clone(), queue, &kinds, cli.concurrency, stop.clone());
+    if events {
+        let every = Duration::from_secs(cli.sweep_seconds.max(1));
+        let sweep_stop = stop.clone();
+        workers.spawn(async move { sweeper::run(&ctx, every, sweep_stop).await });
+    }
+    let names: Vec<_> = cli
+        .queues
+        .iter()
+        .map(|r| match r {
+            Role::Jobs(kind) => kind.as_str(),
+            Role::Events => "events",
+        })
+        .collect();
     tracing::info!(
         queues = names.join(","),
         concurrency = cli.concurrency,
@@ -82,6 +132,7 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
     shutdown::signal().await;
     stop.cancel();
     while workers.join_next().await.is_some() {}
+    let _ = link_task.await;
     db.close().await;
     tracing::info!("locker-workers stopped");
     Ok(())

@@ -26,17 +26,36 @@ pub fn render(message: &Message) -> Text {
             item,
             location,
             locker,
+            until,
         } => Text {
             subject: format!("\"{item}\" is waiting for you at {location}"),
             body: format!(
-                "\"{item}\" is waiting for you in locker {locker} at {location}. \
-                 At the locker, ask for a code with this phone number or email address."
+                "\"{item}\" is waiting for you in locker {locker} at {location}{until}. \
+                 At the locker, ask for a code with this phone number or email address.",
+                until = until
+                    .as_ref()
+                    .map(|u| format!(" until {u}"))
+                    .unwrap_or_default(),
             ),
         },
         Message::ItemCollected { item, location } => Text {
             subject: format!("\"{item}\" was collected"),
             body: format!(
                 "\"{item}\" was collected from the locker at {location}. The exchange is complete."
+            ),
+        },
+        Message::DropCancelled { item, location } => Text {
+            subject: format!("The drop of \"{item}\" was cancelled"),
+            body: format!(
+                "The locker at {location} reserved for \"{item}\" was not opened in time, \
+                 so the reservation was cancelled. Drop it again whenever you are ready."
+            ),
+        },
+        Message::ItemExpired { item, location } => Text {
+            subject: format!("\"{item}\" was not collected"),
+            body: format!(
+                "\"{item}\" was not collected from the locker at {location} in time. \
+                 Contact support to get it back."
             ),
         },
         Message::ItemCleared { item, location } => Text {

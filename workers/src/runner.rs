@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use locker_core::config::{DoorsConfig, ExchangeConfig};
 use locker_core::hashing::Hasher;
 use locker_core::jobs::JobKind;
 use locker_core::queue::{Delivery, JobQueue};
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::channels::Notifier;
+use crate::doors::DoorLink;
 use crate::jobs;
 
 /// Jobs a consumer may hold unacknowledged.
@@ -50,6 +52,12 @@ impl From<anyhow::Error> for JobError {
     }
 }
 
+/// The link to the doors and its settings.
+pub struct Doors {
+    pub link: DoorLink,
+    pub config: DoorsConfig,
+}
+
 /// What jobs need to do their work.
 pub struct WorkerContext {
     pub db: Db,
@@ -57,7 +65,9 @@ pub struct WorkerContext {
     pub hasher: Hasher,
     pub notifier: Notifier,
     pub clock: Arc<dyn Clock>,
-    pub otp_expiry: Duration,
+    pub exchange: ExchangeConfig,
+    /// The MQTT side, where this process drives doors.
+    pub doors: Option<Doors>,
     /// Delay before each retry; its length + 1 is the number of tries.
     pub retry_delays: Vec<Duration>,
 }

@@ -5,8 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use locker_core::domain::{Item, Locker, LockerSize, LockerStatus, valid_agent_id};
-use locker_core::jobs::Message;
+use locker_core::exchange::{self, item_entry};
+use locker_core::jobs::{Message, UnlockPurpose};
 use locker_core::store::audit;
+use locker_core::store::doors;
 use locker_core::store::items;
 use locker_core::store::lockers::{self, Edit, LockerChanges, NewLocker};
 use serde::{Deserialize, Deserializer};
@@ -15,7 +17,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
-use super::items::{item_entry, notify_sender};
 use super::lockers::LOCKER_NOT_FOUND;
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody, Result, ValidationErrorBody};
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_locker))
         .routes(routes!(update_locker, delete_locker))
         .routes(routes!(force_clear))
+        .routes(routes!(unlock_locker))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -128,7 +130,7 @@ async fn create_locker(
         agent_id: body.agent_id,
     };
     let mut tx = state.db.begin().await?;
-    let locker = lockers::insert(&mut *tx, new, now).await?;
+    let locker = lockers::insert(&mut tx, new, now).await?;
     audit::record(
         &mut *tx,
         entry(now, admin.user.id, "locker.created", &locker),
@@ -260,7 +262,7 @@ async fn force_clear(
         now,
     )
     .await?;
-    notify_sender(&mut tx, &item, &trace_id, now, |item, location| {
+    exchange::tell_sender(&mut tx, &item, &trace_id, now, |item, location| {
         Message::ItemCleared { item, location }
     })
     .await?;
@@ -272,6 +274,73 @@ async fn force_clear(
     tx.commit().await?;
     state.relay.wake();
     Ok(Json(item))
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct UnlockQueued {
+    pub detail: &'static str,
+    pub locker_id: i64,
+}
+
+/// Open a locker's door for maintenance. Audited; the door's events show in
+/// the locker's `door`.
+#[utoipa::path(post, path = "/Admin/{locker_id}/unlock", tag = "admin",
+    security(("bearer" = [])),
+    params(("locker_id" = i64, Path)),
+    responses(
+        (status = 202, description = "Unlock command queued", body = UnlockQueued),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Locker has no agent to drive its door", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(locker_id))]
+async fn unlock_locker(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    TraceId(trace_id): TraceId,
+    Path(locker_id): Path<i64>,
+) -> Result<(StatusCode, Json<UnlockQueued>)> {
+    let now = state.clock.now_millis();
+    let mut tx = state.db.begin().await?;
+    match doors::agent_of(&mut *tx, locker_id).await? {
+        None => return Err(ApiError::NotFound(LOCKER_NOT_FOUND)),
+        Some(None) => {
+            return Err(ApiError::Conflict(
+                "Locker has no agent to drive its door".into(),
+            ));
+        }
+        Some(Some(_)) => {}
+    }
+    exchange::unlock(
+        &mut tx,
+        locker_id,
+        None,
+        UnlockPurpose::Maintenance,
+        &trace_id,
+        now,
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            at: now,
+            actor_id: Some(admin.user.id),
+            action: "locker.unlocked",
+            subject: format!("locker:{locker_id}"),
+            detail: "maintenance".into(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.relay.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(UnlockQueued {
+            detail: "Unlock command queued",
+            locker_id,
+        }),
+    ))
 }
 
 fn entry<'a>(at: i64, actor: i64, action: &'a str, locker: &Locker) -> audit::Entry<'a> {

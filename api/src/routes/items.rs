@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use locker_core::domain::{Contact, Email, Item, LockerStatus, Phone, Role};
-use locker_core::jobs::{Job, Message, NotifyJob, OtpJob};
-use locker_core::store::items::{self, NewItem};
-use locker_core::store::{audit, lockers, outbox};
+use locker_core::domain::{Contact, Email, Item, ItemStatus, LockerStatus, Phone, Role};
+use locker_core::exchange::{self, item_entry};
+use locker_core::jobs::{Job, Message, OtpJob, UnlockPurpose};
+use locker_core::store::items::{self, Entry, NewItem};
+use locker_core::store::{audit, doors, lockers, outbox};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -100,8 +101,10 @@ fn receiver(body: &CreateItem, region: Option<&str>) -> Result<(Option<Phone>, O
     }
 }
 
-/// Put an item in an available locker; the locker becomes occupied and the
-/// receiver is told where to collect it.
+/// Put an item in an available locker: the locker is reserved and its door
+/// unlocked for the sender (`AWAITING_DROP`); once the door has opened and
+/// closed the item is `STORED` and the receiver told where it is. A locker
+/// without an agent stores the item at once.
 #[utoipa::path(post, path = "/Items/", tag = "items",
     security(("bearer" = [])),
     request_body = CreateItem,
@@ -121,6 +124,7 @@ async fn drop_item(
 ) -> Result<(StatusCode, Json<Item>)> {
     let (phone, email) = receiver(&body, state.exchange.phone_region.as_deref())?;
     let now = state.clock.now_millis();
+    let rules = &state.exchange;
     let mut tx = state.db.begin().await?;
     // The conditional move is the reservation: of racing senders one wins.
     if !lockers::transition(
@@ -137,48 +141,47 @@ async fn drop_item(
             Some(_) => ApiError::Conflict("Locker is not available".into()),
         });
     }
-    let item = items::insert_stored(
-        &mut *tx,
-        NewItem {
-            locker_id: body.locker_id,
-            sender_id: caller.user.id,
-            name: body.name.trim().to_owned(),
-            description: body
-                .description
-                .map(|d| d.trim().to_owned())
-                .filter(|d| !d.is_empty()),
-            receiver_phone: phone.map(|p| p.to_string()),
-            receiver_email: email.map(|e| e.into_inner()),
-        },
-        now,
-    )
-    .await?;
-    let (name, location, locker) = items::whereabouts(&mut *tx, item.id)
+    let has_door = doors::agent_of(&mut *tx, body.locker_id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("item {} has no locker", item.id))?;
-    for to in [&item.receiver_phone, &item.receiver_email]
-        .into_iter()
         .flatten()
-    {
-        let message = Message::ItemStored {
-            item: name.clone(),
-            location: location.clone(),
-            locker: locker.clone(),
-        };
-        outbox::enqueue(
-            &mut *tx,
-            &Job::Notify(NotifyJob {
-                to: to.clone(),
-                message,
-            }),
+        .is_some();
+    let collect_by = now + rules.pickup_window.as_millis() as i64;
+    let entry = if has_door {
+        Entry::AwaitingDrop {
+            drop_deadline: now + rules.drop_window.as_millis() as i64,
+        }
+    } else {
+        Entry::Stored { collect_by }
+    };
+    let new = NewItem {
+        locker_id: body.locker_id,
+        sender_id: caller.user.id,
+        name: body.name.trim().to_owned(),
+        description: body
+            .description
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty()),
+        receiver_phone: phone.map(|p| p.to_string()),
+        receiver_email: email.map(|e| e.into_inner()),
+    };
+    let item = items::insert(&mut *tx, new, entry, now).await?;
+    if has_door {
+        // The door opens for the sender; the receiver hears once it has closed on the item.
+        exchange::unlock(
+            &mut tx,
+            body.locker_id,
+            Some(item.id),
+            UnlockPurpose::Drop,
             &trace_id,
             now,
         )
         .await?;
+    } else {
+        exchange::tell_receiver_stored(&mut tx, &item, Some(collect_by), &trace_id, now).await?;
     }
     audit::record(
         &mut *tx,
-        item_entry(now, Some(caller.user.id), "item.stored", &item),
+        item_entry(now, Some(caller.user.id), "item.dropped", &item),
     )
     .await?;
     tx.commit().await?;
@@ -322,12 +325,15 @@ fn six_digits(otp: &str) -> Result<(), ValidationError> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Collected {
+    /// Where there is a door to drive, it is opening; the item is
+    /// `COLLECTED` once it has closed again.
     pub detail: &'static str,
     pub locker_id: i64,
     pub item_id: i64,
 }
 
-/// Collect with the code: the locker opens, the sender is told.
+/// Collect with the code: the locker opens; once its door has closed the
+/// item is collected and the sender told.
 #[utoipa::path(post, path = "/Items/lockers/{locker_id}/collect", tag = "items",
     params(("locker_id" = i64, Path)),
     request_body = CollectRequest,
@@ -378,28 +384,49 @@ async fn collect(
         );
     }
 
+    let has_door = doors::agent_of(pool, locker_id).await?.flatten().is_some();
+    let next = if has_door {
+        ItemStatus::Releasing
+    } else {
+        ItemStatus::Collected
+    };
     let mut tx = state.db.begin().await?;
     // Conditional on the code just checked: of two collects with it, one wins.
-    let Some(item) = items::collect(&mut tx, item_id, &hash, now).await? else {
+    let Some(item) = items::spend_code(&mut tx, item_id, &hash, next, now).await? else {
         return Err(ApiError::BadRequest(INVALID_CODE.into()));
     };
-    lockers::transition(
-        &mut *tx,
-        locker_id,
-        LockerStatus::Occupied,
-        LockerStatus::Available,
-        now,
-    )
-    .await?;
-    notify_sender(&mut tx, &item, &trace_id, now, |item, location| {
-        Message::ItemCollected { item, location }
-    })
-    .await?;
-    audit::record(&mut *tx, item_entry(now, None, "item.collected", &item)).await?;
+    let detail = if has_door {
+        exchange::unlock(
+            &mut tx,
+            locker_id,
+            Some(item.id),
+            UnlockPurpose::Collect,
+            &trace_id,
+            now,
+        )
+        .await?;
+        audit::record(&mut *tx, item_entry(now, None, "item.releasing", &item)).await?;
+        "Code accepted; the locker is opening."
+    } else {
+        lockers::transition(
+            &mut *tx,
+            locker_id,
+            LockerStatus::Occupied,
+            LockerStatus::Available,
+            now,
+        )
+        .await?;
+        exchange::tell_sender(&mut tx, &item, &trace_id, now, |item, location| {
+            Message::ItemCollected { item, location }
+        })
+        .await?;
+        audit::record(&mut *tx, item_entry(now, None, "item.collected", &item)).await?;
+        "Code accepted; the locker is open."
+    };
     tx.commit().await?;
     state.relay.wake();
     Ok(Json(Collected {
-        detail: "Code accepted; the locker is open.",
+        detail,
         locker_id,
         item_id,
     }))
@@ -409,40 +436,5 @@ fn cooling_down(until: i64, now: i64) -> ApiError {
     ApiError::TooManyRequests {
         detail: "Too many wrong codes; request a new code later",
         retry_after_secs: ((until - now) / 1000).max(1) as u64,
-    }
-}
-
-/// Queues an email to the item's sender, in the caller's transaction.
-pub async fn notify_sender(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    item: &Item,
-    trace_id: &str,
-    now: i64,
-    message: impl FnOnce(String, String) -> Message,
-) -> Result<()> {
-    let sender = items::sender_email(&mut **tx, item.id).await?;
-    let place = items::whereabouts(&mut **tx, item.id).await?;
-    if let (Some(to), Some((name, location, _))) = (sender, place) {
-        let job = Job::Notify(NotifyJob {
-            to,
-            message: message(name, location),
-        });
-        outbox::enqueue(&mut **tx, &job, trace_id, now).await?;
-    }
-    Ok(())
-}
-
-pub fn item_entry<'a>(
-    at: i64,
-    actor_id: Option<i64>,
-    action: &'a str,
-    item: &Item,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        at,
-        actor_id,
-        action,
-        subject: format!("item:{}", item.id),
-        detail: format!("locker {}", item.locker_id.unwrap_or_default()),
     }
 }

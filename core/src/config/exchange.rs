@@ -15,6 +15,11 @@ pub struct ExchangeConfig {
     /// How long that cool-down lasts (`OTP_COOLDOWN_MINUTES`, default 15).
     pub otp_cooldown: Duration,
     pub limits: RateLimits,
+    /// How long a sender has to open the door after dropping
+    /// (`DROP_WINDOW_MINUTES`, default 10).
+    pub drop_window: Duration,
+    /// How long a receiver has to collect (`PICKUP_HOURS`, default 72).
+    pub pickup_window: Duration,
     /// ISO country for numbers written without `+` (`PHONE_DEFAULT_REGION`).
     pub phone_region: Option<String>,
 }
@@ -70,6 +75,8 @@ impl ExchangeConfig {
                 per_contact: count("OTP_RATE_PER_CONTACT", "5")?,
                 collects_per_client: count("COLLECT_RATE_PER_CLIENT", "30")?,
             },
+            drop_window: minutes("DROP_WINDOW_MINUTES", "10")?,
+            pickup_window: minutes("PICKUP_HOURS", "72")? * 60,
             phone_region,
         })
     }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod database;
+mod doors;
 mod env;
 mod exchange;
 mod notify;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 
 pub use auth::{AdminSeed, AuthConfig, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, JwtAlgorithm};
 pub use database::{Backend, DatabaseConfig};
+pub use doors::DoorsConfig;
 pub use env::{ConfigError, Env};
 pub use exchange::{ExchangeConfig, RateLimits};
 pub use notify::{NotifyConfig, SmtpConfig, SmtpTls, TWILIO_API_BASE, TwilioConfig};
@@ -34,6 +36,7 @@ pub struct WorkersConfig {
     pub queue: QueueConfig,
     pub notify: NotifyConfig,
     pub exchange: ExchangeConfig,
+    pub doors: DoorsConfig,
 }
 
 impl WorkersConfig {
@@ -43,6 +46,7 @@ impl WorkersConfig {
             queue: QueueConfig::load(env, profile)?,
             notify: NotifyConfig::load(env)?,
             exchange: ExchangeConfig::load(env)?,
+            doors: DoorsConfig::load(env, profile)?,
         })
     }
 }

@@ -45,7 +45,10 @@ impl ItemStatus {
 
     /// Statuses in which the item holds its locker.
     pub fn in_locker(self) -> bool {
-        matches!(self, Self::AwaitingDrop | Self::Stored | Self::Releasing)
+        matches!(
+            self,
+            Self::AwaitingDrop | Self::Stored | Self::Releasing | Self::Expired
+        )
     }
 }
 
@@ -67,6 +70,13 @@ pub struct Item {
     pub stored_at: Option<String>,
     pub collected_at: Option<String>,
     pub cleared_at: Option<String>,
+    /// While `AWAITING_DROP`: the sender must open the door before this.
+    pub drop_deadline: Option<String>,
+    /// Once `STORED`: the receiver must collect before this.
+    pub collect_by: Option<String>,
+    /// The door could not be unlocked (agent unreachable or refusing); the
+    /// item stays as it is for an admin to resolve.
+    pub unlock_failed_at: Option<String>,
 }
 
 #[cfg(test)]

@@ -65,6 +65,34 @@ impl LockerSize {
     }
 }
 
+/// What the door sensor last said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DoorState {
+    Open,
+    Closed,
+    Unknown,
+}
+
+impl DoorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "closed" => Some(Self::Closed),
+            "unknown" => Some(Self::Unknown),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Locker {
     pub id: i64,
@@ -75,6 +103,10 @@ pub struct Locker {
     /// The site agent that drives this locker's door.
     pub agent_id: Option<String>,
     pub status: LockerStatus,
+    pub door: DoorState,
+    /// Whether its agent is connected; `null` without an agent or before it
+    /// was first heard from.
+    pub agent_online: Option<bool>,
     /// RFC 3339
     pub created_at: String,
     /// RFC 3339

@@ -11,7 +11,8 @@ use crate::store::users::decode_error;
 macro_rules! item_columns {
     () => {
         "id, locker_id, name, description, receiver_phone, receiver_email, status, \
-         created_at, updated_at, stored_at, collected_at, cleared_at"
+         created_at, updated_at, stored_at, collected_at, cleared_at, drop_deadline, collect_by, \
+         unlock_failed_at"
     };
 }
 
@@ -33,6 +34,9 @@ fn from_row(row: &AnyRow) -> Result<Item, sqlx::Error> {
         stored_at: time("stored_at")?,
         collected_at: time("collected_at")?,
         cleared_at: time("cleared_at")?,
+        drop_deadline: time("drop_deadline")?,
+        collect_by: time("collect_by")?,
+        unlock_failed_at: time("unlock_failed_at")?,
     })
 }
 
@@ -45,16 +49,29 @@ pub struct NewItem {
     pub receiver_email: Option<String>,
 }
 
-/// Records an item placed in its locker (the locker must already be taken).
-pub async fn insert_stored<'e>(
+/// How an item enters its (already reserved) locker.
+pub enum Entry {
+    /// The locker's door is ours to open: the item waits for the sender to
+    /// open it before `drop_deadline`.
+    AwaitingDrop { drop_deadline: Millis },
+    /// No door to drive: stored at once, to be collected before `collect_by`.
+    Stored { collect_by: Millis },
+}
+
+pub async fn insert<'e>(
     executor: impl Executor<'e, Database = Any>,
     item: NewItem,
+    entry: Entry,
     now: Millis,
 ) -> Result<Item, sqlx::Error> {
+    let (status, stored_at, drop_deadline, collect_by) = match entry {
+        Entry::AwaitingDrop { drop_deadline } => ("AWAITING_DROP", None, Some(drop_deadline), None),
+        Entry::Stored { collect_by } => ("STORED", Some(now), None, Some(collect_by)),
+    };
     let row = sqlx::query(concat!(
         "INSERT INTO items (locker_id, sender_id, name, description, receiver_phone, receiver_email, \
-           status, created_at, updated_at, stored_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'STORED', $7, $7, $7) RETURNING ",
+           status, created_at, updated_at, stored_at, drop_deadline, collect_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING ",
         item_columns!()
     ))
     .bind(item.locker_id)
@@ -63,7 +80,11 @@ pub async fn insert_stored<'e>(
     .bind(item.description)
     .bind(item.receiver_phone)
     .bind(item.receiver_email)
+    .bind(status)
     .bind(now)
+    .bind(stored_at)
+    .bind(drop_deadline)
+    .bind(collect_by)
     .fetch_one(executor)
     .await?;
     from_row(&row)
@@ -258,16 +279,19 @@ pub async fn record_wrong_code<'e>(
     Ok(row.flatten() == Some(locked_until))
 }
 
-/// The receiver's right code: the item is collected, once. `None` when
-/// another collect with the same code got there first.
-pub async fn collect(
+/// The receiver's right code spends it, once: the item moves to `to`
+/// (`RELEASING` while its door opens, or `COLLECTED` when there is no door
+/// to drive). `None` when another collect with the same code got there first.
+pub async fn spend_code(
     conn: &mut AnyConnection,
     item_id: i64,
     code_hash: &str,
+    to: ItemStatus,
     now: Millis,
 ) -> Result<Option<Item>, sqlx::Error> {
+    let collected_at = (to == ItemStatus::Collected).then_some(now);
     let row = sqlx::query(concat!(
-        "UPDATE items SET status = 'COLLECTED', collected_at = $3, updated_at = $3, \
+        "UPDATE items SET status = $4, collected_at = $5, updated_at = $3, \
            otp_hash = NULL, otp_expires_at = NULL, otp_failures = 0 \
          WHERE id = $1 AND status = 'STORED' AND otp_hash = $2 RETURNING ",
         item_columns!()
@@ -275,9 +299,124 @@ pub async fn collect(
     .bind(item_id)
     .bind(code_hash.to_owned())
     .bind(now)
+    .bind(to.as_str())
+    .bind(collected_at)
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// Names the command that unlocks the door for an item's current step.
+pub async fn set_unlock_command<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    item_id: i64,
+    command_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE items SET unlock_command_id = $2, unlock_failed_at = NULL WHERE id = $1")
+        .bind(item_id)
+        .bind(command_id.to_owned())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_unlock_failed<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    item_id: i64,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE items SET unlock_failed_at = $2, updated_at = $2 WHERE id = $1")
+        .bind(item_id)
+        .bind(now)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// The door of the item waiting on `command_id` opened.
+pub async fn door_opened<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    locker_id: i64,
+    command_id: &str,
+    at: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, $3) \
+         WHERE locker_id = $1 AND unlock_command_id = $2 AND status IN ('AWAITING_DROP', 'RELEASING')",
+    )
+    .bind(locker_id)
+    .bind(command_id.to_owned())
+    .bind(at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The door of the item waiting on `command_id` closed: a drop becomes
+/// `STORED` (to be collected before `collect_by`), a release `COLLECTED`.
+/// `None` when no item waited on that command (or it moved on already).
+pub async fn door_closed(
+    conn: &mut AnyConnection,
+    locker_id: i64,
+    command_id: &str,
+    collect_by: Millis,
+    now: Millis,
+) -> Result<Option<Item>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "UPDATE items SET \
+           status = CASE status WHEN 'AWAITING_DROP' THEN 'STORED' ELSE 'COLLECTED' END, \
+           stored_at = CASE status WHEN 'AWAITING_DROP' THEN $4 ELSE stored_at END, \
+           collect_by = CASE status WHEN 'AWAITING_DROP' THEN $3 ELSE collect_by END, \
+           collected_at = CASE status WHEN 'RELEASING' THEN $4 ELSE collected_at END, \
+           door_opened_at = NULL, updated_at = $4 \
+         WHERE locker_id = $1 AND unlock_command_id = $2 AND status IN ('AWAITING_DROP', 'RELEASING') \
+         RETURNING ",
+        item_columns!()
+    ))
+    .bind(locker_id)
+    .bind(command_id.to_owned())
+    .bind(collect_by)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Drops whose door never opened in time: `CANCELLED`.
+pub async fn cancel_unopened(
+    conn: &mut AnyConnection,
+    now: Millis,
+) -> Result<Vec<Item>, sqlx::Error> {
+    sqlx::query(concat!(
+        "UPDATE items SET status = 'CANCELLED', updated_at = $1 \
+         WHERE status = 'AWAITING_DROP' AND drop_deadline < $1 AND door_opened_at IS NULL RETURNING ",
+        item_columns!()
+    ))
+    .bind(now)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Items not collected in time: `EXPIRED`, their code void. They stay in
+/// their locker until an admin clears it.
+pub async fn expire_uncollected(
+    conn: &mut AnyConnection,
+    now: Millis,
+) -> Result<Vec<Item>, sqlx::Error> {
+    sqlx::query(concat!(
+        "UPDATE items SET status = 'EXPIRED', updated_at = $1, otp_hash = NULL, otp_expires_at = NULL \
+         WHERE status = 'STORED' AND collect_by < $1 RETURNING ",
+        item_columns!()
+    ))
+    .bind(now)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 /// An admin empties a locker: its item is kept, marked cleared.
@@ -289,7 +428,7 @@ pub async fn clear(
     let row = sqlx::query(concat!(
         "UPDATE items SET status = 'CLEARED', cleared_at = $2, updated_at = $2, \
            otp_hash = NULL, otp_expires_at = NULL \
-         WHERE locker_id = $1 AND status IN ('AWAITING_DROP', 'STORED', 'RELEASING') RETURNING ",
+         WHERE locker_id = $1 AND status IN ('AWAITING_DROP', 'STORED', 'RELEASING', 'EXPIRED') RETURNING ",
         item_columns!()
     ))
     .bind(locker_id)

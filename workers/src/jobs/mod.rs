@@ -2,6 +2,7 @@
 
 mod notify;
 mod otp;
+mod unlock;
 
 use locker_core::jobs::{Envelope, JobKind};
 use locker_core::store::job_runs::Claim;
@@ -27,6 +28,10 @@ pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErro
     match envelope.kind {
         JobKind::Otp => otp::run(ctx, envelope.id, envelope.decode().map_err(undecodable)?).await?,
         JobKind::Notify => notify::run(ctx, envelope.decode().map_err(undecodable)?).await?,
+        JobKind::Unlock => {
+            let job = envelope.decode().map_err(undecodable)?;
+            unlock::run(ctx, envelope.id, envelope.attempt, &envelope.trace_id, job).await?;
+        }
     }
     guard.finish(ctx.clock.now_millis()).await?;
     Ok(())

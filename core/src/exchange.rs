@@ -1,0 +1,95 @@
+//! Item transitions' side effects, shared by the api (drop, collect, clear)
+//! and the workers (door events, deadlines): the jobs and audit rows each
+//! transition writes in its own transaction.
+
+use sqlx::AnyConnection;
+
+use crate::clock::{Millis, human};
+use crate::domain::Item;
+use crate::jobs::{Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
+use crate::store::{audit, items, outbox};
+
+/// Queues the receiver's "waiting for you" message, to each of their contacts.
+pub async fn tell_receiver_stored(
+    conn: &mut AnyConnection,
+    item: &Item,
+    collect_by: Option<Millis>,
+    trace_id: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    let Some((name, location, locker)) = items::whereabouts(&mut *conn, item.id).await? else {
+        return Ok(());
+    };
+    for to in [&item.receiver_phone, &item.receiver_email]
+        .into_iter()
+        .flatten()
+    {
+        let message = Message::ItemStored {
+            item: name.clone(),
+            location: location.clone(),
+            locker: locker.clone(),
+            until: collect_by.map(human),
+        };
+        let job = Job::Notify(NotifyJob {
+            to: to.clone(),
+            message,
+        });
+        outbox::enqueue(&mut *conn, &job, trace_id, now).await?;
+    }
+    Ok(())
+}
+
+/// Queues an email to the item's sender; `message` gets the item's name and
+/// place.
+pub async fn tell_sender(
+    conn: &mut AnyConnection,
+    item: &Item,
+    trace_id: &str,
+    now: Millis,
+    message: impl FnOnce(String, String) -> Message,
+) -> Result<(), sqlx::Error> {
+    let sender = items::sender_email(&mut *conn, item.id).await?;
+    let place = items::whereabouts(&mut *conn, item.id).await?;
+    if let (Some(to), Some((name, location, _))) = (sender, place) {
+        let job = Job::Notify(NotifyJob {
+            to,
+            message: message(name, location),
+        });
+        outbox::enqueue(&mut *conn, &job, trace_id, now).await?;
+    }
+    Ok(())
+}
+
+/// Queues the unlock of a locker's door.
+pub async fn unlock(
+    conn: &mut AnyConnection,
+    locker_id: i64,
+    item_id: Option<i64>,
+    purpose: UnlockPurpose,
+    trace_id: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    let job = Job::Unlock(UnlockJob {
+        locker_id,
+        item_id,
+        purpose,
+    });
+    outbox::enqueue(conn, &job, trace_id, now).await?;
+    Ok(())
+}
+
+/// The audit row of an item's transition.
+pub fn item_entry<'a>(
+    at: Millis,
+    actor_id: Option<i64>,
+    action: &'a str,
+    item: &Item,
+) -> audit::Entry<'a> {
+    audit::Entry {
+        at,
+        actor_id,
+        action,
+        subject: format!("item:{}", item.id),
+        detail: format!("locker {}", item.locker_id.unwrap_or_default()),
+    }
+}

@@ -1,0 +1,219 @@
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    Unlock,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unlock => "unlock",
+        }
+    }
+}
+
+/// A signed order to an agent. Times are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: CommandKind,
+    pub locker_id: i64,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// Lower-case hex HMAC-SHA256 of [`Command::signed_bytes`] under the agent's key.
+    pub sig: String,
+    /// The request this command follows from, for the agent's logs (not signed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
+}
+
+impl Command {
+    /// Exactly what the signature covers: the fields joined by `\n`, in this
+    /// order, as UTF-8: `id`, `type`, `locker_id`, `issued_at`, `expires_at`.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        format!(
+            "{}\n{}\n{}\n{}\n{}",
+            self.id,
+            self.kind.as_str(),
+            self.locker_id,
+            self.issued_at,
+            self.expires_at
+        )
+        .into_bytes()
+    }
+
+    /// A command signed with `key` (the agent's key, as bytes).
+    pub fn signed(id: String, locker_id: i64, issued_at: i64, expires_at: i64, key: &[u8]) -> Self {
+        let mut command = Self {
+            id,
+            kind: CommandKind::Unlock,
+            locker_id,
+            issued_at,
+            expires_at,
+            sig: String::new(),
+            trace_id: String::new(),
+        };
+        command.sig = hex(&mac(key, &command.signed_bytes()).finalize().into_bytes());
+        command
+    }
+
+    /// True when `sig` is this command's signature under `key` (constant time).
+    pub fn verify(&self, key: &[u8]) -> bool {
+        let Some(sig) = unhex(&self.sig) else {
+            return false;
+        };
+        mac(key, &self.signed_bytes()).verify_slice(&sig).is_ok()
+    }
+}
+
+fn mac(key: &[u8], bytes: &[u8]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(bytes);
+    mac
+}
+
+/// An agent's signing key: HMAC-SHA256 of `lockerx-agent:{agent_id}` under the
+/// deployment's `AGENT_SIGNING_SECRET`, as lower-case hex. Workers derive it;
+/// the agent is given it.
+pub fn agent_key(secret: &[u8], agent_id: &str) -> String {
+    hex(&mac(secret, format!("lockerx-agent:{agent_id}").as_bytes())
+        .finalize()
+        .into_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckReason {
+    BadSignature,
+    Expired,
+    Replayed,
+    UnknownLocker,
+    Malformed,
+    DoorFault,
+}
+
+/// An agent's answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub command_id: String,
+    pub ok: bool,
+    /// Why a command was refused; absent when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<AckReason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorEventKind {
+    DoorOpened,
+    DoorClosed,
+    DoorLeftOpen,
+}
+
+impl DoorEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DoorOpened => "door_opened",
+            Self::DoorClosed => "door_closed",
+            Self::DoorLeftOpen => "door_left_open",
+        }
+    }
+}
+
+/// A door sensor reading. `id` is unique per event; `command_id` names the
+/// command that unlocked the door, when one did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorEvent {
+    pub id: String,
+    pub locker_id: i64,
+    pub kind: DoorEventKind,
+    pub at: i64,
+    #[serde(default)]
+    pub command_id: Option<String>,
+}
+
+/// An agent's presence, retained on its status topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub online: bool,
+    #[serde(default)]
+    pub at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_cover_every_field() {
+        let key = b"agent-key";
+        let command = Command::signed("c1".into(), 7, 1_000, 31_000, key);
+        assert!(command.verify(key));
+        assert!(!command.verify(b"other-key"));
+        for tampered in [
+            Command {
+                locker_id: 8,
+                ..command.clone()
+            },
+            Command {
+                expires_at: 99_000,
+                ..command.clone()
+            },
+            Command {
+                id: "c2".into(),
+                ..command.clone()
+            },
+            Command {
+                sig: "zz".into(),
+                ..command.clone()
+            },
+        ] {
+            assert!(!tampered.verify(key));
+        }
+        assert_eq!(command.signed_bytes(), b"c1\nunlock\n7\n1000\n31000");
+    }
+
+    #[test]
+    fn the_wire_format_is_the_documented_one() {
+        let command = Command::signed("c1".into(), 7, 1_000, 31_000, b"k");
+        let json = serde_json::to_value(&command).unwrap();
+        assert_eq!(json["type"], "unlock");
+        let event: DoorEvent = serde_json::from_str(
+            r#"{"id":"e1","locker_id":7,"kind":"door_closed","at":5,"command_id":"c1"}"#,
+        )
+        .unwrap();
+        assert_eq!(event.kind, DoorEventKind::DoorClosed);
+        let ack = serde_json::to_string(&Ack {
+            command_id: "c1".into(),
+            ok: false,
+            reason: Some(AckReason::BadSignature),
+        })
+        .unwrap();
+        assert_eq!(
+            ack,
+            r#"{"command_id":"c1","ok":false,"reason":"bad_signature"}"#
+        );
+        assert_eq!(agent_key(b"secret", "a").len(), 64);
+    }
+}

@@ -1,0 +1,230 @@
+//! The agent's MQTT side: a persistent session; a retained online status and
+//! a last will saying offline; unlock commands checked (signature, expiry,
+//! replay, ownership) before a door is driven; an ack for every command; door
+//! events published at QoS 1 and kept while the broker is away.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use locker_core::Clock;
+use locker_core::mqtt::{self, Ack, AckReason, Command, DoorEvent, MqttEndpoint, Status, Topics};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::door::{Door, DoorSignal};
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub agent_id: String,
+    /// The lockers whose doors this agent drives.
+    pub lockers: Vec<i64>,
+    pub broker: MqttEndpoint,
+    pub topic_root: String,
+    /// This agent's signing key (64 hex characters, used as ASCII bytes).
+    pub key: SecretString,
+}
+
+/// Events and acks buffered in memory while the broker is unreachable.
+const OUTBOX_CAPACITY: usize = 10_000;
+
+pub struct Agent {
+    config: AgentConfig,
+    door: Arc<dyn Door>,
+    clock: Arc<dyn Clock>,
+    topics: Topics,
+    lockers: HashSet<i64>,
+    /// Commands executed, by id, with their expiry: a replay is refused.
+    seen: HashMap<String, i64>,
+}
+
+enum Incoming {
+    Connected,
+    Command(Vec<u8>),
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig, door: Arc<dyn Door>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            topics: Topics::new(&config.topic_root),
+            lockers: config.lockers.iter().copied().collect(),
+            config,
+            door,
+            clock,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown`, then says offline and disconnects.
+    pub async fn run(
+        mut self,
+        mut signals: mpsc::UnboundedReceiver<DoorSignal>,
+        shutdown: CancellationToken,
+    ) {
+        let id = self.config.agent_id.clone();
+        let offline = serde_json::to_vec(&Status {
+            online: false,
+            at: 0,
+        })
+        .expect("status serialises");
+        let will = LastWill::new(self.topics.status(&id), offline, QoS::AtLeastOnce, true);
+        let options = mqtt::options(&self.config.broker, &format!("agent-{id}"), Some(will));
+        let (client, mut eventloop) = AsyncClient::new(options, OUTBOX_CAPACITY);
+
+        let (incoming_tx, mut incoming) = mpsc::unbounded_channel();
+        let commands_topic = self.topics.commands(&id);
+        let poller = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = incoming_tx.send(Incoming::Connected);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish)))
+                        if publish.topic == commands_topic =>
+                    {
+                        let _ = incoming_tx.send(Incoming::Command(publish.payload.to_vec()));
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "broker unreachable; events are kept until it is back");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                Some(message) = incoming.recv() => match message {
+                    Incoming::Connected => self.on_connect(&client).await,
+                    Incoming::Command(payload) => self.on_command(&client, &payload).await,
+                },
+                Some(signal) = signals.recv() => self.report(&client, signal).await,
+            }
+        }
+        let offline = Status {
+            online: false,
+            at: self.clock.now_millis(),
+        };
+        let _ = publish(&client, &self.topics.status(&id), &offline, true).await;
+        let _ = client.disconnect().await;
+        // Let the eventloop flush the goodbye.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        poller.abort();
+    }
+
+    async fn on_connect(&self, client: &AsyncClient) {
+        let id = &self.config.agent_id;
+        tracing::info!(agent_id = %id, "connected to the broker");
+        let online = Status {
+            online: true,
+            at: self.clock.now_millis(),
+        };
+        if let Err(error) = client
+            .subscribe(self.topics.commands(id), QoS::AtLeastOnce)
+            .await
+        {
+            tracing::warn!(%error, "cannot subscribe to commands");
+        }
+        let _ = publish(client, &self.topics.status(id), &online, true).await;
+    }
+
+    async fn on_command(&mut self, client: &AsyncClient, payload: &[u8]) {
+        let (command_id, verdict) = match serde_json::from_slice::<Command>(payload) {
+            Ok(command) => {
+                let verdict = self.check_and_execute(&command);
+                (command.id, verdict)
+            }
+            Err(_) => {
+                let id = serde_json::from_slice::<serde_json::Value>(payload)
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                (id, Err(AckReason::Malformed))
+            }
+        };
+        match verdict {
+            Ok(()) => tracing::info!(%command_id, "unlock executed"),
+            Err(reason) => tracing::warn!(%command_id, ?reason, "command refused"),
+        }
+        let ack = Ack {
+            command_id,
+            ok: verdict.is_ok(),
+            reason: verdict.err(),
+        };
+        let _ = publish(
+            client,
+            &self.topics.acks(&self.config.agent_id),
+            &ack,
+            false,
+        )
+        .await;
+    }
+
+    /// Refuses what is forged, stale, replayed or not ours; otherwise unlocks.
+    fn check_and_execute(&mut self, command: &Command) -> Result<(), AckReason> {
+        let now = self.clock.now_millis();
+        if !command.verify(self.config.key.expose_secret().as_bytes()) {
+            return Err(AckReason::BadSignature);
+        }
+        if now > command.expires_at {
+            return Err(AckReason::Expired);
+        }
+        if self.seen.contains_key(&command.id) {
+            return Err(AckReason::Replayed);
+        }
+        if !self.lockers.contains(&command.locker_id) {
+            return Err(AckReason::UnknownLocker);
+        }
+        self.door
+            .unlock(command.locker_id, &command.id)
+            .map_err(|fault| {
+                tracing::error!(locker_id = command.locker_id, %fault, "door fault");
+                AckReason::DoorFault
+            })?;
+        // Expired commands are refused anyway: forget those long past.
+        self.seen.retain(|_, expires| *expires > now - 3_600_000);
+        self.seen.insert(command.id.clone(), command.expires_at);
+        Ok(())
+    }
+
+    async fn report(&self, client: &AsyncClient, signal: DoorSignal) {
+        let event = DoorEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            locker_id: signal.locker_id,
+            kind: signal.kind,
+            at: signal.at,
+            command_id: signal.command_id,
+        };
+        tracing::info!(
+            locker_id = event.locker_id,
+            kind = event.kind.as_str(),
+            "door event"
+        );
+        if let Err(error) = publish(
+            client,
+            &self.topics.events(&self.config.agent_id),
+            &event,
+            false,
+        )
+        .await
+        {
+            tracing::error!(%error, "door event could not be queued");
+        }
+    }
+}
+
+async fn publish<T: serde::Serialize>(
+    client: &AsyncClient,
+    topic: &str,
+    message: &T,
+    retain: bool,
+) -> Result<(), rumqttc::ClientError> {
+    let payload = serde_json::to_vec(message).expect("messages serialise");
+    client
+        .publish(topic, QoS::AtLeastOnce, retain, payload)
+        .await
+}

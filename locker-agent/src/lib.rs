@@ -1,0 +1,8 @@
+//! The locker agent: runs at a locker site, holds the MQTT session, checks
+//! and executes unlock commands, and reports what the doors do.
+
+pub mod agent;
+pub mod door;
+
+pub use agent::{Agent, AgentConfig};
+pub use door::{Door, DoorSignal, SimulatedDoors};

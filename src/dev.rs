@@ -1,0 +1,84 @@
+//! The development stack's site: a few places with lockers on first start,
+//! and a simulated agent for every agent the lockers name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use locker_agent::{Agent, AgentConfig, SimulatedDoors};
+use locker_core::config::DoorsConfig;
+use locker_core::domain::LockerSize;
+use locker_core::mqtt::{MqttEndpoint, agent_key};
+use locker_core::store::lockers::{self, NewLocker};
+use locker_core::{Clock, Db};
+use secrecy::ExposeSecret;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Places, lockers and agents a fresh development database starts with.
+const SEED: [(&str, &str, &[&str]); 2] = [
+    ("Mall Entrance", "mall-entrance", &["A1", "A2", "A3"]),
+    ("Metro Station A", "metro-a", &["B1", "B2"]),
+];
+
+/// Adds the seed lockers when there are none yet.
+pub async fn seed(db: &Db, clock: &dyn Clock) -> anyhow::Result<()> {
+    if !lockers::list(db.pool(), 1, 0).await?.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    for (place, agent, names) in SEED {
+        for name in names {
+            let locker = NewLocker {
+                location: place.into(),
+                name: Some((*name).into()),
+                size: LockerSize::Medium,
+                agent_id: Some(agent.into()),
+            };
+            lockers::insert(&mut tx, locker, clock.now_millis()).await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::info!("seeded development lockers");
+    Ok(())
+}
+
+/// Starts one simulated agent per agent id the lockers name.
+pub async fn start_agents(
+    db: &Db,
+    doors: &DoorsConfig,
+    broker: &MqttEndpoint,
+    clock: Arc<dyn Clock>,
+    dwell: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<JoinSet<()>> {
+    let mut by_agent: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for locker in lockers::list(db.pool(), 10_000, 0).await? {
+        if let Some(agent) = locker.agent_id {
+            by_agent.entry(agent).or_default().push(locker.id);
+        }
+    }
+    let mut agents = JoinSet::new();
+    for (agent_id, lockers) in by_agent {
+        let key = agent_key(doors.agent_secret.expose_secret().as_bytes(), &agent_id);
+        let (signals_tx, signals) = tokio::sync::mpsc::unbounded_channel();
+        let simulated = SimulatedDoors::new(
+            signals_tx,
+            clock.clone(),
+            Some(dwell),
+            Duration::from_secs(120),
+        );
+        let config = AgentConfig {
+            agent_id: agent_id.clone(),
+            lockers: lockers.clone(),
+            broker: broker.clone(),
+            topic_root: doors.topic_root.clone(),
+            key: key.into(),
+        };
+        tracing::info!(%agent_id, ?lockers, "simulated agent");
+        agents.spawn(
+            Agent::new(config, Arc::new(simulated), clock.clone()).run(signals, shutdown.clone()),
+        );
+    }
+    Ok(agents)
+}

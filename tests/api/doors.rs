@@ -1,0 +1,498 @@
+//! Doors over MQTT: unlock commands to a simulated agent, door events back,
+//! the item moving only when the door says so.
+
+use std::time::Duration;
+
+use locker_core::mqtt::{Command, MqttEndpoint, agent_key};
+use locker_core::{Clock, SystemClock};
+use locker_testkit::TcpProxy;
+use reqwest::StatusCode;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+
+use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
+
+const RECEIVER: &str = "receiver@example.com";
+
+struct Site {
+    app: TestApp,
+    admin: String,
+    sender: String,
+}
+
+async fn site() -> Site {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    Site { app, admin, sender }
+}
+
+impl Site {
+    async fn locker(&self, agent: &str) -> i64 {
+        let (status, locker) = self
+            .app
+            .post(
+                "/Admin/",
+                Some(&self.admin),
+                json!({"location": "Mall Entrance", "name": "D1", "agent_id": agent}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{locker}");
+        locker["id"].as_i64().unwrap()
+    }
+
+    async fn drop_item(&self, locker: i64) -> Value {
+        let (status, item) = self
+            .app
+            .drop_item(
+                &self.sender,
+                &json!(locker),
+                json!({"receiver_email": RECEIVER}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{item}");
+        item
+    }
+
+    async fn item(&self, item: &Value) -> Value {
+        self.app
+            .get(&format!("/Items/{}", item["id"]), Some(&self.admin))
+            .await
+            .1
+    }
+
+    async fn locker_view(&self, id: i64) -> Value {
+        self.app
+            .get(&format!("/lockers/{id}"), Some(&self.admin))
+            .await
+            .1
+    }
+
+    async fn wait_status(&self, item: &Value, status: &str) {
+        self.app
+            .wait_until(&format!("item {} {status}", item["id"]), || async {
+                self.item(item).await["status"] == status
+            })
+            .await;
+    }
+
+    async fn wait_door(&self, agent: &crate::agents::TestAgent, locker: i64, open: bool) {
+        self.app
+            .wait_until(&format!("door {locker} open={open}"), || async {
+                agent.doors.is_open(locker) == open
+            })
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn an_exchange_goes_through_a_real_door() {
+    let s = site().await;
+    let locker = s.locker("site-1").await;
+    let agent = s.app.agent("site-1", &[locker], None).await;
+    assert_eq!(s.locker_view(locker).await["agent_online"], true);
+
+    let item = s.drop_item(locker).await;
+    assert_eq!(item["status"], "AWAITING_DROP");
+    assert!(item["drop_deadline"].is_string());
+    s.wait_door(&agent, locker, true).await;
+    s.app
+        .wait_until("door shown open", || async {
+            s.locker_view(locker).await["door"] == "open"
+        })
+        .await;
+    // The sender is still putting the item in: nothing told to the receiver yet.
+    assert_eq!(s.item(&item).await["status"], "AWAITING_DROP");
+    assert!(s.app.smtp.mails_to(RECEIVER).is_empty());
+
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    let told = s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    assert!(told[0].body().contains(" until "), "{}", told[0].data);
+
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+    let (status, body) = s.app.collect(&json!(locker), &code).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body["detail"].as_str().unwrap().contains("opening"),
+        "{body}"
+    );
+    assert_eq!(s.item(&item).await["status"], "RELEASING");
+    assert_eq!(s.locker_view(locker).await["status"], "OCCUPIED");
+    s.wait_door(&agent, locker, true).await;
+
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    let view = s.locker_view(locker).await;
+    assert_eq!(
+        (view["status"].as_str(), view["door"].as_str()),
+        (Some("AVAILABLE"), Some("closed"))
+    );
+    s.app.smtp.wait_for("sender@example.com", 1, WAIT).await;
+    let acked = s
+        .app
+        .count("SELECT COUNT(*) FROM commands WHERE ok = 1")
+        .await;
+    assert_eq!(acked, 2);
+
+    agent.stop().await;
+    s.app.wait_agent_online("site-1", false).await;
+    assert_eq!(s.locker_view(locker).await["agent_online"], false);
+}
+
+/// A client of our own on the test's broker, to speak to an agent directly.
+async fn raw_client(
+    app: &TestApp,
+    agent: &str,
+) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let broker = app.doors.broker.clone().unwrap();
+    let mut options = MqttOptions::new(
+        format!("probe-{}", uuid::Uuid::new_v4().simple()),
+        broker.host,
+        broker.port,
+    );
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    let acks = format!("{}/agents/{agent}/acks", app.doors.topic_root);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let subscribed = tokio::sync::oneshot::channel();
+    let mut subscribed_tx = Some(subscribed.0);
+    let sub_client = client.clone();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    sub_client
+                        .subscribe(acks.clone(), QoS::AtLeastOnce)
+                        .await
+                        .unwrap();
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(done) = subscribed_tx.take() {
+                        let _ = done.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send(serde_json::from_slice(&p.payload).unwrap());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, subscribed.1)
+        .await
+        .unwrap()
+        .unwrap();
+    (client, rx)
+}
+
+#[tokio::test]
+async fn forged_expired_and_replayed_commands_are_refused_and_change_nothing() {
+    let s = site().await;
+    let locker = s.locker("site-2").await;
+    let agent = s.app.agent("site-2", &[locker], None).await;
+    let (client, mut acks) = raw_client(&s.app, "site-2").await;
+    let topic = format!("{}/agents/site-2/commands", s.app.doors.topic_root);
+    let key = agent_key(AGENT_SECRET.as_bytes(), "site-2");
+    let now = SystemClock.now_millis();
+
+    let mut send = async |payload: Vec<u8>| -> Value {
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, acks.recv())
+            .await
+            .expect("an ack")
+            .unwrap()
+    };
+    let json = |c: &Command| serde_json::to_vec(c).unwrap();
+
+    let forged = Command::signed(
+        "forged-1".into(),
+        locker,
+        now,
+        now + 30_000,
+        b"not-the-agent-key-at-all-0000000",
+    );
+    let ack = send(json(&forged)).await;
+    assert_eq!(
+        ack,
+        json!({"command_id": "forged-1", "ok": false, "reason": "bad_signature"})
+    );
+
+    let mut tampered = Command::signed(
+        "tampered-1".into(),
+        locker + 1,
+        now,
+        now + 30_000,
+        key.as_bytes(),
+    );
+    tampered.locker_id = locker;
+    assert_eq!(send(json(&tampered)).await["reason"], "bad_signature");
+
+    let expired = Command::signed(
+        "expired-1".into(),
+        locker,
+        now - 60_000,
+        now - 30_000,
+        key.as_bytes(),
+    );
+    assert_eq!(send(json(&expired)).await["reason"], "expired");
+
+    let elsewhere = Command::signed(
+        "elsewhere-1".into(),
+        locker + 1000,
+        now,
+        now + 30_000,
+        key.as_bytes(),
+    );
+    assert_eq!(send(json(&elsewhere)).await["reason"], "unknown_locker");
+
+    assert_eq!(send(b"{not json".to_vec()).await["reason"], "malformed");
+    assert!(
+        !agent.doors.is_open(locker),
+        "no refused command opened the door"
+    );
+
+    // A genuine command works once; the same bytes again are a replay.
+    let genuine = Command::signed(
+        "genuine-1".into(),
+        locker,
+        now,
+        now + 30_000,
+        key.as_bytes(),
+    );
+    assert_eq!(
+        send(json(&genuine)).await,
+        json!({"command_id": "genuine-1", "ok": true})
+    );
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_door(&agent, locker, false).await;
+    assert_eq!(send(json(&genuine)).await["reason"], "replayed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!agent.doors.is_open(locker));
+
+    // Nothing changed on our side: the locker is free, one opening recorded.
+    s.app
+        .wait_until("one opening and one closing recorded", || async {
+            s.app.count("SELECT COUNT(*) FROM door_events").await == 2
+        })
+        .await;
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM door_events WHERE kind = 'door_opened'")
+            .await,
+        1
+    );
+    assert_eq!(s.locker_view(locker).await["status"], "AVAILABLE");
+    assert_eq!(s.app.count("SELECT COUNT(*) FROM items").await, 0);
+}
+
+#[tokio::test]
+async fn a_drop_whose_door_never_opens_is_cancelled_and_the_sender_told() {
+    let s = site().await;
+    let locker = s.locker("site-3").await;
+    let agent = s.app.agent("site-3", &[locker], None).await;
+    agent.doors.jam(locker);
+    let item = s.drop_item(locker).await;
+
+    // The agent answers door_fault: no retry, the item is flagged for admins.
+    s.app
+        .wait_until("unlock failure flagged", || async {
+            s.item(&item).await["unlock_failed_at"].is_string()
+        })
+        .await;
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'unlock.failed'")
+            .await,
+        1
+    );
+    assert_eq!(s.item(&item).await["status"], "AWAITING_DROP");
+
+    s.app.advance(Duration::from_secs(10 * 60 + 1));
+    s.wait_status(&item, "CANCELLED").await;
+    assert_eq!(s.locker_view(locker).await["status"], "AVAILABLE");
+    let told = s.app.smtp.wait_for("sender@example.com", 1, WAIT).await;
+    assert!(
+        told[0].header("Subject").unwrap().contains("cancelled"),
+        "{}",
+        told[0].data
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_unlock_is_retried_then_reported() {
+    let s = site().await;
+    let late = s.locker("late-agent").await;
+    let ghost = s.locker("ghost-agent").await;
+    let waiting = s.drop_item(late).await;
+    let stranded = s.drop_item(ghost).await;
+
+    // The first try goes unanswered (2 s); the agent comes up for the retry.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let agent = s
+        .app
+        .agent("late-agent", &[late], Some(Duration::from_millis(100)))
+        .await;
+    s.wait_status(&waiting, "STORED").await;
+    assert!(s.item(&waiting).await["unlock_failed_at"].is_null());
+
+    // The ghost never answers: three tries, then reported and dead-lettered.
+    s.app
+        .wait_until("ghost unlock reported", || async {
+            s.item(&stranded).await["unlock_failed_at"].is_string()
+        })
+        .await;
+    assert_eq!(s.item(&stranded).await["status"], "AWAITING_DROP");
+    let dead = s
+        .app
+        .queue
+        .dead_letters(locker_core::jobs::JobKind::Unlock)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].1.contains("no answer from agent ghost-agent"),
+        "{dead:?}"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_cut_off_mid_exchange_reports_its_door_when_back() {
+    let s = site().await;
+    let locker = s.locker("site-4").await;
+    let broker = s.app.doors.broker.clone().unwrap();
+    let upstream = tokio::net::lookup_host((broker.host.as_str(), broker.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(upstream).await;
+    let via = MqttEndpoint {
+        host: proxy.addr.ip().to_string(),
+        port: proxy.addr.port(),
+        credentials: None,
+    };
+    let agent = s.app.agent_via("site-4", &[locker], None, via).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+
+    proxy.cut();
+    s.app.wait_agent_online("site-4", false).await;
+    // The sender shuts the door while the site is offline.
+    agent.doors.close(locker);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.item(&item).await["status"], "AWAITING_DROP");
+
+    proxy.restore();
+    s.wait_status(&item, "STORED").await;
+    s.app.wait_agent_online("site-4", true).await;
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn door_events_sent_while_workers_are_down_are_applied_once_when_back() {
+    let mut s = site().await;
+    let locker = s.locker("site-5").await;
+    let agent = s.app.agent("site-5", &[locker], None).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    s.app
+        .wait_until("opening recorded", || async {
+            s.app
+                .count("SELECT COUNT(*) FROM door_events WHERE kind = 'door_opened'")
+                .await
+                == 1
+        })
+        .await;
+
+    s.app.kill().await;
+    agent.doors.close(locker);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.app.restart().await;
+
+    s.wait_status(&item, "STORED").await;
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.app.smtp.mails_to(RECEIVER).len(), 1);
+    assert_eq!(s.app.count("SELECT COUNT(*) FROM door_events").await, 2);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.stored'")
+            .await,
+        1
+    );
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn admins_unlock_doors_for_maintenance() {
+    let s = site().await;
+    let locker = s.locker("site-6").await;
+    let agent = s.app.agent("site-6", &[locker], None).await;
+    let path = format!("/Admin/{locker}/unlock");
+
+    assert_eq!(
+        s.app.post(&path, Some(&s.sender), json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = s.app.post(&path, Some(&s.admin), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    s.wait_door(&agent, locker, true).await;
+    s.app
+        .wait_until("door shown open", || async {
+            s.locker_view(locker).await["door"] == "open"
+        })
+        .await;
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'locker.unlocked'")
+            .await,
+        1
+    );
+
+    // Nobody shuts it: after 2 s the agent reports it left open.
+    s.app
+        .wait_until("left-open reported", || async {
+            s.app
+                .count("SELECT COUNT(*) FROM audit_log WHERE action = 'door.left_open'")
+                .await
+                == 1
+        })
+        .await;
+    agent.doors.close(locker);
+    s.app
+        .wait_until("door shown closed", || async {
+            s.locker_view(locker).await["door"] == "closed"
+        })
+        .await;
+
+    let (_, plain) = s
+        .app
+        .post("/Admin/", Some(&s.admin), json!({"location": "Library"}))
+        .await;
+    let (status, _) = s
+        .app
+        .post(
+            &format!("/Admin/{}/unlock", plain["id"]),
+            Some(&s.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        s.app
+            .post("/Admin/987654/unlock", Some(&s.admin), json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    agent.stop().await;
+}
