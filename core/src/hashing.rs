@@ -75,12 +75,19 @@ impl Hasher {
     }
 }
 
-fn hash_blocking(secret: &str) -> anyhow::Result<String> {
+/// Hashes on the calling thread (for measurements; servers use [`Hasher`]).
+pub fn hash_blocking(secret: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     argon2()
         .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))
+}
+
+/// Verifies on the calling thread (for measurements; servers use [`Hasher`]).
+pub fn verify_blocking(secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl Agent {
         .expect("status serialises");
         let will = LastWill::new(self.topics.status(&id), offline, QoS::AtLeastOnce, true);
         let options = mqtt::options(&self.config.broker, &format!("agent-{id}"), Some(will));
-        let (client, mut eventloop) = AsyncClient::new(options, OUTBOX_CAPACITY);
+        let (client, mut eventloop) = mqtt::client(options, OUTBOX_CAPACITY);
 
         let (incoming_tx, mut incoming) = mpsc::unbounded_channel();
         let commands_topic = self.topics.commands(&id);

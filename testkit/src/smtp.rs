@@ -63,11 +63,16 @@ struct Hold {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1:0".parse().expect("address"))
             .await
-            .expect("bind SMTP sink");
+            .expect("bind SMTP sink")
+    }
+
+    /// A sink on a given address.
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let sink = Self {
-            addr: listener.local_addr().expect("sink address"),
+            addr: listener.local_addr()?,
             mails: Arc::default(),
             arrived: Arc::default(),
             hold: Arc::default(),
@@ -83,7 +88,7 @@ impl SmtpSink {
                 });
             }
         });
-        sink
+        Ok(sink)
     }
 
     /// Makes every RCPT for these addresses wait until [`release`](Self::release).
@@ -136,18 +141,31 @@ impl SmtpSink {
         within: Duration,
         filter: impl Fn(&Mail) -> bool,
     ) -> Vec<Mail> {
+        self.try_wait_matching(to, count, within, filter)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`wait_matching`](Self::wait_matching), with an error instead of a panic.
+    pub async fn try_wait_matching(
+        &self,
+        to: &str,
+        count: usize,
+        within: Duration,
+        filter: impl Fn(&Mail) -> bool,
+    ) -> Result<Vec<Mail>, String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let arrived = self.arrived.notified();
             let mails: Vec<_> = self.mails_to(to).into_iter().filter(&filter).collect();
             if mails.len() >= count {
-                return mails;
+                return Ok(mails);
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                panic!(
+                return Err(format!(
                     "{count} matching mail(s) to {to} within {within:?}; got {}",
                     mails.len()
-                );
+                ));
             }
         }
     }

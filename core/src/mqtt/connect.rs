@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use rumqttc::{LastWill, MqttOptions};
+use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions};
 
 /// Where the broker is: `mqtt://[user:password@]host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,15 @@ pub fn options(endpoint: &MqttEndpoint, client_id: &str, will: Option<LastWill>)
         options.set_last_will(will);
     }
     options
+}
+
+/// A client whose small packets (commands, acks, events) leave at once:
+/// without `TCP_NODELAY`, Nagle's algorithm and delayed acks hold each hop
+/// for tens of milliseconds.
+pub fn client(options: MqttOptions, capacity: usize) -> (AsyncClient, EventLoop) {
+    let (client, mut eventloop) = AsyncClient::new(options, capacity);
+    eventloop.network_options.set_tcp_nodelay(true);
+    (client, eventloop)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ mod connect;
 mod messages;
 mod topics;
 
-pub use connect::{MqttEndpoint, options};
+pub use connect::{MqttEndpoint, client, options};
 pub use messages::{
     Ack, AckReason, Command, CommandKind, DoorEvent, DoorEventKind, Status, agent_key,
 };

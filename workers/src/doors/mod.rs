@@ -16,6 +16,7 @@ use locker_core::mqtt::{self, Command, MqttEndpoint, Topics};
 use locker_core::relay::RelayWaker;
 use locker_core::{Clock, Db};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub struct DoorLink {
     client: AsyncClient,
     pub topics: Topics,
+    /// Signalled whenever this process records an ack, so an unlock waiting
+    /// for its answer looks at once instead of at its next poll.
+    pub acks: Arc<Notify>,
 }
 
 /// What applying incoming messages needs.
@@ -48,12 +52,14 @@ impl DoorLink {
         // Acknowledge a message only once it is applied: a crash before that
         // gets it delivered again.
         options.set_manual_acks(true);
-        let (client, mut eventloop) = AsyncClient::new(options, 1000);
+        let (client, mut eventloop) = mqtt::client(options, 1000);
         let topics = Topics::new(&config.topic_root);
         let shared = config.shared_subscriptions;
+        let acks = Arc::new(Notify::new());
         let link = Self {
             client: client.clone(),
             topics: topics.clone(),
+            acks: acks.clone(),
         };
         let task = tokio::spawn(async move {
             loop {

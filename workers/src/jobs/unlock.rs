@@ -67,9 +67,13 @@ pub async fn run(
     if let Some(item_id) = job.item_id {
         items::set_unlock_command(pool, item_id, &command_id).await?;
     }
-    doors_link.link.send(&agent_id, &command).await?;
-
+    let link = &doors_link.link;
     let deadline = tokio::time::Instant::now() + doors_link.config.ack_timeout;
+    let mut ack_seen = std::pin::pin!(link.acks.notified());
+    ack_seen.as_mut().enable();
+    link.send(&agent_id, &command).await?;
+    // Acks land in the database (whichever worker process receives them); a
+    // notice from this process's link, or a poll, says when to look.
     let answer = loop {
         if let Some(answer) = doors::answer(pool, &command_id).await? {
             break Some(answer);
@@ -77,7 +81,12 @@ pub async fn run(
         if tokio::time::Instant::now() >= deadline {
             break None;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::select! {
+            () = ack_seen.as_mut() => {}
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        ack_seen.set(link.acks.notified());
+        ack_seen.as_mut().enable();
     };
     let last_try = attempt as usize > ctx.retry_delays.len();
     match answer {

@@ -1,0 +1,158 @@
+//! What the run costs and what bounds it: CPU seconds and peak memory of the
+//! stack's processes (from /proc), Argon2 verifications per core, and
+//! PostgreSQL's own read ceiling (pgbench, select-only).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ProcSample {
+    pub cpu_seconds: f64,
+    /// Peak resident set size (VmHWM), MiB.
+    pub peak_rss_mib: f64,
+    /// Current resident set size (VmRSS), MiB.
+    pub rss_mib: f64,
+}
+
+/// Reads a process's CPU time and memory; `None` when it is not visible.
+pub fn sample(pid: u32) -> Option<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some(ProcSample {
+        cpu_seconds: ticks / clock_ticks(),
+        peak_rss_mib: kib("VmHWM:") / 1024.0,
+        rss_mib: kib("VmRSS:") / 1024.0,
+    })
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU used and peak memory of each named process between two samples.
+pub fn usage(
+    before: &BTreeMap<String, Option<ProcSample>>,
+    after: &BTreeMap<String, Option<ProcSample>>,
+) -> BTreeMap<String, Option<ProcSample>> {
+    after
+        .iter()
+        .map(|(name, a)| {
+            let used = match (before.get(name).copied().flatten(), a) {
+                (Some(b), Some(a)) => Some(ProcSample {
+                    cpu_seconds: a.cpu_seconds - b.cpu_seconds,
+                    ..*a
+                }),
+                _ => None,
+            };
+            (name.clone(), used)
+        })
+        .collect()
+}
+
+pub fn sample_all(pids: &BTreeMap<String, u32>) -> BTreeMap<String, Option<ProcSample>> {
+    pids.iter().map(|(n, p)| (n.clone(), sample(*p))).collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct Argon2Ceiling {
+    pub cores: usize,
+    pub verifications_per_second_per_core: f64,
+    pub verifications_per_second: f64,
+}
+
+/// Argon2id verifications per second with the parameters the stack uses,
+/// one thread per core for `for_how_long`.
+pub fn argon2_ceiling(for_how_long: Duration) -> Argon2Ceiling {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hash = locker_core::hashing::hash_blocking("123456").expect("hash");
+    let start = Instant::now();
+    let counts: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| {
+                let hash = hash.clone();
+                scope.spawn(move || {
+                    let mut n = 0;
+                    while start.elapsed() < for_how_long {
+                        assert!(locker_core::hashing::verify_blocking("123456", &hash));
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let total = counts.iter().sum::<u64>() as f64 / start.elapsed().as_secs_f64();
+    Argon2Ceiling {
+        cores,
+        verifications_per_second_per_core: total / cores as f64,
+        verifications_per_second: total,
+    }
+}
+
+/// pgbench select-only transactions per second against a scratch database
+/// beside `database_url`'s, at `clients` connections.
+pub fn pgbench_select_only(
+    database_url: &str,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let (server, _) = database_url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("--database-url names no database"))?;
+    let scratch = format!("{server}/lockerx_pgbench");
+    let admin = format!("{server}/postgres");
+    let _ = Command::new("psql")
+        .args([&admin, "-qc", "CREATE DATABASE lockerx_pgbench"])
+        .output();
+    let init = Command::new("pgbench")
+        .args(["-i", "-q", "-s", "10", &scratch])
+        .output()?;
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let run = Command::new("pgbench")
+        .args([
+            "-S",
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            &scratch,
+        ])
+        .output()?;
+    let out = String::from_utf8_lossy(&run.stdout);
+    out.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l["tps = ".len()..].split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {out}"))
+}

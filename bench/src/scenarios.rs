@@ -1,0 +1,351 @@
+//! The scenarios: `read` (finding lockers), `exchange` (drop to the sender's
+//! email), `unlock` (unlock accepted to the door at the agent), and `scale`
+//! (many agents and lockers on one broker).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use locker_testkit::SmtpSink;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::Options;
+use crate::client::Api;
+use crate::site::Site;
+use crate::stats::Recorder;
+
+/// How long one step may take before it counts as an error.
+const STEP: Duration = Duration::from_secs(30);
+
+/// Work left: by count or until a deadline.
+pub struct Budget {
+    left: Option<AtomicU64>,
+    until: Instant,
+}
+
+impl Budget {
+    pub fn new(count: Option<u64>, duration: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            left: count.map(AtomicU64::new),
+            until: Instant::now()
+                + if count.is_some() {
+                    Duration::from_secs(3600)
+                } else {
+                    duration
+                },
+        })
+    }
+
+    pub fn take(&self) -> bool {
+        if Instant::now() >= self.until {
+            return false;
+        }
+        match &self.left {
+            Some(left) => left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// Places named `Bench Place {n}` with lockers spread over them; lockers get
+/// agents (spread round-robin) when `agents` > 0. Returns locker ids and, per
+/// agent id, its lockers.
+pub async fn make_lockers(
+    api: &Api,
+    admin: &str,
+    layout: Layout,
+    run: &str,
+    first: usize,
+    count: usize,
+) -> anyhow::Result<(Vec<i64>, HashMap<String, Vec<i64>>)> {
+    let jobs = (first..first + count).map(|i| {
+        let place = format!("Bench Place {}", i % layout.places.max(1));
+        let agent = layout.agent_of(i).map(|a| format!("bench-{run}-{a}"));
+        async move {
+            (
+                agent.clone(),
+                api.create_locker(admin, &place, agent.as_deref()).await,
+            )
+        }
+    });
+    let mut ids = Vec::new();
+    let mut by_agent: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut stream = futures::stream::iter(jobs).buffer_unordered(layout.concurrency.max(8));
+    use futures::StreamExt;
+    while let Some((agent, id)) = stream.next().await {
+        let id = id?;
+        ids.push(id);
+        if let Some(agent) = agent {
+            by_agent.entry(agent).or_default().push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok((ids, by_agent))
+}
+
+/// How lockers are laid out over places and agents.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub places: usize,
+    /// Agents, round-robin over the lockers (0: no doors).
+    pub agents: usize,
+    /// Or: this many lockers per agent, in order.
+    pub lockers_per_agent: Option<usize>,
+    pub concurrency: usize,
+}
+
+impl Layout {
+    fn agent_of(&self, locker_index: usize) -> Option<usize> {
+        match self.lockers_per_agent {
+            Some(per) => Some(locker_index / per.max(1)),
+            None => (self.agents > 0).then(|| locker_index % self.agents),
+        }
+    }
+}
+
+/// Waits until the api shows every agent online (one locker of each checked).
+pub async fn wait_online(
+    api: &Api,
+    token: &str,
+    agents: &HashMap<String, Vec<i64>>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for lockers in agents.values() {
+        loop {
+            let locker = api.get(&format!("/lockers/{}", lockers[0]), token).await?;
+            if locker["agent_online"] == true {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "agents not online within 120 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+pub async fn read(api: &Api, token: &str, opts: &Options, budget: Arc<Budget>) -> Recorder {
+    let tasks = (0..opts.concurrency).map(|t| {
+        let (api, token, budget) = (api.clone(), token.to_owned(), budget.clone());
+        let places = opts.places.max(1);
+        tokio::spawn(async move {
+            let mut rec = Recorder::default();
+            let mut n = t;
+            while budget.take() {
+                let path = format!("/lockers/by-place?location=bench%20place%20{}", n % places);
+                let _ = api
+                    .call(
+                        &mut rec,
+                        "GET /lockers/by-place",
+                        Method::GET,
+                        &path,
+                        Some(&token),
+                        None,
+                    )
+                    .await;
+                n += opts_stride();
+            }
+            rec
+        })
+    });
+    collect(tasks).await
+}
+
+fn opts_stride() -> usize {
+    7
+}
+
+/// One full exchange per turn, each task on a locker of its own.
+pub async fn exchange(
+    api: &Api,
+    sender: &str,
+    sender_email: &str,
+    lockers: &[i64],
+    site: &Site,
+    smtp: &SmtpSink,
+    budget: Arc<Budget>,
+) -> Recorder {
+    let counter = Arc::new(AtomicU64::new(0));
+    let tasks = lockers.iter().map(|&locker| {
+        let (api, sender, sender_email) = (api.clone(), sender.to_owned(), sender_email.to_owned());
+        let (budget, counter, smtp) = (budget.clone(), counter.clone(), smtp.clone());
+        let doors = site.doors.get(&locker).cloned();
+        tokio::spawn(async move {
+            let mut rec = Recorder::default();
+            while budget.take() {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                if let Err(error) = one_exchange(
+                    &api,
+                    &mut rec,
+                    &sender,
+                    &sender_email,
+                    locker,
+                    doors.as_ref(),
+                    &smtp,
+                    n,
+                )
+                .await
+                {
+                    tracing::debug!(%error, "exchange failed");
+                    rec.error(format!("exchange: {}", error_kind(&error)));
+                }
+            }
+            rec
+        })
+    });
+    collect(tasks).await
+}
+
+fn error_kind(error: &anyhow::Error) -> String {
+    let text = error.to_string();
+    text.split(" within ")
+        .next()
+        .unwrap_or(&text)
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one_exchange(
+    api: &Api,
+    rec: &mut Recorder,
+    sender: &str,
+    sender_email: &str,
+    locker: i64,
+    doors: Option<&crate::site::TimedDoors>,
+    smtp: &SmtpSink,
+    n: u64,
+) -> anyhow::Result<()> {
+    let receiver = format!("receiver-{n}@bench.test");
+    let name = format!("bench item {n}");
+    let started = Instant::now();
+    let item = api
+        .call(
+            rec,
+            "POST /Items/",
+            Method::POST,
+            "/Items/",
+            Some(sender),
+            Some(json!({"locker_id": locker, "name": name, "receiver_email": receiver})),
+        )
+        .await?;
+    let item_id = item["id"].as_i64().unwrap_or_default();
+    if let Some(doors) = doors {
+        doors.unlocked_after(locker, started, STEP).await?;
+        doors.doors.close(locker);
+    }
+    api.wait_item(sender, item_id, "STORED", STEP).await?;
+    rec.record("stage: drop → STORED", started.elapsed());
+
+    api.call(
+        rec,
+        "POST /Items/lockers/{id}/request-otp",
+        Method::POST,
+        &format!("/Items/lockers/{locker}/request-otp"),
+        None,
+        Some(json!({"contact": receiver})),
+    )
+    .await?;
+    let code_mail = smtp
+        .try_wait_matching(&receiver, 1, STEP, |m| {
+            m.header("Subject").is_some_and(|s| s.contains("code"))
+        })
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let code = locker_testkit::digits(&code_mail[0].body(), 6)
+        .ok_or_else(|| anyhow::anyhow!("no code in email"))?;
+    api.call(
+        rec,
+        "POST /Items/lockers/{id}/collect",
+        Method::POST,
+        &format!("/Items/lockers/{locker}/collect"),
+        None,
+        Some(json!({"otp": code})),
+    )
+    .await?;
+    let accepted = Instant::now();
+    if let Some(doors) = doors {
+        let unlocked = doors.unlocked_after(locker, accepted, STEP).await?;
+        rec.record(
+            "stage: collect accepted → unlock at agent",
+            unlocked - accepted,
+        );
+        doors.doors.close(locker);
+    }
+    let closed = Instant::now();
+    api.wait_item(sender, item_id, "COLLECTED", STEP).await?;
+    rec.record("stage: door closed → COLLECTED", closed.elapsed());
+    let collected = Instant::now();
+    smtp.try_wait_matching(sender_email, 1, STEP, |m| {
+        m.body().contains(&format!("\"{name}\" was collected"))
+    })
+    .await
+    .map_err(anyhow::Error::msg)?;
+    rec.record(
+        "stage: COLLECTED → sender email at SMTP",
+        collected.elapsed(),
+    );
+    rec.record("exchange (drop → sender email)", started.elapsed());
+    Ok(())
+}
+
+/// Maintenance unlocks: accepted by the api → the door unlocked at the agent.
+pub async fn unlock(
+    api: &Api,
+    admin: &str,
+    lockers: &[i64],
+    site: &Site,
+    budget: Arc<Budget>,
+) -> Recorder {
+    let tasks = lockers.iter().map(|&locker| {
+        let (api, admin, budget) = (api.clone(), admin.to_owned(), budget.clone());
+        let doors = site.doors.get(&locker).cloned();
+        tokio::spawn(async move {
+            let mut rec = Recorder::default();
+            let Some(doors) = doors else {
+                rec.error("unlock: locker has no agent");
+                return rec;
+            };
+            while budget.take() {
+                let path = format!("/Admin/{locker}/unlock");
+                if api
+                    .call(
+                        &mut rec,
+                        "POST /Admin/{id}/unlock",
+                        Method::POST,
+                        &path,
+                        Some(&admin),
+                        None,
+                    )
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                let accepted = Instant::now();
+                match doors.unlocked_after(locker, accepted, STEP).await {
+                    Ok(at) => rec.record("stage: unlock accepted → unlock at agent", at - accepted),
+                    Err(_) => rec.error("unlock: not unlocked at the agent"),
+                }
+                doors.doors.close(locker);
+            }
+            rec
+        })
+    });
+    collect(tasks).await
+}
+
+async fn collect(tasks: impl Iterator<Item = tokio::task::JoinHandle<Recorder>>) -> Recorder {
+    let mut all = Recorder::default();
+    for rec in futures::future::join_all(tasks).await {
+        match rec {
+            Ok(rec) => all.merge(rec),
+            Err(_) => all.error("task panicked"),
+        }
+    }
+    all
+}
