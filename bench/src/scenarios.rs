@@ -258,6 +258,8 @@ async fn one_exchange(
         .map_err(anyhow::Error::msg)?;
     let code = locker_testkit::digits(&code_mail[0].body(), 6)
         .ok_or_else(|| anyhow::anyhow!("no code in email"))?;
+    // The door may open before the answer has reached us: look from the send.
+    let sent = Instant::now();
     api.call(
         rec,
         "POST /Items/lockers/{id}/collect",
@@ -269,10 +271,10 @@ async fn one_exchange(
     .await?;
     let accepted = Instant::now();
     if let Some(doors) = doors {
-        let unlocked = doors.unlocked_after(locker, accepted, STEP).await?;
+        let unlocked = doors.unlocked_after(locker, sent, STEP).await?;
         rec.record(
             "stage: collect accepted → unlock at agent",
-            unlocked - accepted,
+            unlocked.saturating_duration_since(accepted),
         );
         doors.doors.close(locker);
     }
@@ -312,6 +314,8 @@ pub async fn unlock(
             };
             while budget.take() {
                 let path = format!("/Admin/{locker}/unlock");
+                // The door may open before the answer has reached us: look from the send.
+                let sent = Instant::now();
                 if api
                     .call(
                         &mut rec,
@@ -327,8 +331,11 @@ pub async fn unlock(
                     continue;
                 }
                 let accepted = Instant::now();
-                match doors.unlocked_after(locker, accepted, STEP).await {
-                    Ok(at) => rec.record("stage: unlock accepted → unlock at agent", at - accepted),
+                match doors.unlocked_after(locker, sent, STEP).await {
+                    Ok(at) => rec.record(
+                        "stage: unlock accepted → unlock at agent",
+                        at.saturating_duration_since(accepted),
+                    ),
                     Err(_) => rec.error("unlock: not unlocked at the agent"),
                 }
                 doors.doors.close(locker);
