@@ -5,9 +5,9 @@
 use sqlx::AnyConnection;
 
 use crate::clock::{Millis, human};
-use crate::domain::Item;
+use crate::domain::{Item, LockerStatus};
 use crate::jobs::{Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
-use crate::store::{audit, items, outbox};
+use crate::store::{audit, items, lockers, outbox};
 
 /// Queues the receiver's "waiting for you" message, to each of their contacts.
 pub async fn tell_receiver_stored(
@@ -58,6 +58,31 @@ pub async fn tell_sender(
         outbox::enqueue(&mut *conn, &job, trace_id, now).await?;
     }
     Ok(())
+}
+
+/// An item leaves its locker for good (collected, cleared, cancelled): the
+/// locker is free again, the sender is told, the transition audited.
+pub async fn vacate(
+    conn: &mut AnyConnection,
+    item: &Item,
+    action: &str,
+    actor_id: Option<i64>,
+    trace_id: &str,
+    now: Millis,
+    message: impl FnOnce(String, String) -> Message,
+) -> Result<(), sqlx::Error> {
+    if let Some(locker_id) = item.locker_id {
+        lockers::transition(
+            &mut *conn,
+            locker_id,
+            LockerStatus::Occupied,
+            LockerStatus::Available,
+            now,
+        )
+        .await?;
+    }
+    tell_sender(conn, item, trace_id, now, message).await?;
+    audit::record(conn, item_entry(now, actor_id, action, item)).await
 }
 
 /// Queues the unlock of a locker's door.

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use locker_core::domain::LockerStatus;
 use locker_core::exchange::{self, item_entry};
 use locker_core::jobs::Message;
-use locker_core::store::{audit, items, lockers};
+use locker_core::store::{audit, items};
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::WorkerContext;
@@ -32,21 +31,16 @@ pub async fn sweep(ctx: &WorkerContext) -> Result<(usize, usize), sqlx::Error> {
     let mut tx = ctx.db.begin().await?;
     let cancelled = items::cancel_unopened(&mut tx, now).await?;
     for item in &cancelled {
-        if let Some(locker_id) = item.locker_id {
-            lockers::transition(
-                &mut *tx,
-                locker_id,
-                LockerStatus::Occupied,
-                LockerStatus::Available,
-                now,
-            )
-            .await?;
-        }
-        exchange::tell_sender(&mut tx, item, TRACE, now, |item, location| {
-            Message::DropCancelled { item, location }
-        })
+        exchange::vacate(
+            &mut tx,
+            item,
+            "item.cancelled",
+            None,
+            TRACE,
+            now,
+            |item, location| Message::DropCancelled { item, location },
+        )
         .await?;
-        audit::record(&mut *tx, item_entry(now, None, "item.cancelled", item)).await?;
     }
     let expired = items::expire_uncollected(&mut tx, now).await?;
     for item in &expired {

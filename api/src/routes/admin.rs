@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use locker_core::domain::{Item, Locker, LockerSize, LockerStatus, valid_agent_id};
-use locker_core::exchange::{self, item_entry};
+use locker_core::exchange;
 use locker_core::jobs::{Message, UnlockPurpose};
 use locker_core::store::audit;
 use locker_core::store::doors;
@@ -254,21 +254,14 @@ async fn force_clear(
             Some(_) => ApiError::Conflict("Locker holds no item".into()),
         });
     };
-    lockers::transition(
-        &mut *tx,
-        locker_id,
-        LockerStatus::Occupied,
-        LockerStatus::Available,
+    exchange::vacate(
+        &mut tx,
+        &item,
+        "item.cleared",
+        Some(admin.user.id),
+        &trace_id,
         now,
-    )
-    .await?;
-    exchange::tell_sender(&mut tx, &item, &trace_id, now, |item, location| {
-        Message::ItemCleared { item, location }
-    })
-    .await?;
-    audit::record(
-        &mut *tx,
-        item_entry(now, Some(admin.user.id), "item.cleared", &item),
+        |item, location| Message::ItemCleared { item, location },
     )
     .await?;
     tx.commit().await?;

@@ -408,19 +408,16 @@ async fn collect(
         audit::record(&mut *tx, item_entry(now, None, "item.releasing", &item)).await?;
         "Code accepted; the locker is opening."
     } else {
-        lockers::transition(
-            &mut *tx,
-            locker_id,
-            LockerStatus::Occupied,
-            LockerStatus::Available,
+        exchange::vacate(
+            &mut tx,
+            &item,
+            "item.collected",
+            None,
+            &trace_id,
             now,
+            |item, location| Message::ItemCollected { item, location },
         )
         .await?;
-        exchange::tell_sender(&mut tx, &item, &trace_id, now, |item, location| {
-            Message::ItemCollected { item, location }
-        })
-        .await?;
-        audit::record(&mut *tx, item_entry(now, None, "item.collected", &item)).await?;
         "Code accepted; the locker is open."
     };
     tx.commit().await?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use locker_core::domain::{DoorState, ItemStatus, LockerStatus};
+use locker_core::domain::{DoorState, ItemStatus};
 use locker_core::exchange::{self, item_entry};
 use locker_core::jobs::Message;
 use locker_core::mqtt::{Ack, DoorEvent, DoorEventKind, Status, Topics};
@@ -120,19 +120,16 @@ async fn door_event(
                         .await?;
                     audit::record(&mut *tx, item_entry(now, None, "item.stored", &item)).await?;
                 } else {
-                    lockers::transition(
-                        &mut *tx,
-                        event.locker_id,
-                        LockerStatus::Occupied,
-                        LockerStatus::Available,
+                    exchange::vacate(
+                        &mut tx,
+                        &item,
+                        "item.collected",
+                        None,
+                        &trace,
                         now,
+                        |item, location| Message::ItemCollected { item, location },
                     )
                     .await?;
-                    exchange::tell_sender(&mut tx, &item, &trace, now, |item, location| {
-                        Message::ItemCollected { item, location }
-                    })
-                    .await?;
-                    audit::record(&mut *tx, item_entry(now, None, "item.collected", &item)).await?;
                 }
                 tracing::info!(
                     item_id = item.id,
