@@ -42,14 +42,6 @@ impl ItemStatus {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
-
-    /// Statuses in which the item holds its locker.
-    pub fn in_locker(self) -> bool {
-        matches!(
-            self,
-            Self::AwaitingDrop | Self::Stored | Self::Releasing | Self::Expired
-        )
-    }
 }
 
 /// An item as its sender and admins see it: never a code or its hash.

@@ -132,19 +132,6 @@ pub async fn agent_of<'e>(
         .await
 }
 
-/// How many times each kind of door event was recorded for a locker.
-pub async fn event_count<'e>(
-    executor: impl Executor<'e, Database = Any>,
-    locker_id: i64,
-    kind: &str,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM door_events WHERE locker_id = $1 AND kind = $2")
-        .bind(locker_id)
-        .bind(kind.to_owned())
-        .fetch_one(executor)
-        .await
-}
-
 /// The trace id of the request behind a command.
 pub async fn trace_of<'e>(
     executor: impl Executor<'e, Database = Any>,

@@ -6,7 +6,7 @@ use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::{Millis, rfc3339};
 use crate::domain::{Item, ItemStatus};
-use crate::store::users::decode_error;
+use crate::store::decode_error;
 
 macro_rules! item_columns {
     () => {

@@ -3,7 +3,7 @@ use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::{Millis, rfc3339};
 use crate::domain::{DoorState, Locker, LockerSize, LockerStatus, place_key};
-use crate::store::users::decode_error;
+use crate::store::decode_error;
 
 /// Lockers with their agent's presence.
 macro_rules! select_lockers {

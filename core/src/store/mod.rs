@@ -13,3 +13,11 @@ pub mod outbox;
 pub mod rate_limits;
 pub mod sessions;
 pub mod users;
+
+/// A stored value outside what its column may hold.
+pub(crate) fn decode_error(column: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("unexpected value {value:?}").into(),
+    }
+}

@@ -95,10 +95,3 @@ pub async fn requeue_unfinished<'e>(
     .await?;
     Ok(done.rows_affected())
 }
-
-/// How many jobs wait to be published.
-pub async fn backlog<'e>(executor: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(executor)
-        .await
-}

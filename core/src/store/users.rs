@@ -3,6 +3,7 @@ use sqlx::{Any, Executor, Row};
 
 use crate::clock::{Millis, rfc3339};
 use crate::domain::{Email, Role, User};
+use crate::store::decode_error;
 
 pub(crate) fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     let role: String = row.try_get("role")?;
@@ -13,13 +14,6 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         role: Role::parse(&role).ok_or_else(|| decode_error("role", &role))?,
         created_at: rfc3339(row.try_get("created_at")?),
     })
-}
-
-pub(crate) fn decode_error(column: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: format!("unexpected value {value:?}").into(),
-    }
 }
 
 pub struct NewUser<'a> {
