@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use locker_core::mqtt::MqttEndpoint;
+use locker_protocol::MqttEndpoint;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 /// Starts a broker listening on `addr` (port 0 picks a free one) and returns

@@ -7,13 +7,13 @@ use clap::{Parser, Subcommand};
 use locker_api::Application;
 use locker_api::admin_seed::ensure_admin;
 use locker_core::config::{AdminSeed, ApiConfig, DatabaseConfig, Env, Profile};
-use locker_core::domain::valid_agent_id;
 use locker_core::hashing::Hasher;
-use locker_core::mqtt::agent_key;
 use locker_core::queue::JobQueue;
 use locker_core::relay::Relay;
 use locker_core::{Clock, Db};
 use locker_core::{SystemClock, shutdown, telemetry};
+use locker_protocol::agent_key;
+use locker_protocol::valid_agent_id;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 

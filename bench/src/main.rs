@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use locker_core::mqtt::MqttEndpoint;
+use locker_protocol::MqttEndpoint;
 use locker_testkit::SmtpSink;
 use serde_json::json;
 

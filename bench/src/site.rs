@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use locker_agent::{Agent, AgentConfig, Door, SimulatedDoors};
-use locker_core::mqtt::{MqttEndpoint, agent_key};
 use locker_core::{Clock, SystemClock};
+use locker_protocol::{MqttEndpoint, agent_key};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 

@@ -8,12 +8,10 @@ pub mod domain;
 pub mod exchange;
 pub mod hashing;
 pub mod jobs;
-pub mod mqtt;
 pub mod queue;
 pub mod relay;
-pub mod shutdown;
 pub mod store;
-pub mod telemetry;
 
 pub use clock::{Clock, SystemClock};
 pub use db::Db;
+pub use locker_runtime::{shutdown, telemetry};

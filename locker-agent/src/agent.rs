@@ -3,17 +3,19 @@
 //! replay, ownership) before a door is driven; an ack for every command; door
 //! events published at QoS 1 and kept while the broker is away.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use locker_core::Clock;
-use locker_core::mqtt::{self, Ack, AckReason, Command, DoorEvent, MqttEndpoint, Status, Topics};
+use locker_protocol::{
+    self as mqtt, Ack, AckReason, Command, DoorEvent, MqttEndpoint, Status, Topics,
+};
+use locker_runtime::Clock;
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::check::CommandCheck;
 use crate::door::{Door, DoorSignal};
 
 #[derive(Debug, Clone)]
@@ -35,9 +37,7 @@ pub struct Agent {
     door: Arc<dyn Door>,
     clock: Arc<dyn Clock>,
     topics: Topics,
-    lockers: HashSet<i64>,
-    /// Commands executed, by id, with their expiry: a replay is refused.
-    seen: HashMap<String, i64>,
+    check: CommandCheck,
 }
 
 enum Incoming {
@@ -49,11 +49,13 @@ impl Agent {
     pub fn new(config: AgentConfig, door: Arc<dyn Door>, clock: Arc<dyn Clock>) -> Self {
         Self {
             topics: Topics::new(&config.topic_root),
-            lockers: config.lockers.iter().copied().collect(),
+            check: CommandCheck::new(
+                config.key.expose_secret().as_bytes(),
+                config.lockers.iter().copied(),
+            ),
             config,
             door,
             clock,
-            seen: HashMap::new(),
         }
     }
 
@@ -167,27 +169,14 @@ impl Agent {
     /// Refuses what is forged, stale, replayed or not ours; otherwise unlocks.
     fn check_and_execute(&mut self, command: &Command) -> Result<(), AckReason> {
         let now = self.clock.now_millis();
-        if !command.verify(self.config.key.expose_secret().as_bytes()) {
-            return Err(AckReason::BadSignature);
-        }
-        if now > command.expires_at {
-            return Err(AckReason::Expired);
-        }
-        if self.seen.contains_key(&command.id) {
-            return Err(AckReason::Replayed);
-        }
-        if !self.lockers.contains(&command.locker_id) {
-            return Err(AckReason::UnknownLocker);
-        }
+        self.check.admit(command, now)?;
         self.door
             .unlock(command.locker_id, &command.id)
             .map_err(|fault| {
                 tracing::error!(locker_id = command.locker_id, %fault, "door fault");
                 AckReason::DoorFault
             })?;
-        // Expired commands are refused anyway: forget those long past.
-        self.seen.retain(|_, expires| *expires > now - 3_600_000);
-        self.seen.insert(command.id.clone(), command.expires_at);
+        self.check.executed(command, now);
         Ok(())
     }
 

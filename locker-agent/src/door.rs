@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use locker_core::Clock;
-use locker_core::mqtt::DoorEventKind;
+use locker_protocol::DoorEventKind;
+use locker_runtime::Clock;
 use tokio::sync::mpsc;
 
 /// Something a door did, to be reported.

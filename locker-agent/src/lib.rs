@@ -2,6 +2,7 @@
 //! and executes unlock commands, and reports what the doors do.
 
 pub mod agent;
+pub mod check;
 pub mod door;
 
 pub use agent::{Agent, AgentConfig};

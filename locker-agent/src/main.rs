@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use locker_agent::{Agent, AgentConfig, SimulatedDoors};
-use locker_core::config::Env;
-use locker_core::domain::valid_agent_id;
-use locker_core::mqtt::MqttEndpoint;
-use locker_core::{SystemClock, shutdown, telemetry};
+use locker_protocol::{MqttEndpoint, valid_agent_id};
+use locker_runtime::{SystemClock, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -51,7 +49,7 @@ fn parse_agent_id(id: &str) -> Result<String, String> {
 async fn main() -> ExitCode {
     telemetry::init("info");
     // Reads `.env` into the environment before clap looks at it.
-    Env::process();
+    let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     if cli.signing_key.len() < 32 {
         eprintln!("configuration error: AGENT_SIGNING_KEY: must be at least 32 characters long");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use locker_agent::{Agent, AgentConfig, SimulatedDoors};
-use locker_core::mqtt::{MqttEndpoint, agent_key};
+use locker_protocol::{MqttEndpoint, agent_key};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

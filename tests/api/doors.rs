@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use locker_core::mqtt::{Command, MqttEndpoint, agent_key};
 use locker_core::{Clock, SystemClock};
+use locker_protocol::{Command, MqttEndpoint, agent_key};
 use locker_testkit::TcpProxy;
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};

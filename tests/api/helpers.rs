@@ -371,7 +371,7 @@ fn test_mqtt_url() -> String {
 /// Persistent MQTT sessions the test opened, ended afterwards on a shared
 /// broker so they do not pile up there.
 pub(crate) struct MqttSessions {
-    broker: Option<locker_core::mqtt::MqttEndpoint>,
+    broker: Option<locker_protocol::MqttEndpoint>,
     pub(crate) client_ids: std::sync::Mutex<Vec<String>>,
 }
 

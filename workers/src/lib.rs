@@ -4,9 +4,11 @@
 
 pub mod channels;
 pub mod doors;
+pub mod error;
 pub mod jobs;
 pub mod messages;
 pub mod runner;
 pub mod sweeper;
 
-pub use runner::{Doors, JobError, WorkerContext, spawn};
+pub use error::JobError;
+pub use runner::{Doors, WorkerContext, spawn};

@@ -17,40 +17,12 @@ use tracing::Instrument;
 
 use crate::channels::Notifier;
 use crate::doors::DoorLink;
+use crate::error::JobError;
 use crate::jobs;
 
 /// Jobs a consumer may hold unacknowledged.
 const PREFETCH: u16 = 2;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
-
-#[derive(Debug)]
-pub enum JobError {
-    /// Worth trying again later (network, 5xx, database busy).
-    Transient(anyhow::Error),
-    /// Will never succeed (bad address, provider refused): dead-letter now.
-    Permanent(String),
-}
-
-impl std::fmt::Display for JobError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Transient(e) => write!(f, "{e:#}"),
-            Self::Permanent(reason) => f.write_str(reason),
-        }
-    }
-}
-
-impl From<sqlx::Error> for JobError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Transient(anyhow::Error::new(e).context("database"))
-    }
-}
-
-impl From<anyhow::Error> for JobError {
-    fn from(e: anyhow::Error) -> Self {
-        Self::Transient(e)
-    }
-}
 
 /// The link to the doors and its settings.
 pub struct Doors {

@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use locker_core::domain::{Item, Locker, LockerSize, LockerStatus, valid_agent_id};
+use locker_core::domain::{Item, Locker, LockerSize, LockerStatus};
 use locker_core::exchange;
 use locker_core::jobs::{Message, UnlockPurpose};
 use locker_core::store::audit;
 use locker_core::store::doors;
 use locker_core::store::items;
 use locker_core::store::lockers::{self, Edit, LockerChanges, NewLocker};
+use locker_protocol::valid_agent_id;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

@@ -3,7 +3,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{ConfigError, Env, Profile};
-use crate::mqtt::MqttEndpoint;
+use locker_protocol::MqttEndpoint;
 
 /// How workers reach the doors: the MQTT broker, the topic root, and the
 /// secret every agent's signing key is derived from.

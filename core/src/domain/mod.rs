@@ -9,5 +9,5 @@ mod user;
 pub use contact::{Contact, Phone};
 pub use email::Email;
 pub use item::{Item, ItemStatus};
-pub use locker::{DoorState, Locker, LockerSize, LockerStatus, place_key, valid_agent_id};
+pub use locker::{DoorState, Locker, LockerSize, LockerStatus, place_key};
 pub use user::{Role, User};

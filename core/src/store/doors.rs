@@ -5,7 +5,7 @@ use sqlx::{Any, Executor, Row};
 
 use crate::clock::Millis;
 use crate::jobs::UnlockPurpose;
-use crate::mqtt::{Ack, DoorEvent};
+use locker_protocol::{Ack, DoorEvent};
 
 pub struct NewCommand<'a> {
     pub id: &'a str,

@@ -7,8 +7,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use locker_core::config::{SmtpConfig, SmtpTls};
 use secrecy::ExposeSecret;
 
+use crate::error::JobError;
 use crate::messages::Text;
-use crate::runner::JobError;
 
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,

@@ -10,8 +10,8 @@ use locker_core::config::NotifyConfig;
 pub use email::SmtpMailer;
 pub use sms::TwilioSms;
 
+use crate::error::JobError;
 use crate::messages::Text;
-use crate::runner::JobError;
 
 pub struct Notifier {
     email: Option<SmtpMailer>,

@@ -4,7 +4,7 @@ use locker_core::config::TwilioConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::runner::JobError;
+use crate::error::JobError;
 
 /// Twilio's Messages API: `POST /2010-04-01/Accounts/{sid}/Messages.json`
 /// with Basic auth and the form fields `To`, `From`, `Body`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use locker_core::domain::{DoorState, ItemStatus};
 use locker_core::exchange::{self, item_entry};
 use locker_core::jobs::Message;
-use locker_core::mqtt::{Ack, DoorEvent, DoorEventKind, Status, Topics};
 use locker_core::store::{audit, doors, items, lockers};
+use locker_protocol::{Ack, DoorEvent, DoorEventKind, Status, Topics};
 
 use super::Applier;
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use locker_core::config::{DoorsConfig, ExchangeConfig};
-use locker_core::mqtt::{self, Command, MqttEndpoint, Topics};
 use locker_core::relay::RelayWaker;
 use locker_core::{Clock, Db};
+use locker_protocol::{self as mqtt, Command, MqttEndpoint, Topics};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;

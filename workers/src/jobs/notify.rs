@@ -2,8 +2,9 @@
 
 use locker_core::jobs::NotifyJob;
 
+use crate::error::JobError;
 use crate::messages;
-use crate::runner::{JobError, WorkerContext};
+use crate::runner::WorkerContext;
 
 pub async fn run(ctx: &WorkerContext, job: NotifyJob) -> Result<(), JobError> {
     ctx.notifier

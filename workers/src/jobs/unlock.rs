@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use locker_core::jobs::UnlockJob;
-use locker_core::mqtt::{Command, agent_key};
 use locker_core::store::doors::{self, NewCommand};
 use locker_core::store::{audit, items};
+use locker_protocol::{Command, agent_key};
 use secrecy::ExposeSecret;
 
-use crate::runner::{JobError, WorkerContext};
+use crate::error::JobError;
+use crate::runner::WorkerContext;
 
 pub async fn run(
     ctx: &WorkerContext,

@@ -1,8 +1,8 @@
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+//! The messages of the protocol, exactly as they travel (JSON).
 
-type HmacSha256 = Hmac<Sha256>;
+use serde::{Deserialize, Serialize};
+
+use crate::signing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,46 +60,14 @@ impl Command {
             sig: String::new(),
             trace_id: String::new(),
         };
-        command.sig = hex(&mac(key, &command.signed_bytes()).finalize().into_bytes());
+        command.sig = signing::sign(key, &command.signed_bytes());
         command
     }
 
     /// True when `sig` is this command's signature under `key` (constant time).
     pub fn verify(&self, key: &[u8]) -> bool {
-        let Some(sig) = unhex(&self.sig) else {
-            return false;
-        };
-        mac(key, &self.signed_bytes()).verify_slice(&sig).is_ok()
+        signing::verify(key, &self.signed_bytes(), &self.sig)
     }
-}
-
-fn mac(key: &[u8], bytes: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(bytes);
-    mac
-}
-
-/// An agent's signing key: HMAC-SHA256 of `lockerx-agent:{agent_id}` under the
-/// deployment's `AGENT_SIGNING_SECRET`, as lower-case hex. Workers derive it;
-/// the agent is given it.
-pub fn agent_key(secret: &[u8], agent_id: &str) -> String {
-    hex(&mac(secret, format!("lockerx-agent:{agent_id}").as_bytes())
-        .finalize()
-        .into_bytes())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +182,5 @@ mod tests {
             ack,
             r#"{"command_id":"c1","ok":false,"reason":"bad_signature"}"#
         );
-        assert_eq!(agent_key(b"secret", "a").len(), 64);
     }
 }
