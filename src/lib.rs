@@ -63,10 +63,7 @@ impl Stack {
             .clone()
             .context("no MQTT broker for the doors")?;
         let applier = Applier {
-            db: state.db.clone(),
-            clock: clock.clone(),
-            exchange: config.exchange.clone(),
-            relay: state.relay.clone(),
+            exchange: state.exchange.clone(),
         };
         let (link, link_task) =
             DoorLink::start(&options.doors, &broker, Some(applier), stop.clone());
@@ -76,7 +73,7 @@ impl Stack {
             hasher: state.hasher.clone(),
             notifier: Notifier::new(&options.notify, options.console_fallback)?,
             clock: clock.clone(),
-            exchange: config.exchange.clone(),
+            exchange: state.exchange.clone(),
             retry_delays: config.queue.retry_delays.clone(),
             doors: Some(Doors {
                 link,

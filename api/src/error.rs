@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use locker_core::exchange;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -78,6 +79,29 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         Self::Internal(anyhow::Error::new(error).context("database"))
+    }
+}
+
+/// The exchange's refusals, as the people who meet them read them.
+impl From<exchange::Error> for ApiError {
+    fn from(error: exchange::Error) -> Self {
+        use exchange::Error as E;
+        match error {
+            E::LockerNotFound => Self::NotFound("Locker not found"),
+            E::LockerNotAvailable => Self::Conflict("Locker is not available".into()),
+            E::LockerEmpty => Self::Conflict("Locker holds no item".into()),
+            E::LockerOccupied => Self::Conflict(
+                "Locker holds an item; wait until it is collected or force-clear it first".into(),
+            ),
+            E::NoDoor => Self::Conflict("Locker has no agent to drive its door".into()),
+            E::InvalidCode => Self::BadRequest("Invalid or expired code".into()),
+            E::CoolingDown { until, now } => Self::TooManyRequests {
+                detail: "Too many wrong codes; request a new code later",
+                retry_after_secs: ((until - now) / 1000).max(1) as u64,
+            },
+            E::Database(error) => error.into(),
+            E::Internal(error) => Self::Internal(error),
+        }
     }
 }
 

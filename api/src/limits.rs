@@ -8,7 +8,7 @@ use crate::state::AppState;
 
 /// Counts a hit on `key`; 429 once more than `limit` fall in the current window.
 pub async fn check(state: &AppState, key: &str, limit: i64) -> Result<()> {
-    let window = state.exchange.limits.window.as_millis() as i64;
+    let window = state.exchange.rules().limits.window.as_millis() as i64;
     let now = state.clock.now_millis();
     let start = now - now.rem_euclid(window);
     let hits = rate_limits::hit(state.db.pool(), key, start).await?;

@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
-use locker_core::config::{ApiConfig, ExchangeConfig};
+use locker_core::config::ApiConfig;
+use locker_core::exchange::Exchange;
+use locker_core::hashing::Hasher;
 use locker_core::relay::RelayWaker;
 use locker_core::{Clock, Db};
-
-use locker_core::hashing::Hasher;
 
 use crate::auth::TokenKeys;
 
@@ -15,7 +15,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,
-    pub exchange: Arc<ExchangeConfig>,
+    /// Every transition of items and lockers.
+    pub exchange: Exchange,
     /// Nudges the outbox relay after a commit that wrote jobs.
     pub relay: RelayWaker,
 }
@@ -26,13 +27,23 @@ impl AppState {
         // The phone-number metadata loads on first use; pay for it now, not
         // in the first sender's request.
         let _ = locker_core::domain::Phone::parse("+14155552671", None);
+        let db = Db::connect(&config.database).await?;
+        let hasher = Hasher::new()?;
+        let relay = RelayWaker::default();
+        let exchange = Exchange::new(
+            db.clone(),
+            clock.clone(),
+            config.exchange.clone(),
+            hasher.clone(),
+            relay.clone(),
+        );
         Ok(Self {
-            db: Db::connect(&config.database).await?,
+            db,
             tokens: Arc::new(TokenKeys::new(&config.auth)),
-            hasher: Hasher::new()?,
+            hasher,
             clock,
-            exchange: Arc::new(config.exchange.clone()),
-            relay: RelayWaker::default(),
+            exchange,
+            relay,
         })
     }
 }

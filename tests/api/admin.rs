@@ -1,4 +1,4 @@
-use locker_core::domain::LockerStatus;
+use locker_core::domain::LockerMove;
 use locker_core::store::{audit, lockers};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -9,15 +9,9 @@ use crate::helpers::TestApp;
 async fn occupy(app: &TestApp, locker: &Value) {
     let id = locker["id"].as_i64().unwrap();
     let now = app.clock.now_millis();
-    let moved = lockers::transition(
-        app.state.db.pool(),
-        id,
-        LockerStatus::Available,
-        LockerStatus::Occupied,
-        now,
-    )
-    .await
-    .unwrap();
+    let moved = lockers::apply(app.state.db.pool(), id, LockerMove::Reserve, now)
+        .await
+        .unwrap();
     assert!(moved);
 }
 
@@ -259,13 +253,7 @@ async fn a_status_change_racing_an_occupation_never_overrides_it() {
         let now = app.clock.now_millis();
         let (edit, occupied) = tokio::join!(
             app.put(&path, Some(&admin), json!({"status": "OUT_OF_SERVICE"})),
-            lockers::transition(
-                app.state.db.pool(),
-                id,
-                LockerStatus::Available,
-                LockerStatus::Occupied,
-                now
-            ),
+            lockers::apply(app.state.db.pool(), id, LockerMove::Reserve, now),
         );
         let occupied = occupied.unwrap();
         let (_, after) = app.get(&format!("/lockers/{id}"), Some(&admin)).await;

@@ -29,3 +29,9 @@ impl From<anyhow::Error> for JobError {
         Self::Transient(e)
     }
 }
+
+impl From<locker_core::exchange::Error> for JobError {
+    fn from(e: locker_core::exchange::Error) -> Self {
+        Self::Transient(anyhow::Error::new(e).context("exchange"))
+    }
+}

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use locker_core::config::{Env, Profile, WorkersConfig};
+use locker_core::exchange::Exchange;
 use locker_core::hashing::Hasher;
 use locker_core::jobs::JobKind;
 use locker_core::queue::JobQueue;
+use locker_core::relay::RelayWaker;
 use locker_core::store::job_runs::Claims;
 use locker_core::{Db, SystemClock, shutdown, telemetry};
 use locker_workers::channels::Notifier;
@@ -89,20 +91,26 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         .broker
         .clone()
         .expect("production requires MQTT_URL");
+    let hasher = Hasher::new()?;
+    // Jobs written here wait for an api instance's relay to publish them.
+    let exchange = Exchange::new(
+        db.clone(),
+        clock.clone(),
+        config.exchange.clone(),
+        hasher.clone(),
+        RelayWaker::default(),
+    );
     let applier = events.then(|| Applier {
-        db: db.clone(),
-        clock: clock.clone(),
-        exchange: config.exchange.clone(),
-        relay: Default::default(),
+        exchange: exchange.clone(),
     });
     let (link, link_task) = DoorLink::start(&config.doors, &broker, applier, stop.clone());
     let ctx = Arc::new(WorkerContext {
         claims: Claims::default(),
         db: db.clone(),
-        hasher: Hasher::new()?,
+        hasher,
         notifier: Notifier::new(&config.notify, false)?,
         clock,
-        exchange: config.exchange.clone(),
+        exchange,
         retry_delays: config.queue.retry_delays.clone(),
         doors: Some(Doors {
             link,

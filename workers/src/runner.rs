@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use locker_core::config::{DoorsConfig, ExchangeConfig};
+use locker_core::config::DoorsConfig;
+use locker_core::exchange::Exchange;
 use locker_core::hashing::Hasher;
 use locker_core::jobs::JobKind;
 use locker_core::queue::{Delivery, JobQueue};
@@ -37,7 +38,8 @@ pub struct WorkerContext {
     pub hasher: Hasher,
     pub notifier: Notifier,
     pub clock: Arc<dyn Clock>,
-    pub exchange: ExchangeConfig,
+    /// Every transition of items and lockers.
+    pub exchange: Exchange,
     /// The MQTT side, where this process drives doors.
     pub doors: Option<Doors>,
     /// Delay before each retry; its length + 1 is the number of tries.

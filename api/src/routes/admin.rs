@@ -1,16 +1,12 @@
-//! `/Admin`: running the lockers (admin only). Every change is audited in the
-//! same transaction.
+//! `/Admin`: running the lockers (admin only). Each route checks its input
+//! and calls one of the exchange's transitions, which audits it.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use locker_core::domain::{Item, Locker, LockerSize, LockerStatus};
-use locker_core::exchange;
-use locker_core::jobs::{Message, UnlockPurpose};
-use locker_core::store::audit;
-use locker_core::store::doors;
-use locker_core::store::items;
-use locker_core::store::lockers::{self, Edit, LockerChanges, NewLocker};
+use locker_core::exchange::LockerEdit;
+use locker_core::store::lockers::NewLocker;
 use locker_protocol::valid_agent_id;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
@@ -18,9 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
-use super::lockers::LOCKER_NOT_FOUND;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody, Result, ValidationErrorBody};
+use crate::error::{ErrorBody, Result, ValidationErrorBody};
 use crate::extract::{Path, ValidJson};
 use crate::state::AppState;
 use crate::trace::TraceId;
@@ -120,7 +115,6 @@ async fn create_locker(
     Admin(admin): Admin,
     ValidJson(body): ValidJson<CreateLocker>,
 ) -> Result<(StatusCode, Json<Locker>)> {
-    let now = state.clock.now_millis();
     let new = NewLocker {
         location: body.location.trim().to_owned(),
         name: body
@@ -130,14 +124,7 @@ async fn create_locker(
         size: body.size.unwrap_or_default(),
         agent_id: body.agent_id,
     };
-    let mut tx = state.db.begin().await?;
-    let locker = lockers::insert(&mut tx, new, now).await?;
-    audit::record(
-        &mut *tx,
-        entry(now, admin.user.id, "locker.created", &locker),
-    )
-    .await?;
-    tx.commit().await?;
+    let locker = state.exchange.create_locker(admin.user.id, new).await?;
     Ok((StatusCode::CREATED, Json(locker)))
 }
 
@@ -161,33 +148,20 @@ async fn update_locker(
     Path(locker_id): Path<i64>,
     ValidJson(body): ValidJson<UpdateLocker>,
 ) -> Result<Json<Locker>> {
-    let now = state.clock.now_millis();
     let trimmed = |v: Option<Option<String>>| {
         v.map(|inner| inner.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
     };
-    let changes = LockerChanges {
+    let edit = LockerEdit {
         location: body.location.map(|l| l.trim().to_owned()),
         name: trimmed(body.name),
         size: body.size,
         agent_id: body.agent_id,
         status: body.status,
     };
-    let mut tx = state.db.begin().await?;
-    let locker = match lockers::update(&mut tx, locker_id, changes, now).await? {
-        Edit::Done(locker) => locker,
-        Edit::NotFound => return Err(ApiError::NotFound(LOCKER_NOT_FOUND)),
-        Edit::Occupied => {
-            return Err(ApiError::Conflict(
-                "Locker holds an item; its status cannot be changed".into(),
-            ));
-        }
-    };
-    audit::record(
-        &mut *tx,
-        entry(now, admin.user.id, "locker.updated", &locker),
-    )
-    .await?;
-    tx.commit().await?;
+    let locker = state
+        .exchange
+        .edit_locker(admin.user.id, locker_id, edit)
+        .await?;
     Ok(Json(locker))
 }
 
@@ -208,23 +182,10 @@ async fn delete_locker(
     Admin(admin): Admin,
     Path(locker_id): Path<i64>,
 ) -> Result<StatusCode> {
-    let now = state.clock.now_millis();
-    let mut tx = state.db.begin().await?;
-    let locker = match lockers::delete(&mut tx, locker_id).await? {
-        Edit::Done(locker) => locker,
-        Edit::NotFound => return Err(ApiError::NotFound(LOCKER_NOT_FOUND)),
-        Edit::Occupied => {
-            return Err(ApiError::Conflict(
-                "Locker holds an item; force-clear it first".into(),
-            ));
-        }
-    };
-    audit::record(
-        &mut *tx,
-        entry(now, admin.user.id, "locker.deleted", &locker),
-    )
-    .await?;
-    tx.commit().await?;
+    state
+        .exchange
+        .delete_locker(admin.user.id, locker_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -247,26 +208,10 @@ async fn force_clear(
     TraceId(trace_id): TraceId,
     Path(locker_id): Path<i64>,
 ) -> Result<Json<Item>> {
-    let now = state.clock.now_millis();
-    let mut tx = state.db.begin().await?;
-    let Some(item) = items::clear(&mut tx, locker_id, now).await? else {
-        return Err(match lockers::get(&mut *tx, locker_id).await? {
-            None => ApiError::NotFound(LOCKER_NOT_FOUND),
-            Some(_) => ApiError::Conflict("Locker holds no item".into()),
-        });
-    };
-    exchange::vacate(
-        &mut tx,
-        &item,
-        "item.cleared",
-        Some(admin.user.id),
-        &trace_id,
-        now,
-        |item, location| Message::ItemCleared { item, location },
-    )
-    .await?;
-    tx.commit().await?;
-    state.relay.wake();
+    let item = state
+        .exchange
+        .force_clear(admin.user.id, locker_id, &trace_id)
+        .await?;
     Ok(Json(item))
 }
 
@@ -295,39 +240,10 @@ async fn unlock_locker(
     TraceId(trace_id): TraceId,
     Path(locker_id): Path<i64>,
 ) -> Result<(StatusCode, Json<UnlockQueued>)> {
-    let now = state.clock.now_millis();
-    let mut tx = state.db.begin().await?;
-    match doors::agent_of(&mut *tx, locker_id).await? {
-        None => return Err(ApiError::NotFound(LOCKER_NOT_FOUND)),
-        Some(None) => {
-            return Err(ApiError::Conflict(
-                "Locker has no agent to drive its door".into(),
-            ));
-        }
-        Some(Some(_)) => {}
-    }
-    exchange::unlock(
-        &mut tx,
-        locker_id,
-        None,
-        UnlockPurpose::Maintenance,
-        &trace_id,
-        now,
-    )
-    .await?;
-    audit::record(
-        &mut *tx,
-        audit::Entry {
-            at: now,
-            actor_id: Some(admin.user.id),
-            action: "locker.unlocked",
-            subject: format!("locker:{locker_id}"),
-            detail: "maintenance".into(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.relay.wake();
+    state
+        .exchange
+        .remote_unlock(admin.user.id, locker_id, &trace_id)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(UnlockQueued {
@@ -335,14 +251,4 @@ async fn unlock_locker(
             locker_id,
         }),
     ))
-}
-
-fn entry<'a>(at: i64, actor: i64, action: &'a str, locker: &Locker) -> audit::Entry<'a> {
-    audit::Entry {
-        at,
-        actor_id: Some(actor),
-        action,
-        subject: format!("locker:{}", locker.id),
-        detail: serde_json::to_string(locker).unwrap_or_default(),
-    }
 }

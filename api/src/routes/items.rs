@@ -6,11 +6,9 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use locker_core::domain::{Contact, Email, Item, ItemStatus, LockerStatus, Phone, Role};
-use locker_core::exchange::{self, item_entry};
-use locker_core::jobs::{Job, Message, OtpJob, UnlockPurpose};
-use locker_core::store::items::{self, Entry, NewItem};
-use locker_core::store::{audit, doors, lockers, outbox};
+use locker_core::domain::{Contact, Email, Item, Phone, Role};
+use locker_core::exchange::Parcel;
+use locker_core::store::items;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +16,6 @@ use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use super::Page;
-use super::lockers::LOCKER_NOT_FOUND;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, FieldError, Result, ValidationErrorBody};
 use crate::extract::{Path, Query, ValidJson};
@@ -35,7 +32,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 const ITEM_NOT_FOUND: &str = "Item not found";
-const INVALID_CODE: &str = "Invalid or expired code";
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateItem {
@@ -122,40 +118,9 @@ async fn drop_item(
     TraceId(trace_id): TraceId,
     ValidJson(body): ValidJson<CreateItem>,
 ) -> Result<(StatusCode, Json<Item>)> {
-    let (phone, email) = receiver(&body, state.exchange.phone_region.as_deref())?;
-    let now = state.clock.now_millis();
-    let rules = &state.exchange;
-    let mut tx = state.db.begin().await?;
-    // The conditional move is the reservation: of racing senders one wins.
-    if !lockers::transition(
-        &mut *tx,
-        body.locker_id,
-        LockerStatus::Available,
-        LockerStatus::Occupied,
-        now,
-    )
-    .await?
-    {
-        return Err(match lockers::get(&mut *tx, body.locker_id).await? {
-            None => ApiError::NotFound(LOCKER_NOT_FOUND),
-            Some(_) => ApiError::Conflict("Locker is not available".into()),
-        });
-    }
-    let has_door = doors::agent_of(&mut *tx, body.locker_id)
-        .await?
-        .flatten()
-        .is_some();
-    let collect_by = now + rules.pickup_window.as_millis() as i64;
-    let entry = if has_door {
-        Entry::AwaitingDrop {
-            drop_deadline: now + rules.drop_window.as_millis() as i64,
-        }
-    } else {
-        Entry::Stored { collect_by }
-    };
-    let new = NewItem {
+    let (phone, email) = receiver(&body, state.exchange.rules().phone_region.as_deref())?;
+    let parcel = Parcel {
         locker_id: body.locker_id,
-        sender_id: caller.user.id,
         name: body.name.trim().to_owned(),
         description: body
             .description
@@ -164,28 +129,10 @@ async fn drop_item(
         receiver_phone: phone.map(|p| p.to_string()),
         receiver_email: email.map(|e| e.into_inner()),
     };
-    let item = items::insert(&mut *tx, new, entry, now).await?;
-    if has_door {
-        // The door opens for the sender; the receiver hears once it has closed on the item.
-        exchange::unlock(
-            &mut tx,
-            body.locker_id,
-            Some(item.id),
-            UnlockPurpose::Drop,
-            &trace_id,
-            now,
-        )
+    let item = state
+        .exchange
+        .drop_item(caller.user.id, parcel, &trace_id)
         .await?;
-    } else {
-        exchange::tell_receiver_stored(&mut tx, &item, Some(collect_by), &trace_id, now).await?;
-    }
-    audit::record(
-        &mut *tx,
-        item_entry(now, Some(caller.user.id), "item.dropped", &item),
-    )
-    .await?;
-    tx.commit().await?;
-    state.relay.wake();
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -266,9 +213,10 @@ async fn request_otp(
     Path(locker_id): Path<i64>,
     ValidJson(body): ValidJson<OtpRequest>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
-    let contact = Contact::parse(&body.contact, state.exchange.phone_region.as_deref())
+    let rules = state.exchange.rules();
+    let contact = Contact::parse(&body.contact, rules.phone_region.as_deref())
         .map_err(|msg| ApiError::invalid(&["body", "contact"], msg))?;
-    let limits = &state.exchange.limits;
+    let limits = &rules.limits;
     limits::check(
         &state,
         &format!("otp:locker:{locker_id}"),
@@ -287,18 +235,10 @@ async fn request_otp(
         limits.per_contact,
     )
     .await?;
-
-    let now = state.clock.now_millis();
-    if let Some(item_id) =
-        items::stored_for_receiver(state.db.pool(), locker_id, contact.as_str()).await?
-    {
-        let job = Job::Otp(OtpJob {
-            item_id,
-            contact: contact.as_str().to_owned(),
-        });
-        outbox::enqueue(state.db.pool(), &job, &trace_id, now).await?;
-        state.relay.wake();
-    }
+    state
+        .exchange
+        .request_code(locker_id, &contact, &trace_id)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -351,87 +291,23 @@ async fn collect(
     Path(locker_id): Path<i64>,
     ValidJson(body): ValidJson<CollectRequest>,
 ) -> Result<Json<Collected>> {
-    let rules = &state.exchange;
     limits::check(
         &state,
         &format!("collect:client:{}", client.ip()),
-        rules.limits.collects_per_client,
+        state.exchange.rules().limits.collects_per_client,
     )
     .await?;
-    let pool = state.db.pool();
-    let now = state.clock.now_millis();
-    let Some((item_id, hash)) =
-        items::take_code_attempt(pool, locker_id, rules.otp_max_attempts, now).await?
-    else {
-        return Err(match items::locked_until(pool, locker_id, now).await? {
-            Some(until) => cooling_down(until, now),
-            None => ApiError::BadRequest(INVALID_CODE.into()),
-        });
-    };
-    if !state
-        .hasher
-        .verify(body.otp.into(), Some(hash.clone()))
-        .await?
-    {
-        let until = now + rules.otp_cooldown.as_millis() as i64;
-        return Err(
-            if items::record_wrong_code(pool, item_id, rules.otp_failure_cap, until).await? {
-                tracing::warn!(item_id, "too many wrong codes; item cooling down");
-                cooling_down(until, now)
-            } else {
-                ApiError::BadRequest(INVALID_CODE.into())
-            },
-        );
-    }
-
-    let has_door = doors::agent_of(pool, locker_id).await?.flatten().is_some();
-    let next = if has_door {
-        ItemStatus::Releasing
-    } else {
-        ItemStatus::Collected
-    };
-    let mut tx = state.db.begin().await?;
-    // Conditional on the code just checked: of two collects with it, one wins.
-    let Some(item) = items::spend_code(&mut tx, item_id, &hash, next, now).await? else {
-        return Err(ApiError::BadRequest(INVALID_CODE.into()));
-    };
-    let detail = if has_door {
-        exchange::unlock(
-            &mut tx,
-            locker_id,
-            Some(item.id),
-            UnlockPurpose::Collect,
-            &trace_id,
-            now,
-        )
+    let collected = state
+        .exchange
+        .collect(locker_id, body.otp, &trace_id)
         .await?;
-        audit::record(&mut *tx, item_entry(now, None, "item.releasing", &item)).await?;
-        "Code accepted; the locker is opening."
-    } else {
-        exchange::vacate(
-            &mut tx,
-            &item,
-            "item.collected",
-            None,
-            &trace_id,
-            now,
-            |item, location| Message::ItemCollected { item, location },
-        )
-        .await?;
-        "Code accepted; the locker is open."
-    };
-    tx.commit().await?;
-    state.relay.wake();
     Ok(Json(Collected {
-        detail,
+        detail: if collected.door_opening {
+            "Code accepted; the locker is opening."
+        } else {
+            "Code accepted; the locker is open."
+        },
         locker_id,
-        item_id,
+        item_id: collected.item.id,
     }))
-}
-
-fn cooling_down(until: i64, now: i64) -> ApiError {
-    ApiError::TooManyRequests {
-        detail: "Too many wrong codes; request a new code later",
-        retry_after_secs: ((until - now) / 1000).max(1) as u64,
-    }
 }

@@ -27,7 +27,7 @@ impl ItemStatus {
         Self::Cleared,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::AwaitingDrop => "AWAITING_DROP",
             Self::Stored => "STORED",
@@ -41,6 +41,101 @@ impl ItemStatus {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// True when `self` may become `to` by some [`ItemMove`].
+    pub fn can_become(self, to: Self) -> bool {
+        ItemMove::ALL
+            .iter()
+            .any(|m| m.steps().contains(&(self, to)))
+    }
+
+    /// No move leaves it: the item's story is over.
+    pub fn is_final(self) -> bool {
+        Self::ALL.into_iter().all(|to| !self.can_become(to))
+    }
+
+    /// The item still has its locker to itself (the locker is `OCCUPIED`).
+    pub fn holds_locker(self) -> bool {
+        !self.is_final()
+    }
+}
+
+/// The moves of an item's life, each with the statuses it leaves and the one
+/// it reaches from each: the one table every transition reads its SQL from
+/// (a conditional `UPDATE ... WHERE status IN (the statuses it leaves)`).
+/// An item is created `AWAITING_DROP` (its door is ours to open) or `STORED`
+/// (a locker without an agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemMove {
+    /// The door, opened for the sender or the receiver, closed again.
+    DoorClosed,
+    /// The receiver's right code, at a locker whose door we drive: it opens.
+    CodeSpentAtDoor,
+    /// The receiver's right code, at a locker without an agent.
+    CodeSpentWithoutDoor,
+    /// The drop window ran out and the door never opened.
+    CancelUnopened,
+    /// Not collected by the deadline.
+    Expire,
+    /// An admin emptied the locker.
+    Clear,
+}
+
+impl ItemMove {
+    pub const ALL: [Self; 6] = [
+        Self::DoorClosed,
+        Self::CodeSpentAtDoor,
+        Self::CodeSpentWithoutDoor,
+        Self::CancelUnopened,
+        Self::Expire,
+        Self::Clear,
+    ];
+
+    /// `(from, to)` for every status this move leaves.
+    pub fn steps(self) -> &'static [(ItemStatus, ItemStatus)] {
+        use ItemStatus::*;
+        match self {
+            Self::DoorClosed => &[(AwaitingDrop, Stored), (Releasing, Collected)],
+            Self::CodeSpentAtDoor => &[(Stored, Releasing)],
+            Self::CodeSpentWithoutDoor => &[(Stored, Collected)],
+            Self::CancelUnopened => &[(AwaitingDrop, Cancelled)],
+            Self::Expire => &[(Stored, Expired)],
+            Self::Clear => &[
+                (AwaitingDrop, Cleared),
+                (Stored, Cleared),
+                (Releasing, Cleared),
+                (Expired, Cleared),
+            ],
+        }
+    }
+
+    /// Where this move takes an item in `from`, if it applies to it.
+    pub fn from(self, from: ItemStatus) -> Option<ItemStatus> {
+        self.steps()
+            .iter()
+            .find(|(f, _)| *f == from)
+            .map(|&(_, to)| to)
+    }
+
+    /// SQL: `status IN ('A', 'B')`, the statuses this move leaves.
+    pub fn sql_leaves(self) -> String {
+        let list: Vec<String> = self
+            .steps()
+            .iter()
+            .map(|(from, _)| format!("'{}'", from.as_str()))
+            .collect();
+        format!("status IN ({})", list.join(", "))
+    }
+
+    /// SQL: the new status, `CASE status WHEN 'A' THEN 'B' ... END`.
+    pub fn sql_next(self) -> String {
+        let arms: String = self
+            .steps()
+            .iter()
+            .map(|(from, to)| format!(" WHEN '{}' THEN '{}'", from.as_str(), to.as_str()))
+            .collect();
+        format!("CASE status{arms} END")
     }
 }
 
@@ -75,11 +170,97 @@ pub struct Item {
 mod tests {
     use super::*;
 
+    use ItemStatus::*;
+
     #[test]
     fn statuses_round_trip() {
         for status in ItemStatus::ALL {
             assert_eq!(ItemStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(ItemStatus::parse("LOST"), None);
+    }
+
+    #[test]
+    fn the_happy_path_is_legal_and_nothing_goes_backwards() {
+        for (from, to) in [
+            (AwaitingDrop, Stored),
+            (Stored, Releasing),
+            (Releasing, Collected),
+            (Stored, Collected),
+        ] {
+            assert!(from.can_become(to), "{from:?} -> {to:?}");
+        }
+        for (from, to) in [
+            (Stored, AwaitingDrop),
+            (Releasing, Stored),
+            (Collected, Stored),
+            (AwaitingDrop, Collected),
+            (AwaitingDrop, Releasing),
+            (Expired, Collected),
+            (Cancelled, Stored),
+        ] {
+            assert!(!from.can_become(to), "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn collected_cancelled_and_cleared_are_final() {
+        let finals: Vec<_> = ItemStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
+        assert_eq!(finals, [Collected, Cancelled, Cleared]);
+        assert!(Expired.holds_locker(), "an expired item waits for an admin");
+    }
+
+    #[test]
+    fn each_move_leaves_a_status_for_one_place_only() {
+        for m in ItemMove::ALL {
+            let steps = m.steps();
+            assert!(!steps.is_empty());
+            for (i, (from, to)) in steps.iter().enumerate() {
+                assert!(!from.is_final(), "{m:?} leaves final {from:?}");
+                assert_ne!(from, to, "{m:?} stays in {from:?}");
+                assert!(
+                    steps[i + 1..].iter().all(|(f, _)| f != from),
+                    "{m:?} twice from {from:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_door_closing_completes_a_door_step() {
+        assert_eq!(ItemMove::DoorClosed.from(AwaitingDrop), Some(Stored));
+        assert_eq!(ItemMove::DoorClosed.from(Releasing), Some(Collected));
+        assert_eq!(ItemMove::DoorClosed.from(Stored), None);
+        let by_other_moves = ItemMove::ALL
+            .into_iter()
+            .filter(|&m| m != ItemMove::DoorClosed && m != ItemMove::Clear)
+            .flat_map(|m| m.steps().iter().map(|(from, _)| *from));
+        assert!(by_other_moves.into_iter().all(|from| from != Releasing));
+    }
+
+    #[test]
+    fn an_admin_can_clear_every_item_that_holds_a_locker() {
+        for status in ItemStatus::ALL {
+            assert_eq!(
+                ItemMove::Clear.from(status).is_some(),
+                status.holds_locker(),
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn moves_read_as_sql() {
+        assert_eq!(
+            ItemMove::DoorClosed.sql_leaves(),
+            "status IN ('AWAITING_DROP', 'RELEASING')"
+        );
+        assert_eq!(
+            ItemMove::DoorClosed.sql_next(),
+            "CASE status WHEN 'AWAITING_DROP' THEN 'STORED' WHEN 'RELEASING' THEN 'COLLECTED' END"
+        );
     }
 }

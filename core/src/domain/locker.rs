@@ -13,6 +13,8 @@ pub enum LockerStatus {
 }
 
 impl LockerStatus {
+    pub const ALL: [Self; 3] = [Self::Available, Self::Occupied, Self::OutOfService];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Available => "AVAILABLE",
@@ -33,7 +35,52 @@ impl LockerStatus {
     /// The statuses an admin may put a locker in by hand; `OCCUPIED` comes
     /// only from an item.
     pub fn settable_by_admin(self) -> bool {
-        matches!(self, Self::Available | Self::OutOfService)
+        LockerMove::BY_ADMIN.iter().any(|m| m.to() == self)
+    }
+
+    /// An admin may change the status of a locker in this one (to the same,
+    /// or by one of [`LockerMove::BY_ADMIN`]); an `OCCUPIED` locker waits for
+    /// its item to leave.
+    pub fn left_by_admin(self) -> bool {
+        LockerMove::BY_ADMIN.iter().any(|m| m.from() == self)
+    }
+}
+
+/// The moves of a locker's life, each from one status to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockerMove {
+    /// A sender's drop takes it.
+    Reserve,
+    /// Its item left for good (collected, cancelled, cleared).
+    Vacate,
+    TakeOutOfService,
+    ReturnToService,
+}
+
+impl LockerMove {
+    pub const ALL: [Self; 4] = [
+        Self::Reserve,
+        Self::Vacate,
+        Self::TakeOutOfService,
+        Self::ReturnToService,
+    ];
+    /// The moves an admin makes by hand.
+    pub const BY_ADMIN: [Self; 2] = [Self::TakeOutOfService, Self::ReturnToService];
+
+    pub fn from(self) -> LockerStatus {
+        match self {
+            Self::Reserve | Self::TakeOutOfService => LockerStatus::Available,
+            Self::Vacate => LockerStatus::Occupied,
+            Self::ReturnToService => LockerStatus::OutOfService,
+        }
+    }
+
+    pub fn to(self) -> LockerStatus {
+        match self {
+            Self::Reserve => LockerStatus::Occupied,
+            Self::Vacate | Self::ReturnToService => LockerStatus::Available,
+            Self::TakeOutOfService => LockerStatus::OutOfService,
+        }
     }
 }
 
@@ -143,5 +190,29 @@ mod tests {
             assert_eq!(LockerStatus::parse(s.as_str()), Some(s));
         }
         assert!(!LockerStatus::Occupied.settable_by_admin());
+    }
+
+    #[test]
+    fn only_items_occupy_and_free_a_locker() {
+        use LockerStatus::*;
+        assert!(Available.settable_by_admin() && OutOfService.settable_by_admin());
+        assert!(Available.left_by_admin() && OutOfService.left_by_admin());
+        assert!(
+            !Occupied.left_by_admin(),
+            "an admin cannot free a locker by hand"
+        );
+        let into_occupied: Vec<_> = LockerMove::ALL
+            .into_iter()
+            .filter(|m| m.to() == Occupied)
+            .collect();
+        assert_eq!(into_occupied, [LockerMove::Reserve]);
+        assert_eq!(
+            LockerMove::Reserve.from(),
+            Available,
+            "out of service takes no drop"
+        );
+        for m in LockerMove::ALL {
+            assert_ne!(m.from(), m.to(), "{m:?}");
+        }
     }
 }

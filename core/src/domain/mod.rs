@@ -8,6 +8,6 @@ mod user;
 
 pub use contact::{Contact, Phone};
 pub use email::Email;
-pub use item::{Item, ItemStatus};
-pub use locker::{DoorState, Locker, LockerSize, LockerStatus, place_key};
+pub use item::{Item, ItemMove, ItemStatus};
+pub use locker::{DoorState, Locker, LockerMove, LockerSize, LockerStatus, place_key};
 pub use user::{Role, User};

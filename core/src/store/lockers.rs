@@ -1,8 +1,11 @@
+//! Lockers as stored, and the one conditional statement that moves one. Admin
+//! edits live with the exchange's other rules ([`crate::exchange`]).
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::{Millis, rfc3339};
-use crate::domain::{DoorState, Locker, LockerSize, LockerStatus, place_key};
+use crate::domain::{DoorState, Locker, LockerMove, LockerSize, LockerStatus, place_key};
 use crate::store::decode_error;
 
 /// Lockers with their agent's presence.
@@ -17,7 +20,7 @@ macro_rules! select_lockers {
     };
 }
 
-fn from_row(row: &AnyRow) -> Result<Locker, sqlx::Error> {
+pub(crate) fn from_row(row: &AnyRow) -> Result<Locker, sqlx::Error> {
     let size: String = row.try_get("size")?;
     let status: String = row.try_get("status")?;
     let door: String = row.try_get("door_state")?;
@@ -55,7 +58,7 @@ pub async fn insert(
 ) -> Result<Locker, sqlx::Error> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO lockers (location, place_key, name, size, agent_id, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'AVAILABLE', $6, $6) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $7, $6, $6) RETURNING id",
     )
     .bind(locker.location.clone())
     .bind(place_key(&locker.location))
@@ -63,6 +66,7 @@ pub async fn insert(
     .bind(locker.size.as_str())
     .bind(locker.agent_id)
     .bind(now)
+    .bind(LockerStatus::Available.as_str())
     .fetch_one(&mut *conn)
     .await?;
     get(&mut *conn, id).await?.ok_or(sqlx::Error::RowNotFound)
@@ -115,95 +119,20 @@ pub async fn at_place<'e>(
     from_rows(rows)
 }
 
-/// An admin's edit. `None` leaves a field as it is; `Some(None)` clears a
-/// nullable one.
-#[derive(Debug, Default)]
-pub struct LockerChanges {
-    pub location: Option<String>,
-    pub name: Option<Option<String>>,
-    pub size: Option<LockerSize>,
-    pub agent_id: Option<Option<String>>,
-    /// Only [`LockerStatus::settable_by_admin`] statuses.
-    pub status: Option<LockerStatus>,
-}
-
-#[derive(Debug)]
-pub enum Edit {
-    Done(Locker),
-    NotFound,
-    /// A status change was asked of a locker that holds an item.
-    Occupied,
-}
-
-pub async fn update(
-    conn: &mut AnyConnection,
-    id: i64,
-    changes: LockerChanges,
-    now: Millis,
-) -> Result<Edit, sqlx::Error> {
-    let place = changes.location.as_deref().map(place_key);
-    let updated: Option<i64> = sqlx::query_scalar(
-        "UPDATE lockers SET \
-           location = COALESCE($2, location), \
-           place_key = COALESCE($3, place_key), \
-           name = CASE WHEN $4 THEN $5 ELSE name END, \
-           size = COALESCE($6, size), \
-           agent_id = CASE WHEN $7 THEN $8 ELSE agent_id END, \
-           status = COALESCE($9, status), \
-           updated_at = $10 \
-         WHERE id = $1 AND ($9 IS NULL OR status <> 'OCCUPIED') RETURNING id",
-    )
-    .bind(id)
-    .bind(changes.location)
-    .bind(place)
-    .bind(changes.name.is_some())
-    .bind(changes.name.flatten())
-    .bind(changes.size.map(LockerSize::as_str))
-    .bind(changes.agent_id.is_some())
-    .bind(changes.agent_id.flatten())
-    .bind(changes.status.map(LockerStatus::as_str))
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(match (updated, get(&mut *conn, id).await?) {
-        (Some(_), Some(locker)) => Edit::Done(locker),
-        (None, Some(_)) => Edit::Occupied,
-        (_, None) => Edit::NotFound,
-    })
-}
-
-/// Deletes an empty locker.
-pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<Edit, sqlx::Error> {
-    let row = sqlx::query(
-        "DELETE FROM lockers WHERE id = $1 AND status <> 'OCCUPIED' \
-         RETURNING id, location, name, size, agent_id, status, door_state, \
-           NULL AS agent_online, created_at, updated_at",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(match row {
-        Some(row) => Edit::Done(from_row(&row)?),
-        None if get(&mut *conn, id).await?.is_some() => Edit::Occupied,
-        None => Edit::NotFound,
-    })
-}
-
-/// Moves a locker from one status to another if, and only if, it is still in
-/// the first; true when this call made the move.
-pub async fn transition<'e>(
+/// Makes a locker's move if, and only if, it is still in the status the
+/// move leaves; true when this call made it.
+pub async fn apply<'e>(
     executor: impl Executor<'e, Database = Any>,
     id: i64,
-    from: LockerStatus,
-    to: LockerStatus,
+    change: LockerMove,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE lockers SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
     )
     .bind(id)
-    .bind(from.as_str())
-    .bind(to.as_str())
+    .bind(change.from().as_str())
+    .bind(change.to().as_str())
     .bind(now)
     .execute(executor)
     .await?;

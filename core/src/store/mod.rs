@@ -5,6 +5,7 @@
 //! one winner.
 
 pub mod audit;
+pub mod codes;
 pub mod doors;
 pub mod items;
 pub mod job_runs;

@@ -1,12 +1,10 @@
-//! Applying what agents report: acks to commands, presence, and door events,
-//! each door event once (by its id) with the item transition it completes.
+//! Applying what agents report: acks to commands, presence, and door events
+//! (each applied once by the exchange, with the item step it completes).
 
 use std::time::Duration;
 
-use locker_core::domain::{DoorState, ItemStatus};
-use locker_core::exchange::{self, item_entry};
-use locker_core::jobs::Message;
-use locker_core::store::{audit, doors, items, lockers};
+use locker_core::exchange::{self, DoorOutcome};
+use locker_core::store::doors;
 use locker_protocol::{Ack, DoorEvent, DoorEventKind, Status, Topics};
 
 use super::Applier;
@@ -36,12 +34,18 @@ pub async fn until_applied(applier: &Applier, topics: &Topics, topic: &str, payl
 
 enum Failure {
     Malformed(serde_json::Error),
-    Database(sqlx::Error),
+    Database(anyhow::Error),
 }
 
 impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Self {
-        Self::Database(e)
+        Self::Database(e.into())
+    }
+}
+
+impl From<exchange::Error> for Failure {
+    fn from(e: exchange::Error) -> Self {
+        Self::Database(e.into())
     }
 }
 
@@ -57,104 +61,50 @@ async fn apply(
     leaf: &str,
     payload: &[u8],
 ) -> Result<(), Failure> {
-    let now = applier.clock.now_millis();
+    let exchange = &applier.exchange;
+    let pool = exchange.db().pool();
+    let now = exchange.now();
     match leaf {
         "acks" => {
             let ack: Ack = serde_json::from_slice(payload)?;
-            doors::record_ack(applier.db.pool(), agent_id, &ack, now).await?;
+            doors::record_ack(pool, agent_id, &ack, now).await?;
         }
         "status" => {
             let status: Status = serde_json::from_slice(payload)?;
-            doors::set_agent_status(applier.db.pool(), agent_id, status.online, now).await?;
+            doors::set_agent_status(pool, agent_id, status.online, now).await?;
             tracing::info!(%agent_id, online = status.online, "agent status");
         }
         "events" => {
             let event: DoorEvent = serde_json::from_slice(payload)?;
-            door_event(applier, agent_id, &event).await?;
+            log(
+                agent_id,
+                &event,
+                &exchange.door_event(agent_id, &event).await?,
+            );
         }
         _ => {}
     }
     Ok(())
 }
 
-async fn door_event(
-    applier: &Applier,
-    agent_id: &str,
-    event: &DoorEvent,
-) -> Result<(), sqlx::Error> {
-    let now = applier.clock.now_millis();
-    let mut tx = applier.db.begin().await?;
-    if !doors::record_event(&mut *tx, agent_id, event, now).await? {
-        tracing::info!(event_id = %event.id, "door event seen before; not applied again");
-        return tx.commit().await;
-    }
-    if doors::agent_of(&mut *tx, event.locker_id)
-        .await?
-        .flatten()
-        .as_deref()
-        != Some(agent_id)
-    {
-        tracing::warn!(%agent_id, locker_id = event.locker_id, "door event for a locker this agent does not drive");
-        return tx.commit().await;
-    }
-    let door = match event.kind {
-        DoorEventKind::DoorClosed => DoorState::Closed,
-        DoorEventKind::DoorOpened | DoorEventKind::DoorLeftOpen => DoorState::Open,
-    };
-    lockers::set_door(&mut *tx, event.locker_id, door, event.at).await?;
-    let command = event.command_id.as_deref().unwrap_or_default();
-    match event.kind {
-        DoorEventKind::DoorOpened => {
-            items::door_opened(&mut *tx, event.locker_id, command, event.at).await?
+fn log(agent_id: &str, event: &DoorEvent, outcome: &DoorOutcome) {
+    match outcome {
+        DoorOutcome::Duplicate => {
+            tracing::info!(event_id = %event.id, "door event seen before; not applied again");
         }
-        DoorEventKind::DoorClosed => {
-            let collect_by = now + applier.exchange.pickup_window.as_millis() as i64;
-            if let Some(item) =
-                items::door_closed(&mut tx, event.locker_id, command, collect_by, now).await?
-            {
-                let trace = doors::trace_of(&mut *tx, command)
-                    .await?
-                    .unwrap_or_default();
-                if item.status == ItemStatus::Stored {
-                    exchange::tell_receiver_stored(&mut tx, &item, Some(collect_by), &trace, now)
-                        .await?;
-                    audit::record(&mut *tx, item_entry(now, None, "item.stored", &item)).await?;
-                } else {
-                    exchange::vacate(
-                        &mut tx,
-                        &item,
-                        "item.collected",
-                        None,
-                        &trace,
-                        now,
-                        |item, location| Message::ItemCollected { item, location },
-                    )
-                    .await?;
-                }
-                tracing::info!(
-                    item_id = item.id,
-                    status = item.status.as_str(),
-                    "door closed on item"
-                );
-                tx.commit().await?;
-                applier.relay.wake();
-                return Ok(());
-            }
+        DoorOutcome::NotItsLocker => {
+            tracing::warn!(%agent_id, locker_id = event.locker_id, "door event for a locker this agent does not drive");
         }
-        DoorEventKind::DoorLeftOpen => {
+        DoorOutcome::Applied(Some(item)) => {
+            tracing::info!(
+                item_id = item.id,
+                status = item.status.as_str(),
+                "door closed on item"
+            );
+        }
+        DoorOutcome::Applied(None) if event.kind == DoorEventKind::DoorLeftOpen => {
             tracing::warn!(locker_id = event.locker_id, "door left open");
-            audit::record(
-                &mut *tx,
-                audit::Entry {
-                    at: now,
-                    actor_id: None,
-                    action: "door.left_open",
-                    subject: format!("locker:{}", event.locker_id),
-                    detail: format!("agent {agent_id}"),
-                },
-            )
-            .await?;
         }
+        DoorOutcome::Applied(None) => {}
     }
-    tx.commit().await
 }

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use locker_core::config::{DoorsConfig, ExchangeConfig};
-use locker_core::relay::RelayWaker;
-use locker_core::{Clock, Db};
+use locker_core::config::DoorsConfig;
+use locker_core::exchange::Exchange;
 use locker_protocol::{self as mqtt, Command, MqttEndpoint, Topics};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::Notify;
@@ -29,14 +28,11 @@ pub struct DoorLink {
     pub acks: Arc<Notify>,
 }
 
-/// What applying incoming messages needs.
+/// What applying incoming messages needs: the exchange, whose rules door
+/// events complete.
 #[derive(Clone)]
 pub struct Applier {
-    pub db: Db,
-    pub clock: Arc<dyn Clock>,
-    pub exchange: ExchangeConfig,
-    /// Nudges an outbox relay in the same process after jobs were written.
-    pub relay: RelayWaker,
+    pub exchange: Exchange,
 }
 
 impl DoorLink {

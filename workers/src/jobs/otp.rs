@@ -3,7 +3,8 @@
 //! logged or stored.
 
 use locker_core::jobs::OtpJob;
-use locker_core::store::items::{self, NewCode};
+use locker_core::store::codes::{self, NewCode};
+use locker_core::store::items;
 use rand::Rng;
 use rand::rngs::OsRng;
 
@@ -25,11 +26,11 @@ pub async fn run(ctx: &WorkerContext, job_id: i64, job: OtpJob) -> Result<(), Jo
         item_id: job.item_id,
         contact: &job.contact,
         hash: &hash,
-        expires_at: now + ctx.exchange.otp_expiry.as_millis() as i64,
+        expires_at: now + ctx.exchange.rules().otp_expiry.as_millis() as i64,
         job_id,
     };
-    if items::store_code(pool, new, now).await? {
-        let minutes = ctx.exchange.otp_expiry.as_secs().div_ceil(60);
+    if codes::store(pool, new, now).await? {
+        let minutes = ctx.exchange.rules().otp_expiry.as_secs().div_ceil(60);
         let text = messages::code(&code, &location, &locker, minutes);
         ctx.notifier.send(&job.contact, &text).await?;
         tracing::info!(item_id = job.item_id, "code issued");

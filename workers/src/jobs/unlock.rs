@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use locker_core::jobs::UnlockJob;
 use locker_core::store::doors::{self, NewCommand};
-use locker_core::store::{audit, items};
+use locker_core::store::items;
 use locker_protocol::{Command, agent_key};
 use secrecy::ExposeSecret;
 
@@ -115,28 +115,8 @@ pub async fn run(
 }
 
 /// The door did not open: the item stays as it is, flagged for admins.
-async fn report_failure(
-    ctx: &WorkerContext,
-    job: &UnlockJob,
-    why: &str,
-) -> Result<(), sqlx::Error> {
-    let now = ctx.clock.now_millis();
-    let mut tx = ctx.db.begin().await?;
-    if let Some(item_id) = job.item_id {
-        items::mark_unlock_failed(&mut *tx, item_id, now).await?;
-    }
-    audit::record(
-        &mut *tx,
-        audit::Entry {
-            at: now,
-            actor_id: None,
-            action: "unlock.failed",
-            subject: format!("locker:{}", job.locker_id),
-            detail: format!("{} for item {:?}: {why}", job.purpose.as_str(), job.item_id),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+async fn report_failure(ctx: &WorkerContext, job: &UnlockJob, why: &str) -> Result<(), JobError> {
+    ctx.exchange.unlock_failed(job, why).await?;
     tracing::error!(locker_id = job.locker_id, item_id = ?job.item_id, why, "unlock failed");
     Ok(())
 }

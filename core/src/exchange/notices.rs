@@ -1,16 +1,16 @@
-//! Item transitions' side effects, shared by the api (drop, collect, clear)
-//! and the workers (door events, deadlines): the jobs and audit rows each
-//! transition writes in its own transaction.
+//! What transitions share: the messages and unlocks they queue, the locker
+//! an item leaves, and their audit rows. Each is called inside the
+//! transition's own transaction.
 
 use sqlx::AnyConnection;
 
 use crate::clock::{Millis, human};
-use crate::domain::{Item, LockerStatus};
+use crate::domain::{Item, LockerMove};
 use crate::jobs::{Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
 use crate::store::{audit, items, lockers, outbox};
 
 /// Queues the receiver's "waiting for you" message, to each of their contacts.
-pub async fn tell_receiver_stored(
+pub(super) async fn tell_receiver_stored(
     conn: &mut AnyConnection,
     item: &Item,
     collect_by: Option<Millis>,
@@ -41,7 +41,7 @@ pub async fn tell_receiver_stored(
 
 /// Queues an email to the item's sender; `message` gets the item's name and
 /// place.
-pub async fn tell_sender(
+pub(super) async fn tell_sender(
     conn: &mut AnyConnection,
     item: &Item,
     trace_id: &str,
@@ -62,7 +62,7 @@ pub async fn tell_sender(
 
 /// An item leaves its locker for good (collected, cleared, cancelled): the
 /// locker is free again, the sender is told, the transition audited.
-pub async fn vacate(
+pub(super) async fn vacate(
     conn: &mut AnyConnection,
     item: &Item,
     action: &str,
@@ -72,21 +72,14 @@ pub async fn vacate(
     message: impl FnOnce(String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
     if let Some(locker_id) = item.locker_id {
-        lockers::transition(
-            &mut *conn,
-            locker_id,
-            LockerStatus::Occupied,
-            LockerStatus::Available,
-            now,
-        )
-        .await?;
+        lockers::apply(&mut *conn, locker_id, LockerMove::Vacate, now).await?;
     }
     tell_sender(conn, item, trace_id, now, message).await?;
     audit::record(conn, item_entry(now, actor_id, action, item)).await
 }
 
 /// Queues the unlock of a locker's door.
-pub async fn unlock(
+pub(super) async fn unlock(
     conn: &mut AnyConnection,
     locker_id: i64,
     item_id: Option<i64>,
@@ -104,7 +97,7 @@ pub async fn unlock(
 }
 
 /// The audit row of an item's transition.
-pub fn item_entry<'a>(
+pub(super) fn item_entry<'a>(
     at: Millis,
     actor_id: Option<i64>,
     action: &'a str,

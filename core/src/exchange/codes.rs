@@ -1,0 +1,142 @@
+//! The receiver, who has no account, asks for a code at the locker and
+//! collects with it. Asking answers alike whoever asks; a code is tried at
+//! most `otp_max_attempts` times, each try counted before it is checked, and
+//! spent once: of two collects with one code, one wins.
+
+use sqlx::AnyConnection;
+
+use super::notices::{self, item_entry};
+use super::{Error, Exchange, Result, statement};
+use crate::clock::Millis;
+use crate::domain::{Contact, Item, ItemMove, ItemStatus};
+use crate::jobs::{Job, Message, OtpJob, UnlockPurpose};
+use crate::store::items::{self, ITEM_COLUMNS, from_row};
+use crate::store::{audit, codes, doors, outbox};
+
+/// A collect that worked.
+#[derive(Debug)]
+pub struct Collected {
+    pub item: Item,
+    /// The door is being unlocked (`RELEASING`): the item is `COLLECTED` once
+    /// it has closed again. False at a locker without an agent: collected.
+    pub door_opening: bool,
+}
+
+impl Exchange {
+    /// Queues a new code for the receiver when `contact` is the receiver of
+    /// the item stored in the locker; otherwise does nothing, and says
+    /// nothing different.
+    pub async fn request_code(
+        &self,
+        locker_id: i64,
+        contact: &Contact,
+        trace_id: &str,
+    ) -> Result<()> {
+        let pool = self.db.pool();
+        let Some(item_id) = items::stored_for_receiver(pool, locker_id, contact.as_str()).await?
+        else {
+            return Ok(());
+        };
+        let job = Job::Otp(OtpJob {
+            item_id,
+            contact: contact.as_str().to_owned(),
+        });
+        outbox::enqueue(pool, &job, trace_id, self.now()).await?;
+        self.relay.wake();
+        Ok(())
+    }
+
+    /// Collects the item in `locker_id` with `code`.
+    pub async fn collect(&self, locker_id: i64, code: String, trace_id: &str) -> Result<Collected> {
+        let rules = &self.rules;
+        let pool = self.db.pool();
+        let now = self.now();
+        let Some((item_id, hash)) =
+            codes::take_attempt(pool, locker_id, rules.otp_max_attempts, now).await?
+        else {
+            return Err(match codes::locked_until(pool, locker_id, now).await? {
+                Some(until) => Error::CoolingDown { until, now },
+                None => Error::InvalidCode,
+            });
+        };
+        if !self.hasher.verify(code.into(), Some(hash.clone())).await? {
+            let until = now + rules.otp_cooldown.as_millis() as Millis;
+            if codes::record_wrong(pool, item_id, rules.otp_failure_cap, until).await? {
+                tracing::warn!(item_id, "too many wrong codes; item cooling down");
+                return Err(Error::CoolingDown { until, now });
+            }
+            return Err(Error::InvalidCode);
+        }
+
+        let door_opening = doors::agent_of(pool, locker_id).await?.flatten().is_some();
+        let mut tx = self.db.begin().await?;
+        // Conditional on the code just checked: of two collects with it, one wins.
+        let Some(item) = spend(&mut tx, item_id, &hash, door_opening, now).await? else {
+            return Err(Error::InvalidCode);
+        };
+        if door_opening {
+            notices::unlock(
+                &mut tx,
+                locker_id,
+                Some(item.id),
+                UnlockPurpose::Collect,
+                trace_id,
+                now,
+            )
+            .await?;
+            audit::record(&mut *tx, item_entry(now, None, "item.releasing", &item)).await?;
+        } else {
+            notices::vacate(
+                &mut tx,
+                &item,
+                "item.collected",
+                None,
+                trace_id,
+                now,
+                |item, location| Message::ItemCollected { item, location },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(Collected { item, door_opening })
+    }
+}
+
+/// The right code spends it, once: the item is released through its door
+/// (`RELEASING`) or, without a door to drive, `COLLECTED`. `None` when
+/// another collect with the same code got there first.
+async fn spend(
+    conn: &mut AnyConnection,
+    item_id: i64,
+    code_hash: &str,
+    at_door: bool,
+    now: Millis,
+) -> Result<Option<Item>, sqlx::Error> {
+    let sql = if at_door {
+        statement!(
+            "UPDATE items SET status = {next}, updated_at = $3, \
+               otp_hash = NULL, otp_expires_at = NULL, otp_failures = 0 \
+             WHERE id = $1 AND {leaves} AND otp_hash = $2 RETURNING {ITEM_COLUMNS}",
+            next = ItemMove::CodeSpentAtDoor.sql_next(),
+            leaves = ItemMove::CodeSpentAtDoor.sql_leaves(),
+        )
+    } else {
+        statement!(
+            "UPDATE items SET status = {next}, updated_at = $3, \
+               collected_at = CASE WHEN {next} = '{collected}' THEN $3 ELSE collected_at END, \
+               otp_hash = NULL, otp_expires_at = NULL, otp_failures = 0 \
+             WHERE id = $1 AND {leaves} AND otp_hash = $2 RETURNING {ITEM_COLUMNS}",
+            next = ItemMove::CodeSpentWithoutDoor.sql_next(),
+            leaves = ItemMove::CodeSpentWithoutDoor.sql_leaves(),
+            collected = ItemStatus::Collected.as_str(),
+        )
+    };
+    let row = sqlx::query(sql)
+        .bind(item_id)
+        .bind(code_hash.to_owned())
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}

@@ -1,0 +1,174 @@
+//! What the doors report: each door event is applied once (by its id) and
+//! completes the step of the item waiting on the command that unlocked the
+//! door: a drop becomes `STORED` when the door closes on it, a release
+//! `COLLECTED`. And an unlock that never happened, flagged for admins.
+
+use locker_protocol::{DoorEvent, DoorEventKind};
+use sqlx::AnyConnection;
+
+use super::notices::{self, item_entry};
+use super::{Exchange, Result, statement};
+use crate::clock::Millis;
+use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
+use crate::jobs::{Message, UnlockJob};
+use crate::store::items::{ITEM_COLUMNS, from_row};
+use crate::store::{audit, doors, lockers};
+
+/// What a door event did.
+#[derive(Debug)]
+pub enum DoorOutcome {
+    /// Seen before (a redelivery): nothing done again.
+    Duplicate,
+    /// From an agent that does not drive that locker: recorded, not applied.
+    NotItsLocker,
+    /// The door's state is recorded; an item's step completed, if one waited.
+    Applied(Option<Box<Item>>),
+}
+
+impl Exchange {
+    /// Applies a door event from `agent_id`, once.
+    pub async fn door_event(&self, agent_id: &str, event: &DoorEvent) -> Result<DoorOutcome> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        if !doors::record_event(&mut *tx, agent_id, event, now).await? {
+            tx.commit().await?;
+            return Ok(DoorOutcome::Duplicate);
+        }
+        let driver = doors::agent_of(&mut *tx, event.locker_id).await?.flatten();
+        if driver.as_deref() != Some(agent_id) {
+            tx.commit().await?;
+            return Ok(DoorOutcome::NotItsLocker);
+        }
+        let door = match event.kind {
+            DoorEventKind::DoorClosed => DoorState::Closed,
+            DoorEventKind::DoorOpened | DoorEventKind::DoorLeftOpen => DoorState::Open,
+        };
+        lockers::set_door(&mut *tx, event.locker_id, door, event.at).await?;
+        let command = event.command_id.as_deref().unwrap_or_default();
+        let item = match event.kind {
+            DoorEventKind::DoorOpened => {
+                door_opened(&mut tx, event.locker_id, command, event.at).await?;
+                None
+            }
+            DoorEventKind::DoorClosed => {
+                self.door_closed(&mut tx, event.locker_id, command, now)
+                    .await?
+            }
+            DoorEventKind::DoorLeftOpen => {
+                let entry = audit::Entry {
+                    at: now,
+                    actor_id: None,
+                    action: "door.left_open",
+                    subject: format!("locker:{}", event.locker_id),
+                    detail: format!("agent {agent_id}"),
+                };
+                audit::record(&mut *tx, entry).await?;
+                None
+            }
+        };
+        tx.commit().await?;
+        if item.is_some() {
+            self.relay.wake();
+        }
+        Ok(DoorOutcome::Applied(item.map(Box::new)))
+    }
+
+    /// The door closed: the item waiting on `command` completes its step. A
+    /// stored item's receiver is told where it is; a collected one leaves the
+    /// locker.
+    async fn door_closed(
+        &self,
+        tx: &mut AnyConnection,
+        locker_id: i64,
+        command: &str,
+        now: Millis,
+    ) -> Result<Option<Item>> {
+        let collect_by = self.collect_by(now);
+        let row = sqlx::query(statement!(
+            "UPDATE items SET status = {next}, \
+               stored_at = CASE WHEN {next} = '{stored}' THEN $4 ELSE stored_at END, \
+               collect_by = CASE WHEN {next} = '{stored}' THEN $3 ELSE collect_by END, \
+               collected_at = CASE WHEN {next} = '{collected}' THEN $4 ELSE collected_at END, \
+               door_opened_at = NULL, updated_at = $4 \
+             WHERE locker_id = $1 AND unlock_command_id = $2 AND {leaves} \
+             RETURNING {ITEM_COLUMNS}",
+            next = ItemMove::DoorClosed.sql_next(),
+            leaves = ItemMove::DoorClosed.sql_leaves(),
+            stored = ItemStatus::Stored.as_str(),
+            collected = ItemStatus::Collected.as_str(),
+        ))
+        .bind(locker_id)
+        .bind(command.to_owned())
+        .bind(collect_by)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(item) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        let trace = doors::trace_of(&mut *tx, command)
+            .await?
+            .unwrap_or_default();
+        if item.status == ItemStatus::Stored {
+            notices::tell_receiver_stored(tx, &item, Some(collect_by), &trace, now).await?;
+            audit::record(&mut *tx, item_entry(now, None, "item.stored", &item)).await?;
+        } else {
+            notices::vacate(
+                tx,
+                &item,
+                "item.collected",
+                None,
+                &trace,
+                now,
+                |item, location| Message::ItemCollected { item, location },
+            )
+            .await?;
+        }
+        Ok(Some(item))
+    }
+
+    /// The door could not be unlocked (agent unreachable or refusing): the
+    /// item stays as it is, flagged for admins, and the failure audited.
+    pub async fn unlock_failed(&self, job: &UnlockJob, why: &str) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        if let Some(item_id) = job.item_id {
+            sqlx::query("UPDATE items SET unlock_failed_at = $2, updated_at = $2 WHERE id = $1")
+                .bind(item_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let entry = audit::Entry {
+            at: now,
+            actor_id: None,
+            action: "unlock.failed",
+            subject: format!("locker:{}", job.locker_id),
+            detail: format!("{} for item {:?}: {why}", job.purpose.as_str(), job.item_id),
+        };
+        audit::record(&mut *tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The door of the item waiting on `command` opened: a drop whose door has
+/// opened is no longer cancelled when its window runs out.
+async fn door_opened(
+    conn: &mut AnyConnection,
+    locker_id: i64,
+    command: &str,
+    at: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(statement!(
+        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, $3) \
+         WHERE locker_id = $1 AND unlock_command_id = $2 AND {}",
+        ItemMove::DoorClosed.sql_leaves()
+    ))
+    .bind(locker_id)
+    .bind(command.to_owned())
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! A sender drops an item: the locker is reserved, and either its door is
+//! unlocked for the sender (`AWAITING_DROP`, stored once the door has opened
+//! and closed) or, at a locker without an agent, the item is stored at once.
+
+use sqlx::AnyConnection;
+
+use super::notices::{self, item_entry};
+use super::{Error, Exchange, Result, statement};
+use crate::clock::Millis;
+use crate::domain::{Item, ItemStatus, LockerMove};
+use crate::jobs::UnlockPurpose;
+use crate::store::items::{ITEM_COLUMNS, from_row};
+use crate::store::{audit, doors, lockers};
+
+/// What the sender leaves, for whom. Contacts are already normalised.
+pub struct Parcel {
+    pub locker_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub receiver_phone: Option<String>,
+    pub receiver_email: Option<String>,
+}
+
+impl Exchange {
+    pub async fn drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
+        let now = self.now();
+        let locker_id = parcel.locker_id;
+        let mut tx = self.db.begin().await?;
+        // The conditional move is the reservation: of racing senders one wins.
+        if !lockers::apply(&mut *tx, locker_id, LockerMove::Reserve, now).await? {
+            return Err(match lockers::get(&mut *tx, locker_id).await? {
+                None => Error::LockerNotFound,
+                Some(_) => Error::LockerNotAvailable,
+            });
+        }
+        let has_door = doors::agent_of(&mut *tx, locker_id)
+            .await?
+            .flatten()
+            .is_some();
+        let item = if has_door {
+            let drop_deadline = now + self.rules.drop_window.as_millis() as Millis;
+            let item = insert(
+                &mut tx,
+                sender_id,
+                parcel,
+                Entry::AwaitingDrop { drop_deadline },
+                now,
+            )
+            .await?;
+            // The door opens for the sender; the receiver hears once it has
+            // closed on the item.
+            notices::unlock(
+                &mut tx,
+                locker_id,
+                Some(item.id),
+                UnlockPurpose::Drop,
+                trace_id,
+                now,
+            )
+            .await?;
+            item
+        } else {
+            let collect_by = self.collect_by(now);
+            let item = insert(
+                &mut tx,
+                sender_id,
+                parcel,
+                Entry::Stored { collect_by },
+                now,
+            )
+            .await?;
+            notices::tell_receiver_stored(&mut tx, &item, Some(collect_by), trace_id, now).await?;
+            item
+        };
+        audit::record(
+            &mut *tx,
+            item_entry(now, Some(sender_id), "item.dropped", &item),
+        )
+        .await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(item)
+    }
+}
+
+/// How an item enters its (already reserved) locker.
+enum Entry {
+    /// The door is ours to open: the sender must open it before the deadline.
+    AwaitingDrop { drop_deadline: Millis },
+    /// No door to drive: stored at once, to be collected before `collect_by`.
+    Stored { collect_by: Millis },
+}
+
+async fn insert(
+    conn: &mut AnyConnection,
+    sender_id: i64,
+    parcel: Parcel,
+    entry: Entry,
+    now: Millis,
+) -> Result<Item, sqlx::Error> {
+    let (status, stored_at, drop_deadline, collect_by) = match entry {
+        Entry::AwaitingDrop { drop_deadline } => {
+            (ItemStatus::AwaitingDrop, None, Some(drop_deadline), None)
+        }
+        Entry::Stored { collect_by } => (ItemStatus::Stored, Some(now), None, Some(collect_by)),
+    };
+    let row = sqlx::query(statement!(
+        "INSERT INTO items (locker_id, sender_id, name, description, receiver_phone, receiver_email, \
+           status, created_at, updated_at, stored_at, drop_deadline, collect_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING {ITEM_COLUMNS}"
+    ))
+    .bind(parcel.locker_id)
+    .bind(sender_id)
+    .bind(parcel.name)
+    .bind(parcel.description)
+    .bind(parcel.receiver_phone)
+    .bind(parcel.receiver_email)
+    .bind(status.as_str())
+    .bind(now)
+    .bind(stored_at)
+    .bind(drop_deadline)
+    .bind(collect_by)
+    .fetch_one(conn)
+    .await?;
+    from_row(&row)
+}

@@ -1,0 +1,112 @@
+//! One-time codes on stored items: issued (hash only), tried (each try
+//! counted before it is checked), and a cool-down after too many wrong ones.
+//! A code is only ever held by a `STORED` item.
+
+use sqlx::{Any, Executor, Row};
+
+use crate::clock::Millis;
+use crate::domain::ItemStatus;
+
+const STORED: &str = ItemStatus::Stored.as_str();
+
+pub struct NewCode<'a> {
+    pub item_id: i64,
+    pub contact: &'a str,
+    pub hash: &'a str,
+    pub expires_at: Millis,
+    /// The job issuing it; a code from an older job never replaces a newer one
+    /// (a retry of the same job may replace its own).
+    pub job_id: i64,
+}
+
+/// Stores a new code for a stored item, replacing the current one and its
+/// count of wrong tries. False when the item has moved on or holds a newer code.
+pub async fn store<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    code: NewCode<'_>,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE items SET otp_hash = $3, otp_expires_at = $4, otp_job_id = $5, otp_attempts = 0, updated_at = $6 \
+         WHERE id = $1 AND status = $7 AND (receiver_email = $2 OR receiver_phone = $2) \
+           AND (otp_job_id IS NULL OR otp_job_id <= $5)",
+    )
+    .bind(code.item_id)
+    .bind(code.contact.to_owned())
+    .bind(code.hash.to_owned())
+    .bind(code.expires_at)
+    .bind(code.job_id)
+    .bind(now)
+    .bind(STORED)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A try against the current code of the stored item in a locker, counted
+/// before the code is checked so parallel guesses cannot exceed the limit.
+/// `None` when there is no usable code (none, expired, used up, or cooling down).
+pub async fn take_attempt<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    locker_id: i64,
+    max_attempts: i64,
+    now: Millis,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE items SET otp_attempts = otp_attempts + 1 \
+         WHERE locker_id = $1 AND status = $4 AND otp_hash IS NOT NULL \
+           AND otp_expires_at > $2 AND otp_attempts < $3 \
+           AND (otp_locked_until IS NULL OR otp_locked_until <= $2) \
+         RETURNING id, otp_hash",
+    )
+    .bind(locker_id)
+    .bind(now)
+    .bind(max_attempts)
+    .bind(STORED)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("otp_hash")?)))
+        .transpose()
+}
+
+/// When the stored item in a locker is cooling down after too many wrong
+/// codes, the moment it may be tried again.
+pub async fn locked_until<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    locker_id: i64,
+    now: Millis,
+) -> Result<Option<Millis>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT otp_locked_until FROM items \
+         WHERE locker_id = $1 AND status = $3 AND otp_locked_until > $2",
+    )
+    .bind(locker_id)
+    .bind(now)
+    .bind(STORED)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Counts a wrong code against the item. The `cap`-th wrong code in a row
+/// voids the current code and starts a cool-down until `locked_until`; true
+/// when this one did.
+pub async fn record_wrong<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    item_id: i64,
+    cap: i64,
+    locked_until: Millis,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<Option<i64>> = sqlx::query_scalar(
+        "UPDATE items SET \
+           otp_failures = CASE WHEN otp_failures + 1 >= $2 THEN 0 ELSE otp_failures + 1 END, \
+           otp_locked_until = CASE WHEN otp_failures + 1 >= $2 THEN $3 ELSE otp_locked_until END, \
+           otp_hash = CASE WHEN otp_failures + 1 >= $2 THEN NULL ELSE otp_hash END \
+         WHERE id = $1 RETURNING otp_locked_until",
+    )
+    .bind(item_id)
+    .bind(cap)
+    .bind(locked_until)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.flatten() == Some(locked_until))
+}
