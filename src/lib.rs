@@ -8,6 +8,7 @@ pub mod dev;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -41,6 +42,8 @@ pub struct Stack {
     pub addr: SocketAddr,
     pub state: AppState,
     pub queue: JobQueue,
+    /// Jobs the workers have taken and not yet settled.
+    pub jobs_in_hand: Arc<AtomicUsize>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -67,6 +70,7 @@ impl Stack {
         };
         let (link, link_task) =
             DoorLink::start(&options.doors, &broker, Some(applier), stop.clone());
+        let in_hand = Arc::new(AtomicUsize::new(0));
         let ctx = Arc::new(WorkerContext {
             claims: Claims::default(),
             db: state.db.clone(),
@@ -75,6 +79,7 @@ impl Stack {
             clock: clock.clone(),
             exchange: state.exchange.clone(),
             retry_delays: config.queue.retry_delays.clone(),
+            in_hand: in_hand.clone(),
             doors: Some(Doors {
                 link,
                 config: options.doors.clone(),
@@ -105,6 +110,7 @@ impl Stack {
             addr,
             state,
             queue,
+            jobs_in_hand: in_hand,
             stop,
             tasks,
         })

@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Backend;
 use crate::jobs::{Envelope, JobKind};
 use crate::queue::JobQueue;
 use crate::store::outbox::{self, Pending};
@@ -85,24 +84,23 @@ impl Relay {
 
     /// Publishes one batch of waiting jobs; returns how many.
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
-        match self.db.backend() {
+        let backend = self.db.backend();
+        if backend.locks_rows() {
             // Rows stay locked while they are published, so several api
             // instances relay side by side without sending a job twice.
-            Backend::Postgres => {
-                let mut tx = self.db.pool().begin().await?;
-                let rows = outbox::pending(&mut *tx, BATCH, true).await?;
-                let ids = self.publish(&rows).await?;
-                outbox::mark_published(&mut *tx, &ids, self.clock.now_millis()).await?;
-                tx.commit().await?;
-                Ok(rows.len())
-            }
-            // One process owns a SQLite file; no write lock is held while publishing.
-            Backend::Sqlite => {
-                let rows = outbox::pending(self.db.pool(), BATCH, false).await?;
-                let ids = self.publish(&rows).await?;
-                outbox::mark_published(self.db.pool(), &ids, self.clock.now_millis()).await?;
-                Ok(rows.len())
-            }
+            let mut tx = self.db.pool().begin().await?;
+            let rows = outbox::pending(&mut *tx, BATCH, backend).await?;
+            let ids = self.publish(&rows).await?;
+            outbox::mark_published(&mut *tx, &ids, self.clock.now_millis()).await?;
+            tx.commit().await?;
+            Ok(rows.len())
+        } else {
+            // The database serves this process alone: no lock is held while
+            // publishing.
+            let rows = outbox::pending(self.db.pool(), BATCH, backend).await?;
+            let ids = self.publish(&rows).await?;
+            outbox::mark_published(self.db.pool(), &ids, self.clock.now_millis()).await?;
+            Ok(rows.len())
         }
     }
 

@@ -272,8 +272,8 @@ async fn forged_expired_and_replayed_commands_are_refused_and_change_nothing() {
     s.wait_door(&agent, locker, true).await;
     agent.doors.close(locker);
     s.wait_door(&agent, locker, false).await;
+    // The agent decides before it answers: the refusal is final.
     assert_eq!(send(json(&genuine)).await["reason"], "replayed");
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!agent.doors.is_open(locker));
 
     // Nothing changed on our side: the locker is free, one opening recorded.
@@ -420,7 +420,7 @@ async fn door_events_sent_while_workers_are_down_are_applied_once_when_back() {
 
     s.wait_status(&item, "STORED").await;
     s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.app.drain().await;
     assert_eq!(s.app.smtp.mails_to(RECEIVER).len(), 1);
     assert_eq!(s.app.count("SELECT COUNT(*) FROM door_events").await, 2);
     assert_eq!(

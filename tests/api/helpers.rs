@@ -5,12 +5,14 @@
 //! real SMTP server and SMS to a Twilio-shaped HTTP server, both run here.
 //! A clock the test moves, and typed request helpers.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use locker_api::state::AppState;
 use locker_core::clock::ManualClock;
 use locker_core::config::{ApiConfig, DoorsConfig, Env, NotifyConfig, Profile};
+use locker_core::jobs::JobKind;
 use locker_core::queue::JobQueue;
 use locker_core::{Clock, SystemClock};
 use locker_exchange::{Stack, StackOptions};
@@ -316,6 +318,42 @@ impl TestApp {
 
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+
+    /// Waits until the job pipeline is idle: every job written is published,
+    /// none waits in a queue or a retry delay, none is in a worker's hands.
+    /// It must hold for three looks in a row, 100 ms apart, since a delivery
+    /// on its way from the broker to a consumer is in neither count for a
+    /// moment. After it, "nothing more happened" means a duplicate still due
+    /// would have had its effect.
+    pub async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut idle_looks = 0;
+        while idle_looks < 3 {
+            let unpublished = self
+                .count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .await;
+            let mut waiting = 0;
+            for kind in JobKind::ALL {
+                waiting += self.queue.backlog(kind).await.expect("queue backlog");
+            }
+            let in_hand = self
+                .stack
+                .as_ref()
+                .expect("the stack runs")
+                .jobs_in_hand
+                .load(Ordering::SeqCst);
+            if unpublished == 0 && waiting == 0 && in_hand == 0 {
+                idle_looks += 1;
+            } else {
+                idle_looks = 0;
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "pipeline still busy: {unpublished} unpublished, {waiting} queued, {in_hand} in hand"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -112,6 +112,7 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         clock,
         exchange,
         retry_delays: config.queue.retry_delays.clone(),
+        in_hand: Default::default(),
         doors: Some(Doors {
             link,
             config: config.doors.clone(),

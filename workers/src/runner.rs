@@ -3,6 +3,7 @@
 //! permanent one or one out of tries.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use locker_core::config::DoorsConfig;
@@ -44,6 +45,8 @@ pub struct WorkerContext {
     pub doors: Option<Doors>,
     /// Delay before each retry; its length + 1 is the number of tries.
     pub retry_delays: Vec<Duration>,
+    /// Deliveries taken and not yet settled, across this process's consumers.
+    pub in_hand: Arc<AtomicUsize>,
 }
 
 /// Starts `concurrency` consumers for each kind; they stop when `shutdown`
@@ -97,7 +100,11 @@ async fn serve(
                 delivery = consumer.next() => delivery,
             };
             match delivery {
-                Some(delivery) => execute(&ctx, delivery).await,
+                Some(delivery) => {
+                    ctx.in_hand.fetch_add(1, Ordering::SeqCst);
+                    execute(&ctx, delivery).await;
+                    ctx.in_hand.fetch_sub(1, Ordering::SeqCst);
+                }
                 None => break,
             }
         }

@@ -205,6 +205,35 @@ impl AmqpQueue {
         Ok(found)
     }
 
+    /// Messages of `kind` waiting in its queue or in a retry delay; not those
+    /// handed to a consumer and not yet settled.
+    pub async fn backlog(&self, kind: JobKind) -> anyhow::Result<u64> {
+        let connection =
+            Connection::connect(&self.inner.url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let main = self.main_queue(kind);
+        let mut names = vec![main.clone()];
+        names.extend(
+            self.inner
+                .retry_delays
+                .iter()
+                .map(|d| retry_queue(&main, *d)),
+        );
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let mut waiting = 0;
+        for name in names {
+            let queue = channel
+                .queue_declare(name.into(), passive, FieldTable::default())
+                .await?;
+            waiting += u64::from(queue.message_count());
+        }
+        connection.close(200, "done".into()).await?;
+        Ok(waiting)
+    }
+
     /// Deletes every queue under `prefix` (test runs clean up after themselves).
     pub async fn delete_queues(
         url: &str,

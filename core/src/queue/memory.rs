@@ -2,6 +2,7 @@
 //! shared by that kind's workers; retries wait on a timer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub struct MemoryQueue {
 }
 
 struct Lane {
+    /// Published or waiting out a retry delay, not yet handed out.
+    waiting: AtomicU64,
     tx: mpsc::UnboundedSender<Envelope>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Envelope>>,
     dead: Mutex<Vec<(Envelope, String)>>,
@@ -33,6 +36,7 @@ impl MemoryQueue {
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 Arc::new(Lane {
+                    waiting: AtomicU64::new(0),
                     tx,
                     rx: tokio::sync::Mutex::new(rx),
                     dead: Mutex::default(),
@@ -42,10 +46,16 @@ impl MemoryQueue {
     }
 
     pub fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
-        self.lane(envelope.kind)
-            .tx
+        let lane = self.lane(envelope.kind);
+        lane.waiting.fetch_add(1, Ordering::SeqCst);
+        lane.tx
             .send(envelope.clone())
             .map_err(|_| anyhow::anyhow!("in-process queue closed"))
+    }
+
+    /// Jobs of `kind` waiting to be handed out, or waiting out a retry delay.
+    pub fn backlog(&self, kind: JobKind) -> u64 {
+        self.lane(kind).waiting.load(Ordering::SeqCst)
     }
 
     pub fn consume(&self, kind: JobKind) -> MemoryConsumer {
@@ -67,6 +77,7 @@ pub struct MemoryConsumer {
 impl MemoryConsumer {
     pub async fn next(&mut self) -> Option<Delivery> {
         let envelope = self.lane.rx.lock().await.recv().await?;
+        self.lane.waiting.fetch_sub(1, Ordering::SeqCst);
         Some(Delivery {
             envelope,
             settle: Settle::Memory(MemorySettle {
@@ -82,6 +93,7 @@ pub struct MemorySettle {
 
 impl MemorySettle {
     pub fn retry(self, envelope: Envelope, delay: Duration) {
+        self.lane.waiting.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = self.lane.tx.send(envelope);

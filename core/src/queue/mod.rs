@@ -52,6 +52,15 @@ impl JobQueue {
         }
     }
 
+    /// Jobs of `kind` waiting to be handed out, or waiting out a retry
+    /// delay; not those in a consumer's hands.
+    pub async fn backlog(&self, kind: JobKind) -> anyhow::Result<u64> {
+        match self {
+            Self::Amqp(q) => q.backlog(kind).await,
+            Self::Memory(q) => Ok(q.backlog(kind)),
+        }
+    }
+
     pub fn is_in_process(&self) -> bool {
         matches!(self, Self::Memory(_))
     }

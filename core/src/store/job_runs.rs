@@ -5,18 +5,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use crate::Db;
 use crate::clock::Millis;
-use crate::config::Backend;
 use crate::jobs::JobKind;
 
 /// Hands out claims on jobs.
 #[derive(Clone, Default)]
 pub struct Claims {
-    /// SQLite serves one process: jobs in flight are locked here, not in the
-    /// database, so a slow send never holds SQLite's single write lock.
+    /// Where the database cannot lock rows (SQLite, serving one process),
+    /// jobs in flight are locked here, so a slow send never holds its single
+    /// write lock.
     local: Arc<Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -46,52 +46,36 @@ enum Hold {
 
 impl Claims {
     pub async fn claim(&self, db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
-        match db.backend() {
-            Backend::Postgres => {
-                let mut tx = db.pool().begin().await?;
-                sqlx::query("INSERT INTO job_runs (job_id, kind) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING")
-                    .bind(job_id)
-                    .bind(kind.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                let done: Option<i64> =
-                    sqlx::query_scalar("SELECT done_at FROM job_runs WHERE job_id = $1 FOR UPDATE")
-                        .bind(job_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                Ok(match done {
-                    Some(_) => Claim::Done,
-                    None => Claim::Mine(Guard {
-                        job_id,
-                        kind,
-                        hold: Hold::Row(tx),
-                    }),
-                })
-            }
-            Backend::Sqlite => {
-                let lock = self
-                    .local
-                    .lock()
-                    .expect("claims lock")
-                    .entry(job_id)
-                    .or_default()
-                    .clone();
-                let guard = lock.lock_owned().await;
-                if is_done(db, job_id).await? {
-                    self.forget(job_id);
-                    return Ok(Claim::Done);
-                }
-                Ok(Claim::Mine(Guard {
-                    job_id,
-                    kind,
-                    hold: Hold::Local {
-                        db: db.clone(),
-                        _lock: guard,
-                        claims: self.clone(),
-                    },
-                }))
-            }
+        if db.backend().locks_rows() {
+            claim_row(db, job_id, kind).await
+        } else {
+            self.claim_local(db, job_id, kind).await
         }
+    }
+
+    /// The job's row in memory: the database serves this process alone.
+    async fn claim_local(&self, db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
+        let lock = self
+            .local
+            .lock()
+            .expect("claims lock")
+            .entry(job_id)
+            .or_default()
+            .clone();
+        let guard = lock.lock_owned().await;
+        if is_done(db, job_id).await? {
+            self.forget(job_id);
+            return Ok(Claim::Done);
+        }
+        Ok(Claim::Mine(Guard {
+            job_id,
+            kind,
+            hold: Hold::Local {
+                db: db.clone(),
+                _lock: guard,
+                claims: self.clone(),
+            },
+        }))
     }
 
     fn forget(&self, job_id: i64) {
@@ -133,6 +117,34 @@ impl Guard {
             }
         }
     }
+}
+
+/// The job's row, locked by a transaction held until the job is done, so
+/// processes sharing the database never run one job side by side.
+async fn claim_row(db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO job_runs (job_id, kind) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING",
+    )
+    .bind(job_id)
+    .bind(kind.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let done: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT done_at FROM job_runs WHERE job_id = $1{}",
+        db.backend().for_update()
+    )))
+    .bind(job_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(match done {
+        Some(_) => Claim::Done,
+        None => Claim::Mine(Guard {
+            job_id,
+            kind,
+            hold: Hold::Row(tx),
+        }),
+    })
 }
 
 async fn is_done(db: &Db, job_id: i64) -> Result<bool, sqlx::Error> {

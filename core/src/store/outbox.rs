@@ -4,6 +4,7 @@
 use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
+use crate::config::Backend;
 use crate::jobs::Job;
 
 /// Adds a job; call it inside the transaction of the change it follows from.
@@ -33,34 +34,31 @@ pub struct Pending {
     pub trace_id: String,
 }
 
-/// The oldest unpublished jobs. With `skip_locked` (PostgreSQL, inside a
-/// transaction) rows another relay is publishing are passed over.
+/// The oldest unpublished jobs. Inside a transaction, where rows can be
+/// locked, they are taken for it and rows another relay holds are passed over.
 pub async fn pending<'e>(
     executor: impl Executor<'e, Database = Any>,
     limit: i64,
-    skip_locked: bool,
+    backend: Backend,
 ) -> Result<Vec<Pending>, sqlx::Error> {
-    let sql = if skip_locked {
+    sqlx::query(AssertSqlSafe(format!(
         "SELECT id, kind, payload, trace_id FROM outbox WHERE published_at IS NULL \
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
-    } else {
-        "SELECT id, kind, payload, trace_id FROM outbox WHERE published_at IS NULL \
-         ORDER BY id LIMIT $1"
-    };
-    sqlx::query(sql)
-        .bind(limit)
-        .fetch_all(executor)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok(Pending {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                payload: row.try_get("payload")?,
-                trace_id: row.try_get("trace_id")?,
-            })
+         ORDER BY id LIMIT $1{}",
+        backend.skip_locked()
+    )))
+    .bind(limit)
+    .fetch_all(executor)
+    .await?
+    .into_iter()
+    .map(|row| {
+        Ok(Pending {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            payload: row.try_get("payload")?,
+            trace_id: row.try_get("trace_id")?,
         })
-        .collect()
+    })
+    .collect()
 }
 
 pub async fn mark_published<'e>(

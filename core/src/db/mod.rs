@@ -1,19 +1,17 @@
 //! One connection pool over PostgreSQL or SQLite, chosen by `DATABASE_URL`.
 //!
 //! Queries are written once, in the SQL both backends share, through sqlx's
-//! `Any` driver; each backend keeps its own migrations.
+//! `Any` driver; where the two differ is said in [`dialect`].
+
+mod dialect;
 
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Transaction};
 
 use crate::config::{Backend, DatabaseConfig};
-
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// How long start-up waits for the database to accept connections.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
@@ -29,13 +27,8 @@ impl Db {
     /// pending migrations.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         install_default_drivers();
-        let max_connections = match config.backend {
-            Backend::Postgres => 10,
-            // SQLite has one writer; a few readers beside it are all it can use.
-            Backend::Sqlite => 4,
-        };
         let options = AnyPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(config.backend.pool_size())
             .acquire_timeout(Duration::from_secs(10));
 
         let started = tokio::time::Instant::now();
@@ -50,18 +43,15 @@ impl Db {
             }
         };
 
-        if config.backend == Backend::Sqlite {
-            // WAL lets readers run beside the writer; it is a property of the file.
-            sqlx::query("PRAGMA journal_mode = WAL")
+        if let Some(statement) = config.backend.prepare_statement() {
+            sqlx::query(statement)
                 .execute(&pool)
                 .await
-                .context("cannot enable SQLite WAL mode")?;
+                .with_context(|| format!("cannot prepare the database ({statement})"))?;
         }
-        let migrator = match config.backend {
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-        };
-        migrator
+        config
+            .backend
+            .migrator()
             .run(&pool)
             .await
             .context("cannot apply database migrations")?;
@@ -79,14 +69,9 @@ impl Db {
         self.backend
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout
-    /// instead of failing when a read lock cannot be upgraded.
+    /// Starts a write transaction (see [`Backend::begin_write`]).
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        match self.backend {
-            Backend::Postgres => self.pool.begin().await,
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-        }
+        self.pool.begin_with(self.backend.begin_write()).await
     }
 
     /// True when the database answers a trivial query.

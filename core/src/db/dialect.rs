@@ -1,0 +1,76 @@
+//! Where PostgreSQL and SQLite differ, in one place. Every query is written
+//! once in the SQL both share (through sqlx's `Any` driver); what cannot be
+//! shared is asked of the [`Backend`] here, by what it is for, never by name.
+
+use sqlx::migrate::Migrator;
+
+use crate::config::Backend;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+impl Backend {
+    /// Each backend's own migrations: the same tables and columns in each
+    /// one's types (the `migrations` test holds them to that).
+    pub fn migrator(self) -> &'static Migrator {
+        match self {
+            Self::Postgres => &POSTGRES_MIGRATIONS,
+            Self::Sqlite => &SQLITE_MIGRATIONS,
+        }
+    }
+
+    pub(crate) fn pool_size(self) -> u32 {
+        match self {
+            Self::Postgres => 10,
+            // One writer; a few readers beside it are all SQLite can use.
+            Self::Sqlite => 4,
+        }
+    }
+
+    /// Run once on a new pool: SQLite's WAL lets readers run beside the
+    /// writer (a property of the file, so once is enough).
+    pub(crate) fn prepare_statement(self) -> Option<&'static str> {
+        match self {
+            Self::Postgres => None,
+            Self::Sqlite => Some("PRAGMA journal_mode = WAL"),
+        }
+    }
+
+    /// How a write transaction starts. SQLite takes its write lock up front
+    /// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout
+    /// instead of failing when a read lock cannot be upgraded.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Self::Postgres => "BEGIN",
+            Self::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
+
+    /// Whether single rows can be held locked by a transaction
+    /// (`FOR UPDATE`), so processes sharing the database can divide work
+    /// row by row. SQLite locks the whole file and serves one process: work
+    /// in flight is divided in that process's memory instead.
+    pub fn locks_rows(self) -> bool {
+        match self {
+            Self::Postgres => true,
+            Self::Sqlite => false,
+        }
+    }
+
+    /// Ends a `SELECT` that takes the rows it reads for this transaction,
+    /// passing over rows another one holds: `FOR UPDATE SKIP LOCKED` where
+    /// rows can be locked, nothing where they cannot.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        if self.locks_rows() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        }
+    }
+
+    /// Ends a `SELECT` that holds the rows it reads until the transaction
+    /// ends, waiting for another holder to let go.
+    pub(crate) fn for_update(self) -> &'static str {
+        if self.locks_rows() { " FOR UPDATE" } else { "" }
+    }
+}
