@@ -3,6 +3,7 @@
 //! once; apply what the doors report; sweep deadlines.
 
 pub mod channels;
+pub mod context;
 pub mod doors;
 pub mod error;
 pub mod jobs;
@@ -10,5 +11,6 @@ pub mod messages;
 pub mod runner;
 pub mod sweeper;
 
+pub use context::{Doors, WorkerContext};
 pub use error::JobError;
-pub use runner::{Doors, WorkerContext, spawn};
+pub use runner::spawn;

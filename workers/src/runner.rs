@@ -3,51 +3,22 @@
 //! permanent one or one out of tries.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use locker_core::config::DoorsConfig;
-use locker_core::exchange::Exchange;
-use locker_core::hashing::Hasher;
 use locker_core::jobs::JobKind;
 use locker_core::queue::{Delivery, JobQueue};
-use locker_core::store::job_runs::Claims;
-use locker_core::{Clock, Db};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::channels::Notifier;
-use crate::doors::DoorLink;
+use crate::context::WorkerContext;
 use crate::error::JobError;
 use crate::jobs;
 
 /// Jobs a consumer may hold unacknowledged.
 const PREFETCH: u16 = 2;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
-
-/// The link to the doors and its settings.
-pub struct Doors {
-    pub link: DoorLink,
-    pub config: DoorsConfig,
-}
-
-/// What jobs need to do their work.
-pub struct WorkerContext {
-    pub db: Db,
-    pub claims: Claims,
-    pub hasher: Hasher,
-    pub notifier: Notifier,
-    pub clock: Arc<dyn Clock>,
-    /// Every transition of items and lockers.
-    pub exchange: Exchange,
-    /// The MQTT side, where this process drives doors.
-    pub doors: Option<Doors>,
-    /// Delay before each retry; its length + 1 is the number of tries.
-    pub retry_delays: Vec<Duration>,
-    /// Deliveries taken and not yet settled, across this process's consumers.
-    pub in_hand: Arc<AtomicUsize>,
-}
 
 /// Starts `concurrency` consumers for each kind; they stop when `shutdown`
 /// is cancelled, finishing the job in hand.

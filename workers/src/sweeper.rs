@@ -7,7 +7,7 @@ use std::time::Duration;
 use locker_core::exchange;
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::WorkerContext;
+use crate::context::WorkerContext;
 
 pub async fn run(ctx: &WorkerContext, every: Duration, shutdown: CancellationToken) {
     loop {

@@ -7,8 +7,8 @@ mod unlock;
 use locker_core::jobs::{Envelope, JobKind};
 use locker_core::store::job_runs::Claim;
 
+use crate::context::WorkerContext;
 use crate::error::JobError;
-use crate::runner::WorkerContext;
 
 /// Runs a job unless a delivery of it already did: the claim makes a
 /// duplicate wait for the first, then find it done.

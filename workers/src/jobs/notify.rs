@@ -2,9 +2,9 @@
 
 use locker_core::jobs::NotifyJob;
 
+use crate::context::WorkerContext;
 use crate::error::JobError;
 use crate::messages;
-use crate::runner::WorkerContext;
 
 pub async fn run(ctx: &WorkerContext, job: NotifyJob) -> Result<(), JobError> {
     ctx.notifier

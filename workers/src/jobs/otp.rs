@@ -8,9 +8,9 @@ use locker_core::store::items;
 use rand::Rng;
 use rand::rngs::OsRng;
 
+use crate::context::WorkerContext;
 use crate::error::JobError;
 use crate::messages;
-use crate::runner::WorkerContext;
 
 pub async fn run(ctx: &WorkerContext, job_id: i64, job: OtpJob) -> Result<(), JobError> {
     let pool = ctx.db.pool();

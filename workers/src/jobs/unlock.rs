@@ -10,8 +10,8 @@ use locker_core::store::items;
 use locker_protocol::{Command, agent_key};
 use secrecy::ExposeSecret;
 
+use crate::context::WorkerContext;
 use crate::error::JobError;
-use crate::runner::WorkerContext;
 
 pub async fn run(
     ctx: &WorkerContext,

@@ -1,0 +1,37 @@
+//! What jobs need to do their work, shared by every consumer of a process.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use locker_core::config::DoorsConfig;
+use locker_core::exchange::Exchange;
+use locker_core::hashing::Hasher;
+use locker_core::store::job_runs::Claims;
+use locker_core::{Clock, Db};
+
+use crate::channels::Notifier;
+use crate::doors::DoorLink;
+
+/// The link to the doors and its settings.
+pub struct Doors {
+    pub link: DoorLink,
+    pub config: DoorsConfig,
+}
+
+/// What jobs need to do their work.
+pub struct WorkerContext {
+    pub db: Db,
+    pub claims: Claims,
+    pub hasher: Hasher,
+    pub notifier: Notifier,
+    pub clock: Arc<dyn Clock>,
+    /// Every transition of items and lockers.
+    pub exchange: Exchange,
+    /// The MQTT side, where this process drives doors.
+    pub doors: Option<Doors>,
+    /// Delay before each retry; its length + 1 is the number of tries.
+    pub retry_delays: Vec<Duration>,
+    /// Deliveries taken and not yet settled, across this process's consumers.
+    pub in_hand: Arc<AtomicUsize>,
+}
