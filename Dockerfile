@@ -8,7 +8,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 lockerx
+    && useradd --system --uid 10001 lockerx \
+    && install -d -o lockerx /var/lib/locker-agent
 COPY --from=build /src/target/release/locker-api /src/target/release/locker-workers /src/target/release/locker-agent /usr/local/bin/
 USER lockerx
 EXPOSE 8000

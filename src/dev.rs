@@ -74,10 +74,12 @@ pub async fn start_agents(
             broker: broker.clone(),
             topic_root: doors.topic_root.clone(),
             key: key.into(),
+            // The simulated doors restart with the stack that runs them.
+            state_file: None,
         };
         tracing::info!(%agent_id, ?lockers, "simulated agent");
         agents.spawn(
-            Agent::new(config, Arc::new(simulated), clock.clone()).run(signals, shutdown.clone()),
+            Agent::new(config, Arc::new(simulated), clock.clone())?.run(signals, shutdown.clone()),
         );
     }
     Ok(agents)

@@ -86,8 +86,10 @@ impl Site {
                 broker: broker.clone(),
                 topic_root: topic_root.to_owned(),
                 key: agent_key(secret.as_bytes(), agent_id).into(),
+                state_file: None,
             };
-            set.spawn(Agent::new(config, Arc::new(timed), clock.clone()).run(rx, stop.clone()));
+            let agent = Agent::new(config, Arc::new(timed), clock.clone()).expect("no state file");
+            set.spawn(agent.run(rx, stop.clone()));
         }
         Self {
             doors,

@@ -3,6 +3,7 @@
 //! replay, ownership) before a door is driven; an ack for every command; door
 //! events published at QoS 1 and kept while the broker is away.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct AgentConfig {
     pub topic_root: String,
     /// This agent's signing key (64 hex characters, used as ASCII bytes).
     pub key: SecretString,
+    /// Where the ids of executed commands are kept across restarts; `None`
+    /// keeps them in memory only (a process whose doors restart with it).
+    pub state_file: Option<PathBuf>,
 }
 
 /// Events and acks buffered in memory while the broker is unreachable.
@@ -46,17 +50,23 @@ enum Incoming {
 }
 
 impl Agent {
-    pub fn new(config: AgentConfig, door: Arc<dyn Door>, clock: Arc<dyn Clock>) -> Self {
-        Self {
+    /// Fails when the state file exists but cannot be read.
+    pub fn new(
+        config: AgentConfig,
+        door: Arc<dyn Door>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
             topics: Topics::new(&config.topic_root),
             check: CommandCheck::new(
                 config.key.expose_secret().as_bytes(),
                 config.lockers.iter().copied(),
-            ),
+                config.state_file.clone(),
+            )?,
             config,
             door,
             clock,
-        }
+        })
     }
 
     /// Runs until `shutdown`, then says offline and disconnects.
@@ -170,13 +180,17 @@ impl Agent {
     fn check_and_execute(&mut self, command: &Command) -> Result<(), AckReason> {
         let now = self.clock.now_millis();
         self.check.admit(command, now)?;
-        self.door
-            .unlock(command.locker_id, &command.id)
-            .map_err(|fault| {
-                tracing::error!(locker_id = command.locker_id, %fault, "door fault");
-                AckReason::DoorFault
-            })?;
-        self.check.executed(command, now);
+        if let Err(error) = self.check.executed(command, now) {
+            tracing::error!(%error, "cannot record the command; not executed");
+            return Err(AckReason::DoorFault);
+        }
+        if let Err(fault) = self.door.unlock(command.locker_id, &command.id) {
+            tracing::error!(locker_id = command.locker_id, %fault, "door fault");
+            if let Err(error) = self.check.not_executed(command) {
+                tracing::error!(%error, "cannot take the command back");
+            }
+            return Err(AckReason::DoorFault);
+        }
         Ok(())
     }
 

@@ -1,31 +1,51 @@
-//! Which unlock commands an agent executes: signed with its key, not yet
-//! expired, never executed before, for a locker it drives.
+//! Which unlock commands an agent executes, in the order the protocol gives
+//! (docs/mqtt-protocol.md, "Checking a command"): signed with its key, of a
+//! known type, for a locker it drives, never executed before, issued by a
+//! clock close to its own, not yet expired.
+//!
+//! Executed ids are remembered until [`CLOCK_ALLOWANCE_MS`] past their
+//! command's expiry, and, with a state file, across restarts: every copy of a
+//! command carries the same times, so once its id is forgotten every copy is
+//! refused as expired.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
-use locker_protocol::{AckReason, Command};
+use locker_protocol::{AckReason, CLOCK_ALLOWANCE_MS, Command};
 use locker_runtime::Millis;
 use secrecy::{ExposeSecret, SecretSlice};
-
-/// How long an executed command's id is remembered past its expiry. After
-/// expiry the command is refused as expired anyway; the margin covers a
-/// clock that is set back a little.
-const REMEMBER_PAST_EXPIRY: Millis = 3_600_000;
 
 pub struct CommandCheck {
     key: SecretSlice<u8>,
     lockers: HashSet<i64>,
     /// Commands executed, by id, with their expiry.
     executed: HashMap<String, Millis>,
+    /// Where `executed` is kept across restarts.
+    state_file: Option<PathBuf>,
 }
 
 impl CommandCheck {
-    pub fn new(key: &[u8], lockers: impl IntoIterator<Item = i64>) -> Self {
-        Self {
+    /// Reads what an earlier run executed from `state_file` (a missing file
+    /// is a first start).
+    pub fn new(
+        key: &[u8],
+        lockers: impl IntoIterator<Item = i64>,
+        state_file: Option<PathBuf>,
+    ) -> std::io::Result<Self> {
+        let executed = match &state_file {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+                Err(e) => return Err(e),
+            },
+            None => HashMap::new(),
+        };
+        Ok(Self {
             key: SecretSlice::from(key.to_vec()),
             lockers: lockers.into_iter().collect(),
-            executed: HashMap::new(),
-        }
+            executed,
+            state_file,
+        })
     }
 
     /// Whether `command` may be executed now; the reason to refuse it if not.
@@ -33,23 +53,49 @@ impl CommandCheck {
         if !command.verify(self.key.expose_secret()) {
             return Err(AckReason::BadSignature);
         }
-        if now > command.expires_at {
-            return Err(AckReason::Expired);
-        }
-        if self.executed.contains_key(&command.id) {
-            return Err(AckReason::Replayed);
+        if command.command_kind().is_none() {
+            return Err(AckReason::UnsupportedType);
         }
         if !self.lockers.contains(&command.locker_id) {
             return Err(AckReason::UnknownLocker);
         }
+        if self.executed.contains_key(&command.id) {
+            return Err(AckReason::Replayed);
+        }
+        if command.issued_at > now + CLOCK_ALLOWANCE_MS {
+            return Err(AckReason::ClockSkew);
+        }
+        if now > command.expires_at {
+            return Err(AckReason::Expired);
+        }
         Ok(())
     }
 
-    /// Records `command` executed, so a copy of it is refused as replayed.
-    pub fn executed(&mut self, command: &Command, now: Millis) {
+    /// Records `command` as executed, durably when there is a state file:
+    /// called before the latch is released, so a crash in between leaves a
+    /// door shut rather than one that could open twice.
+    pub fn executed(&mut self, command: &Command, now: Millis) -> std::io::Result<()> {
         self.executed
-            .retain(|_, expires| *expires > now - REMEMBER_PAST_EXPIRY);
+            .retain(|_, expires| *expires + CLOCK_ALLOWANCE_MS >= now);
         self.executed.insert(command.id.clone(), command.expires_at);
+        self.save()
+    }
+
+    /// Takes back a command whose latch did not release: nothing happened, so
+    /// a copy of it may try again.
+    pub fn not_executed(&mut self, command: &Command) -> std::io::Result<()> {
+        self.executed.remove(&command.id);
+        self.save()
+    }
+
+    fn save(&self) -> std::io::Result<()> {
+        if let Some(path) = &self.state_file {
+            let partial = path.with_extension("partial");
+            let bytes = serde_json::to_vec(&self.executed).map_err(std::io::Error::other)?;
+            std::fs::write(&partial, bytes)?;
+            std::fs::rename(&partial, path)?;
+        }
+        Ok(())
     }
 }
 
@@ -65,7 +111,7 @@ mod tests {
     }
 
     fn check() -> CommandCheck {
-        CommandCheck::new(KEY, [7, 8])
+        CommandCheck::new(KEY, [7, 8], None).unwrap()
     }
 
     #[test]
@@ -87,6 +133,17 @@ mod tests {
         let mut moved = command("c1", 7, NOW + 30_000);
         moved.locker_id = 8;
         assert_eq!(check().admit(&moved, NOW), Err(AckReason::BadSignature));
+        let mut retyped = command("c1", 7, NOW + 30_000);
+        retyped.kind = "lock".into();
+        assert_eq!(check().admit(&retyped, NOW), Err(AckReason::BadSignature));
+    }
+
+    #[test]
+    fn an_unknown_type_is_refused_once_its_signature_holds() {
+        let mut other = command("c1", 7, NOW + 30_000);
+        other.kind = "self_destruct".into();
+        other.sig = locker_protocol::signing::sign(KEY, &other.signed_bytes());
+        assert_eq!(check().admit(&other, NOW), Err(AckReason::UnsupportedType));
     }
 
     #[test]
@@ -97,34 +154,61 @@ mod tests {
     }
 
     #[test]
-    fn an_executed_command_is_refused_as_replayed_until_it_expires() {
+    fn a_command_from_a_clock_far_ahead_is_refused() {
+        let ahead = Command::signed(
+            "c1".into(),
+            7,
+            NOW + CLOCK_ALLOWANCE_MS + 1,
+            NOW + 60_000,
+            KEY,
+        );
+        assert_eq!(check().admit(&ahead, NOW), Err(AckReason::ClockSkew));
+        let near = Command::signed("c2".into(), 7, NOW + CLOCK_ALLOWANCE_MS, NOW + 60_000, KEY);
+        assert_eq!(check().admit(&near, NOW), Ok(()));
+    }
+
+    #[test]
+    fn an_executed_command_is_a_replay_until_well_past_its_expiry() {
         let mut check = check();
         let c = command("c1", 7, NOW + 30_000);
-        check.executed(&c, NOW);
+        check.executed(&c, NOW).unwrap();
         assert_eq!(check.admit(&c, NOW + 10), Err(AckReason::Replayed));
-        assert_eq!(check.admit(&c, NOW + 30_001), Err(AckReason::Expired));
+        // Past its expiry, a copy of it is still known for what it is.
+        assert_eq!(check.admit(&c, NOW + 30_001), Err(AckReason::Replayed));
         // Another command for the same door is a different matter.
         assert_eq!(check.admit(&command("c2", 7, NOW + 30_000), NOW), Ok(()));
     }
 
     #[test]
-    fn ids_are_remembered_while_their_command_could_still_pass() {
+    fn ids_are_forgotten_only_once_every_copy_is_refused_as_expired() {
         let mut check = check();
         let early = command("early", 7, NOW + 30_000);
-        check.executed(&early, NOW);
-        // Long after `early` expired, executing another prunes it, but not
-        // before the margin past its expiry.
-        check.executed(
-            &command("later", 7, NOW + 40_000),
-            NOW + 30_000 + REMEMBER_PAST_EXPIRY - 1,
-        );
+        check.executed(&early, NOW).unwrap();
+        let forget_after = NOW + 30_000 + CLOCK_ALLOWANCE_MS;
+        check
+            .executed(&command("later", 7, forget_after + 60_000), forget_after)
+            .unwrap();
         assert!(check.executed.contains_key("early"));
-        check.executed(
-            &command("last", 7, NOW + 50_000),
-            NOW + 30_000 + REMEMBER_PAST_EXPIRY,
-        );
+        check
+            .executed(&command("last", 7, forget_after + 60_000), forget_after + 1)
+            .unwrap();
         assert!(!check.executed.contains_key("early"));
-        assert!(check.executed.contains_key("later"));
+        assert_eq!(
+            check.admit(&early, forget_after + 1),
+            Err(AckReason::Expired)
+        );
+    }
+
+    #[test]
+    fn what_was_executed_survives_a_restart_with_a_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("executed.json");
+        let c = command("c1", 7, NOW + 30_000);
+        let mut first = CommandCheck::new(KEY, [7], Some(path.clone())).unwrap();
+        first.executed(&c, NOW).unwrap();
+        drop(first);
+        let restarted = CommandCheck::new(KEY, [7], Some(path)).unwrap();
+        assert_eq!(restarted.admit(&c, NOW + 5), Err(AckReason::Replayed));
     }
 
     #[test]

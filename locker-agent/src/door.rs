@@ -140,7 +140,9 @@ impl Door for SimulatedDoors {
                 return Err("latch did not release".into());
             }
             if door.open {
-                // Already open: nothing to release, nothing new to report.
+                // Already open: nothing to release and no new opening to
+                // report; its closing now answers this latest command.
+                door.command_id = Some(command_id.to_owned());
                 return Ok(());
             }
             door.open = true;

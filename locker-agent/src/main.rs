@@ -32,6 +32,14 @@ struct Cli {
     /// Seconds a simulated door stays open before it closes.
     #[arg(long, env = "DOOR_DWELL_SECONDS", default_value_t = 8)]
     door_dwell_seconds: u64,
+    /// Where the ids of executed commands are kept, so that a restart never
+    /// runs a command a second time.
+    #[arg(
+        long,
+        env = "AGENT_STATE_FILE",
+        default_value = "locker-agent-state.json"
+    )]
+    state_file: std::path::PathBuf,
     /// Seconds after which an open door is reported left open.
     #[arg(long, env = "DOOR_LEFT_OPEN_SECONDS", default_value_t = 120)]
     door_left_open_seconds: u64,
@@ -61,6 +69,7 @@ async fn main() -> ExitCode {
         broker: cli.mqtt_url,
         topic_root: cli.topic_root,
         key: cli.signing_key.into(),
+        state_file: Some(cli.state_file),
     };
     let clock = Arc::new(SystemClock);
     let (signals_tx, signals) = tokio::sync::mpsc::unbounded_channel();
@@ -72,7 +81,13 @@ async fn main() -> ExitCode {
     );
     tracing::info!(agent_id = %config.agent_id, lockers = ?config.lockers, "locker-agent started");
     let stop = CancellationToken::new();
-    let agent = tokio::spawn(Agent::new(config, Arc::new(doors), clock).run(signals, stop.clone()));
+    let agent = match Agent::new(config, Arc::new(doors), clock) {
+        Ok(agent) => tokio::spawn(agent.run(signals, stop.clone())),
+        Err(error) => {
+            eprintln!("AGENT_STATE_FILE: cannot be read: {error}");
+            return ExitCode::from(2);
+        }
+    };
     shutdown::signal().await;
     stop.cancel();
     let _ = agent.await;

@@ -13,6 +13,8 @@ mod topics;
 
 pub use agent_id::valid_agent_id;
 pub use connect::{MqttEndpoint, client, options};
-pub use messages::{Ack, AckReason, Command, CommandKind, DoorEvent, DoorEventKind, Status};
+pub use messages::{
+    Ack, AckReason, CLOCK_ALLOWANCE_MS, Command, CommandKind, DoorEvent, DoorEventKind, Status,
+};
 pub use signing::agent_key;
 pub use topics::Topics;

@@ -4,8 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::signing;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How far an agent's clock may be from the server's, in milliseconds. An
+/// agent remembers an executed command this long past its `expires_at`, and
+/// refuses one whose `issued_at` is further than this in its future.
+pub const CLOCK_ALLOWANCE_MS: i64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandKind {
     Unlock,
 }
@@ -16,14 +20,20 @@ impl CommandKind {
             Self::Unlock => "unlock",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        (s == "unlock").then_some(Self::Unlock)
+    }
 }
 
 /// A signed order to an agent. Times are milliseconds since the Unix epoch.
+/// Fields not named here are ignored (and not signed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     pub id: String,
+    /// `unlock`; kept as sent, since the signature covers it as sent.
     #[serde(rename = "type")]
-    pub kind: CommandKind,
+    pub kind: String,
     pub locker_id: i64,
     pub issued_at: i64,
     pub expires_at: i64,
@@ -40,11 +50,7 @@ impl Command {
     pub fn signed_bytes(&self) -> Vec<u8> {
         format!(
             "{}\n{}\n{}\n{}\n{}",
-            self.id,
-            self.kind.as_str(),
-            self.locker_id,
-            self.issued_at,
-            self.expires_at
+            self.id, self.kind, self.locker_id, self.issued_at, self.expires_at
         )
         .into_bytes()
     }
@@ -53,7 +59,7 @@ impl Command {
     pub fn signed(id: String, locker_id: i64, issued_at: i64, expires_at: i64, key: &[u8]) -> Self {
         let mut command = Self {
             id,
-            kind: CommandKind::Unlock,
+            kind: CommandKind::Unlock.as_str().to_owned(),
             locker_id,
             issued_at,
             expires_at,
@@ -62,6 +68,11 @@ impl Command {
         };
         command.sig = signing::sign(key, &command.signed_bytes());
         command
+    }
+
+    /// What it orders, when it is something this protocol knows.
+    pub fn command_kind(&self) -> Option<CommandKind> {
+        CommandKind::parse(&self.kind)
     }
 
     /// True when `sig` is this command's signature under `key` (constant time).
@@ -73,12 +84,44 @@ impl Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AckReason {
-    BadSignature,
-    Expired,
-    Replayed,
-    UnknownLocker,
     Malformed,
+    BadSignature,
+    UnsupportedType,
+    UnknownLocker,
+    Replayed,
+    ClockSkew,
+    Expired,
     DoorFault,
+}
+
+impl AckReason {
+    pub const ALL: [Self; 8] = [
+        Self::Malformed,
+        Self::BadSignature,
+        Self::UnsupportedType,
+        Self::UnknownLocker,
+        Self::Replayed,
+        Self::ClockSkew,
+        Self::Expired,
+        Self::DoorFault,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::BadSignature => "bad_signature",
+            Self::UnsupportedType => "unsupported_type",
+            Self::UnknownLocker => "unknown_locker",
+            Self::Replayed => "replayed",
+            Self::ClockSkew => "clock_skew",
+            Self::Expired => "expired",
+            Self::DoorFault => "door_fault",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 /// An agent's answer to a command.

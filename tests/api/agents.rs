@@ -49,6 +49,7 @@ impl TestApp {
             broker,
             topic_root: self.doors.topic_root.clone(),
             key: agent_key(AGENT_SECRET.as_bytes(), id).into(),
+            state_file: None,
         };
         self.sessions
             .client_ids
@@ -57,7 +58,9 @@ impl TestApp {
             .push(format!("agent-{id}"));
         let stop = CancellationToken::new();
         let task = tokio::spawn(
-            Agent::new(config, Arc::new(doors.clone()), clock).run(signals, stop.clone()),
+            Agent::new(config, Arc::new(doors.clone()), clock)
+                .unwrap()
+                .run(signals, stop.clone()),
         );
         self.wait_agent_online(id, true).await;
         TestAgent { doors, stop, task }

@@ -142,7 +142,7 @@ async fn an_exchange_goes_through_a_real_door() {
 }
 
 /// A client of our own on the test's broker, to speak to an agent directly.
-async fn raw_client(
+pub async fn raw_client(
     app: &TestApp,
     agent: &str,
 ) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<Value>) {

@@ -4,10 +4,12 @@
 mod admin;
 mod agents;
 mod auth;
+mod doc_agent;
 mod doors;
 mod exchange;
 mod helpers;
 mod lockers;
 mod pipeline;
+mod protocol;
 mod surface;
 mod tokens;

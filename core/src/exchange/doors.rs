@@ -3,7 +3,7 @@
 //! door: a drop becomes `STORED` when the door closes on it, a release
 //! `COLLECTED`. And an unlock that never happened, flagged for admins.
 
-use locker_protocol::{DoorEvent, DoorEventKind};
+use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 use sqlx::AnyConnection;
 
 use super::notices::{self, item_entry};
@@ -89,7 +89,7 @@ impl Exchange {
                stored_at = CASE WHEN {next} = '{stored}' THEN $4 ELSE stored_at END, \
                collect_by = CASE WHEN {next} = '{stored}' THEN $3 ELSE collect_by END, \
                collected_at = CASE WHEN {next} = '{collected}' THEN $4 ELSE collected_at END, \
-               door_opened_at = NULL, updated_at = $4 \
+               door_opened_at = NULL, unlock_failed_at = NULL, updated_at = $4 \
              WHERE locker_id = $1 AND unlock_command_id = $2 AND {leaves} \
              RETURNING {ITEM_COLUMNS}",
             next = ItemMove::DoorClosed.sql_next(),
@@ -127,6 +127,38 @@ impl Exchange {
         Ok(Some(item))
     }
 
+    /// An agent's answer to an unlock command. When it says the command ran
+    /// after the unlock was reported failed (its answer was late), the item
+    /// is no longer flagged: an executed unlock is never left reported failed.
+    pub async fn unlock_answered(&self, agent_id: &str, ack: &Ack) -> Result<bool> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let stored = doors::record_ack(&mut *tx, agent_id, ack, now).await?;
+        let ran = ack.ok || ack.reason == Some(AckReason::Replayed);
+        if stored && ran {
+            let cleared: Vec<i64> = sqlx::query_scalar(
+                "UPDATE items SET unlock_failed_at = NULL, updated_at = $2 \
+                 WHERE unlock_command_id = $1 AND unlock_failed_at IS NOT NULL RETURNING id",
+            )
+            .bind(ack.command_id.clone())
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for item_id in cleared {
+                let entry = audit::Entry {
+                    at: now,
+                    actor_id: None,
+                    action: "unlock.confirmed",
+                    subject: format!("item:{item_id}"),
+                    detail: format!("command {} ran after all", ack.command_id),
+                };
+                audit::record(&mut *tx, entry).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
     /// The door could not be unlocked (agent unreachable or refusing): the
     /// item stays as it is, flagged for admins, and the failure audited.
     pub async fn unlock_failed(&self, job: &UnlockJob, why: &str) -> Result<()> {
@@ -161,7 +193,7 @@ async fn door_opened(
     at: Millis,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(statement!(
-        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, $3) \
+        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, $3), unlock_failed_at = NULL \
          WHERE locker_id = $1 AND unlock_command_id = $2 AND {}",
         ItemMove::DoorClosed.sql_leaves()
     ))

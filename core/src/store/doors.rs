@@ -1,11 +1,11 @@
 //! Unlock commands and their answers, agents' presence, and door events
 //! (each recorded once, by its id).
 
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
 use crate::jobs::UnlockPurpose;
-use locker_protocol::{Ack, DoorEvent};
+use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 
 pub struct NewCommand<'a> {
     pub id: &'a str,
@@ -14,17 +14,20 @@ pub struct NewCommand<'a> {
     pub item_id: Option<i64>,
     pub purpose: UnlockPurpose,
     pub issued_at: Millis,
+    pub expires_at: Millis,
     pub trace_id: &'a str,
 }
 
-/// Records a command about to be sent; sending it again keeps the first row.
-pub async fn record_command<'e>(
-    executor: impl Executor<'e, Database = Any>,
+/// Records a command the first time it is issued and returns its lifetime
+/// as first recorded, `(issued_at, expires_at)`: a command sent again (a
+/// retry, a redelivered job) is the same command, never a longer-lived one.
+pub async fn issue_command(
+    conn: &mut sqlx::AnyConnection,
     command: NewCommand<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(Millis, Millis), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO commands (id, agent_id, locker_id, item_id, purpose, issued_at, trace_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO commands (id, agent_id, locker_id, item_id, purpose, issued_at, expires_at, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
     )
     .bind(command.id.to_owned())
     .bind(command.agent_id.to_owned())
@@ -32,50 +35,94 @@ pub async fn record_command<'e>(
     .bind(command.item_id)
     .bind(command.purpose.as_str())
     .bind(command.issued_at)
+    .bind(command.expires_at)
     .bind(command.trace_id.to_owned())
-    .execute(executor)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    let row = sqlx::query("SELECT issued_at, expires_at FROM commands WHERE id = $1")
+        .bind(command.id.to_owned())
+        .fetch_one(&mut *conn)
+        .await?;
+    let issued_at: Millis = row.try_get("issued_at")?;
+    // Rows from before lifetimes were recorded: as issued with today's ttl.
+    let expires_at: Option<Millis> = row.try_get("expires_at")?;
+    Ok((
+        issued_at,
+        expires_at.unwrap_or(issued_at + (command.expires_at - command.issued_at)),
+    ))
 }
 
-/// Stores an agent's answer; the first answer to a command stands.
+/// What an answer says about a command, best last: a late copy's `expired`
+/// says least; a refusal says the copy did not run; `ok` or `replayed` say
+/// the command ran. Every copy of a command is the same, so the best answer
+/// to any of them is the command's.
+fn rank_sql(ok: &str, reason: &str) -> String {
+    format!(
+        "CASE WHEN {ok} = 1 OR {reason} = '{replayed}' THEN 2 \
+              WHEN {reason} = '{expired}' THEN 0 ELSE 1 END",
+        replayed = AckReason::Replayed.as_str(),
+        expired = AckReason::Expired.as_str(),
+    )
+}
+
+/// Stores an agent's answer unless a better one is in; true when stored.
 pub async fn record_ack<'e>(
     executor: impl Executor<'e, Database = Any>,
     agent_id: &str,
     ack: &Ack,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
-    let reason = ack.reason.map(|r| {
-        serde_json::to_value(r)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "UPDATE commands SET acked_at = $3, ok = $4, reason = $5 \
+             WHERE id = $1 AND agent_id = $2 AND (acked_at IS NULL OR {} < {})",
+            rank_sql("ok", "reason"),
+            rank_sql("$4", "$5"),
+        )
     });
-    let done = sqlx::query(
-        "UPDATE commands SET acked_at = $3, ok = $4, reason = $5 \
-         WHERE id = $1 AND agent_id = $2 AND acked_at IS NULL",
-    )
-    .bind(ack.command_id.clone())
-    .bind(agent_id.to_owned())
-    .bind(now)
-    .bind(i64::from(ack.ok))
-    .bind(reason)
-    .execute(executor)
-    .await?;
+    let done = sqlx::query(AssertSqlSafe(SQL.as_str()))
+        .bind(ack.command_id.clone())
+        .bind(agent_id.to_owned())
+        .bind(now)
+        .bind(i64::from(ack.ok))
+        .bind(ack.reason.map(AckReason::as_str))
+        .execute(executor)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
-/// The agent's answer to a command, once it came: `(ok, reason)`.
+/// The best answer to a command so far: `(ok, reason)`.
 pub async fn answer<'e>(
     executor: impl Executor<'e, Database = Any>,
     command_id: &str,
-) -> Result<Option<(bool, Option<String>)>, sqlx::Error> {
+) -> Result<Option<(bool, Option<AckReason>)>, sqlx::Error> {
     let row = sqlx::query("SELECT ok, reason FROM commands WHERE id = $1 AND acked_at IS NOT NULL")
         .bind(command_id.to_owned())
         .fetch_optional(executor)
         .await?;
-    row.map(|r| Ok((r.try_get::<i64, _>("ok")? != 0, r.try_get("reason")?)))
-        .transpose()
+    row.map(|r| {
+        let reason: Option<String> = r.try_get("reason")?;
+        Ok((
+            r.try_get::<i64, _>("ok")? != 0,
+            reason.as_deref().and_then(AckReason::parse),
+        ))
+    })
+    .transpose()
+}
+
+/// True when a door reported opening under `command_id`: the command ran,
+/// whether or not its answer ever arrives.
+pub async fn opened_under<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    command_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM door_events WHERE command_id = $1 AND kind = $2 LIMIT 1")
+            .bind(command_id.to_owned())
+            .bind(DoorEventKind::DoorOpened.as_str())
+            .fetch_optional(executor)
+            .await?;
+    Ok(found.is_some())
 }
 
 /// Records an agent's presence unless a newer report is already in.

@@ -67,7 +67,7 @@ async fn apply(
     match leaf {
         "acks" => {
             let ack: Ack = serde_json::from_slice(payload)?;
-            doors::record_ack(pool, agent_id, &ack, now).await?;
+            exchange.unlock_answered(agent_id, &ack).await?;
         }
         "status" => {
             let status: Status = serde_json::from_slice(payload)?;

@@ -1,0 +1,299 @@
+//! docs/mqtt-protocol.md as a contract: an agent written from it alone opens
+//! each door at most once, whatever the server retries or the broker
+//! redelivers; and every message the server sends or takes matches the JSON
+//! Schemas published beside it.
+
+use std::time::Duration;
+
+use locker_protocol::agent_key;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::doc_agent::DocAgent;
+use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
+
+async fn locker_for(app: &TestApp, admin: &str, agent: &str) -> i64 {
+    let (status, locker) = app
+        .post(
+            "/Admin/",
+            Some(admin),
+            json!({"location": "Station", "agent_id": agent}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{locker}");
+    locker["id"].as_i64().unwrap()
+}
+
+fn doc_agent(app: &TestApp, id: &str, locker: i64) -> DocAgent {
+    let broker = app.doors.broker.clone().expect("test broker");
+    app.sessions
+        .client_ids
+        .lock()
+        .unwrap()
+        .push(format!("agent-{id}"));
+    DocAgent::new(
+        id,
+        &[locker],
+        &agent_key(AGENT_SECRET.as_bytes(), id),
+        &app.doors.topic_root,
+        &broker.host,
+        broker.port,
+        app.clock.clone(),
+    )
+}
+
+async fn item(app: &TestApp, admin: &str, id: &Value) -> Value {
+    app.get(&format!("/Items/{id}"), Some(admin)).await.1
+}
+
+/// The agent runs the first copy and dies before it can say so; the server
+/// retries while it is away, longer than the command lives; the agent comes
+/// back having forgotten the id, as the document allows, and receives every
+/// queued copy. The door opened once, and the drop completes.
+#[tokio::test]
+async fn an_agent_to_the_letter_never_opens_a_door_twice_across_retries_and_restarts() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
+    let locker = locker_for(&app, &admin, &agent_id).await;
+    let mut agent = doc_agent(&app, &agent_id, locker);
+    agent.start();
+    app.wait_agent_online(&agent_id, true).await;
+
+    agent.memory.lock().unwrap().crash_after_next_unlock = true;
+    let (status, dropped) = app
+        .drop_item(
+            &sender,
+            &json!(locker),
+            json!({"receiver_email": "r@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dropped}");
+    app.wait_until("the agent runs the unlock and dies", || async {
+        agent.crashed()
+    })
+    .await;
+    agent.kill().await;
+    // Time passes while the server retries: later tries happen 20 s on.
+    app.advance(Duration::from_secs(20));
+
+    // Every try goes unanswered; after the last the unlock is reported.
+    app.wait_until("unlock reported failed", || async {
+        item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_string()
+    })
+    .await;
+    // The agent stays away until its memory of the command may lapse: 30 s
+    // of life and the 10 s allowance after the first issue.
+    app.advance(Duration::from_secs(21));
+    agent.start();
+    app.wait_agent_online(&agent_id, true).await;
+
+    // The opening it could not report arrives, and clears the failure.
+    app.wait_until("door opening applied", || async {
+        item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_null()
+    })
+    .await;
+    app.wait_until("every queued copy answered", || async {
+        let m = agent.memory.lock().unwrap();
+        m.received.len() >= 2 && m.acks.len() == m.received.len() - 1
+    })
+    .await;
+    app.drain().await;
+    {
+        let memory = agent.memory.lock().unwrap();
+        assert_eq!(memory.opens.get(&locker), Some(&1), "opened once");
+        // Every copy is the first one, byte for byte.
+        let first = &memory.received[0];
+        assert!(
+            memory.received.iter().all(|c| c == first),
+            "{:?}",
+            memory.received
+        );
+        assert!(
+            memory.acks.iter().all(|a| a["reason"] == "expired"),
+            "{:?}",
+            memory.acks
+        );
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM commands").await, 1);
+    agent.kill().await;
+}
+
+/// Within the time it remembers the id, a returning agent answers the queued
+/// copies `replayed`, and the server takes that as the unlock done.
+#[tokio::test]
+async fn a_copy_answered_replayed_completes_the_unlock() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
+    let locker = locker_for(&app, &admin, &agent_id).await;
+    let mut agent = doc_agent(&app, &agent_id, locker);
+    agent.start();
+    app.wait_agent_online(&agent_id, true).await;
+    agent.memory.lock().unwrap().crash_after_next_unlock = true;
+
+    let (status, _) = app
+        .post(&format!("/Admin/{locker}/unlock"), Some(&admin), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.wait_until("the agent runs the unlock and dies", || async {
+        agent.crashed()
+    })
+    .await;
+    agent.kill().await;
+    // Back before the server's second try has given up.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    agent.start();
+    app.wait_until("a copy answered replayed", || async {
+        agent
+            .memory
+            .lock()
+            .unwrap()
+            .acks
+            .iter()
+            .any(|a| a["reason"] == "replayed")
+    })
+    .await;
+    app.wait_until("unlock settled as done", || async {
+        app.count("SELECT COUNT(*) FROM commands WHERE reason = 'replayed'")
+            .await
+            == 1
+    })
+    .await;
+    app.drain().await;
+    assert_eq!(agent.memory.lock().unwrap().opens.get(&locker), Some(&1));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'unlock.failed'")
+            .await,
+        0
+    );
+    assert!(
+        app.queue
+            .dead_letters(locker_core::jobs::JobKind::Unlock)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    agent.kill().await;
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = format!("{}/docs/schemas/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn assert_valid(validator: &jsonschema::Validator, message: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(message)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{message} does not match: {errors:?}");
+}
+
+/// What the server sends, what our agent answers and reports, all match the
+/// published schemas; and messages the schemas allow (extra fields, no
+/// `command_id`, `null`, no `at`) are taken as they should be.
+#[tokio::test]
+async fn messages_on_the_wire_match_the_published_schemas() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
+    let locker = locker_for(&app, &admin, &agent_id).await;
+    let mut agent = doc_agent(&app, &agent_id, locker);
+    agent.start();
+    app.wait_agent_online(&agent_id, true).await;
+
+    let (command, ack, event, status) = (
+        schema("command"),
+        schema("ack"),
+        schema("door-event"),
+        schema("status"),
+    );
+    app.drop_item(
+        &sender,
+        &json!(locker),
+        json!({"receiver_email": "r@example.com"}),
+    )
+    .await;
+    app.wait_until("the command answered", || async {
+        !agent.memory.lock().unwrap().acks.is_empty()
+    })
+    .await;
+    {
+        let memory = agent.memory.lock().unwrap();
+        for sent in &memory.received {
+            assert_valid(&command, sent);
+        }
+        for answer in &memory.acks {
+            assert_valid(&ack, answer);
+        }
+    }
+    // Every refusal reason our agent can give is one the schema knows.
+    for reason in locker_protocol::AckReason::ALL {
+        let refusal = serde_json::to_value(locker_protocol::Ack {
+            command_id: "c".into(),
+            ok: false,
+            reason: Some(reason),
+        })
+        .unwrap();
+        assert_valid(&ack, &refusal);
+    }
+    assert!(!ack.is_valid(&json!({"command_id": "c", "ok": false})));
+    assert!(!ack.is_valid(&json!({"command_id": "c", "ok": true, "reason": "expired"})));
+
+    // What an agent may send, at the edges of the schemas, is applied.
+    let (client, _acks) = crate::doors::raw_client(&app, &agent_id).await;
+    let topic = |leaf: &str| format!("{}/agents/{agent_id}/{leaf}", app.doors.topic_root);
+    let messages = [
+        (
+            "events",
+            json!({"id": "e-minimal", "locker_id": locker, "kind": "door_left_open", "at": 1}),
+        ),
+        (
+            "events",
+            json!({"id": "e-null", "locker_id": locker, "kind": "door_opened", "at": 2,
+                   "command_id": null, "firmware": "1.2.3"}),
+        ),
+    ];
+    for (leaf, message) in &messages {
+        assert_valid(&event, message);
+        client
+            .publish(
+                topic(leaf),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                message.to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    let bare_status = json!({"online": false});
+    assert_valid(&status, &bare_status);
+    assert_valid(&status, &json!({"online": true, "at": 5}));
+    app.wait_until("minimal events applied", || async {
+        app.count("SELECT COUNT(*) FROM door_events WHERE id IN ('e-minimal', 'e-null')")
+            .await
+            == 2
+    })
+    .await;
+    client
+        .publish(
+            topic("status"),
+            rumqttc::QoS::AtLeastOnce,
+            true,
+            bare_status.to_string(),
+        )
+        .await
+        .unwrap();
+    app.wait_agent_online(&agent_id, false).await;
+    assert_valid(
+        &event,
+        &json!({"id": "x", "locker_id": 1, "kind": "door_closed", "at": 3}),
+    );
+    assert!(!event.is_valid(&json!({"id": "x", "locker_id": 1, "kind": "door_ajar", "at": 3})));
+    let _ = WAIT;
+    agent.kill().await;
+}
