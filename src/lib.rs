@@ -76,6 +76,7 @@ impl Stack {
             db: state.db.clone(),
             hasher: state.hasher.clone(),
             notifier: Notifier::new(&options.notify, options.console_fallback)?,
+            code_secret: options.notify.code_secret.clone(),
             clock: clock.clone(),
             exchange: state.exchange.clone(),
             retry_delays: config.queue.retry_delays.clone(),

@@ -30,7 +30,12 @@ async fn main() -> ExitCode {
             "an address like 127.0.0.1:1884",
         )?;
         let doors = DoorsConfig::load(&env, Profile::Development)?;
-        Ok((api, NotifyConfig::load(&env)?, doors, embedded))
+        Ok((
+            api,
+            NotifyConfig::load(&env, Profile::Development)?,
+            doors,
+            embedded,
+        ))
     });
     let (config, notify, doors, embedded) = match loaded {
         Ok(config) => config,

@@ -117,7 +117,7 @@ impl TestApp {
         let env = Env::from_pairs(pairs);
         // Every secret given; only the queue may be in-process.
         let config = ApiConfig::load(&env, Profile::Development).expect("test config");
-        let notify = NotifyConfig::load(&env).expect("notify config");
+        let notify = NotifyConfig::load(&env, Profile::Development).expect("notify config");
         let mut doors = DoorsConfig::load(&env, Profile::Development).expect("doors config");
         // rumqttd drops messages on shared subscriptions; Mosquitto gets them.
         doors.shared_subscriptions = std::env::var("TEST_MQTT_URL").is_ok_and(|u| !u.is_empty());

@@ -74,7 +74,13 @@ async fn a_redelivered_job_sends_nothing_twice() {
     .await;
     app.smtp.wait_for("later@example.com", 1, WAIT).await;
     app.drain().await;
-    assert_eq!(app.smtp.mails_to("once@example.com").len(), 1);
+    let sent = app.smtp.mails_to("once@example.com");
+    assert_eq!(sent.len(), 1);
+    // Named by its job, the same on every try: a resend can be told apart.
+    assert_eq!(
+        sent[0].header("Message-ID"),
+        Some(format!("<job-{id}@lockers.test>"))
+    );
 }
 
 #[tokio::test]
@@ -246,4 +252,48 @@ async fn with_rabbitmq_out_of_reach_drops_are_accepted_and_delivered_later() {
             .await,
         0
     );
+}
+
+/// A code job whose effect went out but whose completion was never recorded
+/// (the worker died, or the database failed, right after the provider took
+/// the message) runs again: the receiver gets the same code again, and it
+/// still opens the locker.
+#[tokio::test]
+async fn a_code_job_run_again_sends_the_same_code() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let place = app.locker(&admin, "Library").await;
+    let phone = "+14155552671";
+    app.drop_item(&sender, &place["id"], json!({"receiver_phone": phone}))
+        .await;
+    app.request_otp(&place["id"], phone).await;
+    let first = app.sms_code(phone, 1).await;
+
+    let (id, payload, trace): (i64, String, String) =
+        sqlx::query_as("SELECT id, payload, trace_id FROM outbox WHERE kind = 'otp'")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+    app.drain().await;
+    sqlx::query("DELETE FROM job_runs WHERE job_id = $1")
+        .bind(id)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    let again = Envelope {
+        id,
+        kind: JobKind::Otp,
+        attempt: 2,
+        trace_id: trace,
+        payload: serde_json::from_str(&payload).unwrap(),
+    };
+    app.queue.publish(&again).await.unwrap();
+    let second = app.sms_code(phone, 2).await;
+    assert_eq!(
+        second, first,
+        "a retry re-sends the code the receiver holds"
+    );
+    let (status, body) = app.collect(&place["id"], &first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -9,6 +9,7 @@ use locker_core::exchange::Exchange;
 use locker_core::hashing::Hasher;
 use locker_core::store::job_runs::Claims;
 use locker_core::{Clock, Db};
+use secrecy::SecretString;
 
 use crate::channels::Notifier;
 use crate::doors::DoorLink;
@@ -25,6 +26,8 @@ pub struct WorkerContext {
     pub claims: Claims,
     pub hasher: Hasher,
     pub notifier: Notifier,
+    /// What one-time codes are derived from (`OTP_SECRET`).
+    pub code_secret: SecretString,
     pub clock: Arc<dyn Clock>,
     /// Every transition of items and lockers.
     pub exchange: Exchange,

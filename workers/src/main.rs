@@ -109,6 +109,7 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         db: db.clone(),
         hasher,
         notifier: Notifier::new(&config.notify, false)?,
+        code_secret: config.notify.code_secret.clone(),
         clock,
         exchange,
         retry_delays: config.queue.retry_delays.clone(),

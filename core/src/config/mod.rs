@@ -44,7 +44,7 @@ impl WorkersConfig {
         Ok(Self {
             database: DatabaseConfig::load(env, profile)?,
             queue: QueueConfig::load(env, profile)?,
-            notify: NotifyConfig::load(env)?,
+            notify: NotifyConfig::load(env, profile)?,
             exchange: ExchangeConfig::load(env)?,
             doors: DoorsConfig::load(env, profile)?,
         })

@@ -1,14 +1,17 @@
 use secrecy::SecretString;
 
-use super::{ConfigError, Env};
+use super::{ConfigError, Env, Profile};
 
 /// How email and SMS leave: SMTP and Twilio when configured. A channel left
 /// out prints to the console under `cargo run`, and is refused (with a
-/// warning at start) in production.
-#[derive(Debug, Clone, Default)]
+/// warning at start) in production. And the secret one-time codes are
+/// derived from (`OTP_SECRET`), so every try of a code job sends the same
+/// code.
+#[derive(Debug, Clone)]
 pub struct NotifyConfig {
     pub smtp: Option<SmtpConfig>,
     pub twilio: Option<TwilioConfig>,
+    pub code_secret: SecretString,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +47,26 @@ pub struct TwilioConfig {
 pub const TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 impl NotifyConfig {
-    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
+        let code_secret = match (env.get("OTP_SECRET")?, profile) {
+            (Some(s), _) if s.len() < 32 => {
+                return Err(ConfigError::new(
+                    "OTP_SECRET",
+                    "must be at least 32 bytes long",
+                ));
+            }
+            (Some(s), _) => SecretString::from(s),
+            (None, Profile::Development) => {
+                SecretString::from("development-otp-secret-not-for-production")
+            }
+            (None, Profile::Production) => {
+                return Err(ConfigError::new("OTP_SECRET", "is required but not set"));
+            }
+        };
         Ok(Self {
             smtp: SmtpConfig::load(env)?,
             twilio: TwilioConfig::load(env)?,
+            code_secret,
         })
     }
 }
@@ -149,25 +168,58 @@ mod tests {
 
     #[test]
     fn partial_channels_name_what_is_missing() {
-        let err = NotifyConfig::load(&Env::from_pairs([("SMTP_HOST", "mail")])).unwrap_err();
+        let err = NotifyConfig::load(
+            &Env::from_pairs([("SMTP_HOST", "mail")]),
+            Profile::Development,
+        )
+        .unwrap_err();
         assert_eq!(err.name, "EMAIL_FROM");
-        let err = NotifyConfig::load(&Env::from_pairs([
-            ("SMTP_HOST", "mail"),
-            ("EMAIL_FROM", "a@b.c"),
-            ("SMTP_TLS", "ssl"),
-        ]))
+        let err = NotifyConfig::load(
+            &Env::from_pairs([
+                ("SMTP_HOST", "mail"),
+                ("EMAIL_FROM", "a@b.c"),
+                ("SMTP_TLS", "ssl"),
+            ]),
+            Profile::Development,
+        )
         .unwrap_err();
         assert_eq!(err.name, "SMTP_TLS");
-        let err =
-            NotifyConfig::load(&Env::from_pairs([("TWILIO_ACCOUNT_SID", "AC1")])).unwrap_err();
+        let err = NotifyConfig::load(
+            &Env::from_pairs([("TWILIO_ACCOUNT_SID", "AC1")]),
+            Profile::Development,
+        )
+        .unwrap_err();
         assert_eq!(err.name, "TWILIO_PHONE_NUMBER");
-        let ok = NotifyConfig::load(&Env::from_pairs([
-            ("SMTP_HOST", "mail"),
-            ("EMAIL_FROM", "a@b.c"),
-            ("SMTP_TLS", "tls"),
-        ]))
+        let ok = NotifyConfig::load(
+            &Env::from_pairs([
+                ("SMTP_HOST", "mail"),
+                ("EMAIL_FROM", "a@b.c"),
+                ("SMTP_TLS", "tls"),
+            ]),
+            Profile::Development,
+        )
         .unwrap();
         assert_eq!(ok.smtp.unwrap().port, 465);
         assert!(ok.twilio.is_none());
+    }
+
+    #[test]
+    fn production_needs_its_own_code_secret() {
+        let err = NotifyConfig::load(&Env::from_pairs([]), Profile::Production).unwrap_err();
+        assert_eq!(err.name, "OTP_SECRET");
+        let err = NotifyConfig::load(
+            &Env::from_pairs([("OTP_SECRET", "short")]),
+            Profile::Production,
+        )
+        .unwrap_err();
+        assert_eq!(err.name, "OTP_SECRET");
+        let secret = "x".repeat(32);
+        assert!(
+            NotifyConfig::load(
+                &Env::from_pairs([("OTP_SECRET", secret.as_str())]),
+                Profile::Production
+            )
+            .is_ok()
+        );
     }
 }

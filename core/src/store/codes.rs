@@ -14,8 +14,8 @@ pub struct NewCode<'a> {
     pub contact: &'a str,
     pub hash: &'a str,
     pub expires_at: Millis,
-    /// The job issuing it; a code from an older job never replaces a newer one
-    /// (a retry of the same job may replace its own).
+    /// The job issuing it; a code from an older job never replaces a newer
+    /// one, nor a job its own (a retry sends the code it stored).
     pub job_id: i64,
 }
 
@@ -29,7 +29,7 @@ pub async fn store<'e>(
     let done = sqlx::query(
         "UPDATE items SET otp_hash = $3, otp_expires_at = $4, otp_job_id = $5, otp_attempts = 0, updated_at = $6 \
          WHERE id = $1 AND status = $7 AND (receiver_email = $2 OR receiver_phone = $2) \
-           AND (otp_job_id IS NULL OR otp_job_id <= $5)",
+           AND (otp_job_id IS NULL OR otp_job_id < $5)",
     )
     .bind(code.item_id)
     .bind(code.contact.to_owned())
@@ -41,6 +41,21 @@ pub async fn store<'e>(
     .execute(executor)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// The job that issued the stored item's current code, if it has one.
+pub async fn issuer<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    item_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let job: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT otp_job_id FROM items WHERE id = $1 AND status = $2 AND otp_hash IS NOT NULL",
+    )
+    .bind(item_id)
+    .bind(STORED)
+    .fetch_optional(executor)
+    .await?;
+    Ok(job.flatten())
 }
 
 /// A try against the current code of the stored item in a locker, counted

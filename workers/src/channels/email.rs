@@ -43,11 +43,12 @@ impl SmtpMailer {
         })
     }
 
-    pub async fn send(&self, to: &str, text: &Text) -> Result<(), JobError> {
+    pub async fn send(&self, to: &str, text: &Text, job_id: i64) -> Result<(), JobError> {
         let to: Mailbox = to
             .parse()
             .map_err(|e| JobError::Permanent(format!("bad recipient address: {e}")))?;
         let message = Message::builder()
+            .message_id(Some(format!("<job-{job_id}@{}>", self.from.email.domain())))
             .from(self.from.clone())
             .to(to)
             .subject(&text.subject)

@@ -46,10 +46,12 @@ impl Notifier {
     }
 
     /// Sends `text` to an email address (contains `@`) or an E.164 number.
-    pub async fn send(&self, to: &str, text: &Text) -> Result<(), JobError> {
+    /// `job_id` names the message: every try of one job sends it under the
+    /// same name (an email's `Message-ID`), so a resend can be told apart.
+    pub async fn send(&self, to: &str, text: &Text, job_id: i64) -> Result<(), JobError> {
         let is_email = to.contains('@');
         match (is_email, &self.email, &self.sms) {
-            (true, Some(mailer), _) => mailer.send(to, text).await,
+            (true, Some(mailer), _) => mailer.send(to, text, job_id).await,
             (false, _, Some(sms)) => sms.send(to, &text.body).await,
             _ if self.console_fallback => {
                 console::print(if is_email { "email" } else { "sms" }, to, text);

@@ -28,7 +28,9 @@ pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErro
         |e: serde_json::Error| JobError::Permanent(format!("undecodable payload: {e}"));
     match envelope.kind {
         JobKind::Otp => otp::run(ctx, envelope.id, envelope.decode().map_err(undecodable)?).await?,
-        JobKind::Notify => notify::run(ctx, envelope.decode().map_err(undecodable)?).await?,
+        JobKind::Notify => {
+            notify::run(ctx, envelope.id, envelope.decode().map_err(undecodable)?).await?
+        }
         JobKind::Unlock => {
             let job = envelope.decode().map_err(undecodable)?;
             unlock::run(ctx, envelope.id, envelope.attempt, &envelope.trace_id, job).await?;

@@ -1,12 +1,17 @@
-//! Issue a one-time code: 6 digits from the OS's CSPRNG, its Argon2id hash
-//! stored in place of any earlier code, the code itself only sent, never
-//! logged or stored.
+//! Issue a one-time code: 6 digits, its Argon2id hash stored in place of any
+//! earlier code, the code itself only sent, never logged or stored.
+//!
+//! The code is HMAC-SHA256 of the job's id under `OTP_SECRET`: unguessable
+//! without the secret, and the same on every try of the job. A try after one
+//! that stored the code (and perhaps sent it) sends that same code again, so
+//! a retry never changes what the receiver holds.
 
+use hmac::{Hmac, Mac};
 use locker_core::jobs::OtpJob;
 use locker_core::store::codes::{self, NewCode};
 use locker_core::store::items;
-use rand::Rng;
-use rand::rngs::OsRng;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
 
 use crate::context::WorkerContext;
 use crate::error::JobError;
@@ -19,26 +24,56 @@ pub async fn run(ctx: &WorkerContext, job_id: i64, job: OtpJob) -> Result<(), Jo
         return Ok(());
     };
 
-    let code = format!("{:06}", OsRng.gen_range(0..1_000_000u32));
-    let hash = ctx.hasher.hash(code.clone().into()).await?;
+    let code = code_for(ctx.code_secret.expose_secret().as_bytes(), job_id);
     let now = ctx.clock.now_millis();
-    let new = NewCode {
-        item_id: job.item_id,
-        contact: &job.contact,
-        hash: &hash,
-        expires_at: now + ctx.exchange.rules().otp_expiry.as_millis() as i64,
-        job_id,
-    };
-    if codes::store(pool, new, now).await? {
-        let minutes = ctx.exchange.rules().otp_expiry.as_secs().div_ceil(60);
-        let text = messages::code(&code, &location, &locker, minutes);
-        ctx.notifier.send(&job.contact, &text).await?;
-        tracing::info!(item_id = job.item_id, "code issued");
-    } else {
-        tracing::info!(
-            item_id = job.item_id,
-            "item no longer waiting, or a newer code exists; none issued"
-        );
+    if codes::issuer(pool, job.item_id).await? != Some(job_id) {
+        let hash = ctx.hasher.hash(code.clone().into()).await?;
+        let new = NewCode {
+            item_id: job.item_id,
+            contact: &job.contact,
+            hash: &hash,
+            expires_at: now + ctx.exchange.rules().otp_expiry.as_millis() as i64,
+            job_id,
+        };
+        if !codes::store(pool, new, now).await? {
+            tracing::info!(
+                item_id = job.item_id,
+                "item no longer waiting, or a newer code exists; none issued"
+            );
+            return Ok(());
+        }
     }
+    let minutes = ctx.exchange.rules().otp_expiry.as_secs().div_ceil(60);
+    let text = messages::code(&code, &location, &locker, minutes);
+    ctx.notifier.send(&job.contact, &text, job_id).await?;
+    tracing::info!(item_id = job.item_id, "code issued");
     Ok(())
+}
+
+/// The code job `job_id` sends: six decimal digits of HMAC-SHA256 of
+/// `lockerx-otp:{job_id}` under the secret (the bias of reducing 64 bits
+/// modulo 10^6 is below 10^-13).
+fn code_for(secret: &[u8], job_id: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(format!("lockerx-otp:{job_id}").as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let n = u64::from_be_bytes(digest[..8].try_into().expect("32 bytes"));
+    format!("{:06}", n % 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_for;
+
+    #[test]
+    fn a_job_has_one_code_and_jobs_have_different_ones() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let code = code_for(secret, 42);
+        assert_eq!(code.len(), 6);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(code, code_for(secret, 42));
+        let others: std::collections::HashSet<_> = (0..1000).map(|j| code_for(secret, j)).collect();
+        assert!(others.len() > 990, "codes of different jobs differ");
+        assert_ne!(code, code_for(b"another secret, just as long....", 42));
+    }
 }
