@@ -10,6 +10,9 @@ use utoipa::ToSchema;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// How long a client is asked to wait when the database is out of reach.
+const RETRY_UNAVAILABLE_SECS: u32 = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -30,6 +33,9 @@ pub enum ApiError {
         detail: &'static str,
         retry_after_secs: u64,
     },
+    /// 503 with `Retry-After`: the database is out of reach for now.
+    #[error("database unavailable")]
+    Unavailable,
     /// A refusal whose status comes from the framework (413, 415).
     #[error("{1}")]
     Status(StatusCode, String),
@@ -78,6 +84,10 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if locker_core::db::is_unavailable(&error) {
+            tracing::warn!(%error, "database unavailable");
+            return Self::Unavailable;
+        }
         Self::Internal(anyhow::Error::new(error).context("database"))
     }
 }
@@ -100,6 +110,11 @@ impl From<exchange::Error> for ApiError {
                 retry_after_secs: ((until - now) / 1000).max(1) as u64,
             },
             E::Database(error) => error.into(),
+            // The client tries again; the transition's conditions make that safe.
+            E::Commit(error) => {
+                tracing::warn!(%error, "commit outcome unknown");
+                Self::Unavailable
+            }
             E::Internal(error) => Self::Internal(error),
         }
     }
@@ -145,11 +160,34 @@ impl IntoResponse for ApiError {
                 );
                 return response;
             }
+            Self::Unavailable => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(ErrorBody {
+                        detail: "The service is briefly unavailable; try again in a few seconds"
+                            .into(),
+                    }),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(RETRY_UNAVAILABLE_SECS),
+                );
+                return response;
+            }
             Self::BadRequest(detail) => (StatusCode::BAD_REQUEST, detail),
             Self::Forbidden(detail) => (StatusCode::FORBIDDEN, detail.into()),
             Self::NotFound(detail) => (StatusCode::NOT_FOUND, detail.into()),
             Self::Conflict(detail) => (StatusCode::CONFLICT, detail),
             Self::Status(status, detail) => (status, detail),
+            Self::Internal(error)
+                if error
+                    .chain()
+                    .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+                    .any(locker_core::db::is_unavailable) =>
+            {
+                return Self::Unavailable.into_response();
+            }
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 (

@@ -31,6 +31,13 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub const EMAIL_FROM: &str = "lockers@lockers.test";
 pub const AGENT_SECRET: &str = "test-agent-signing-secret-long-enough-0003";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proxied {
+    Nothing,
+    Amqp,
+    Database,
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -39,7 +46,7 @@ pub struct TestApp {
     pub queue: JobQueue,
     pub smtp: SmtpSink,
     pub twilio: TwilioFake,
-    /// Between the stack and RabbitMQ, when asked for.
+    /// Between the stack and RabbitMQ or PostgreSQL, when asked for.
     pub proxy: Option<TcpProxy>,
     config: ApiConfig,
     notify: NotifyConfig,
@@ -58,22 +65,43 @@ impl TestApp {
 
     /// With extra settings, e.g. `[("OTP_RATE_PER_LOCKER", "3")]`.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
-        Self::spawn_inner(extra, false).await
+        Self::spawn_inner(extra, Proxied::Nothing).await
     }
 
     /// On RabbitMQ through a TCP proxy the test can cut; `None` unless
     /// `TEST_AMQP_URL` is set.
     pub async fn spawn_behind_amqp_proxy() -> Option<Self> {
         test_amqp_url()?;
-        Some(Self::spawn_inner(&[], true).await)
+        Some(Self::spawn_inner(&[], Proxied::Amqp).await)
     }
 
-    async fn spawn_inner(extra: &[(&str, &str)], proxied: bool) -> Self {
+    /// On PostgreSQL through a TCP proxy the test can cut; PostgreSQL is
+    /// required (`TEST_DATABASE_URL`).
+    pub async fn spawn_behind_database_proxy(extra: &[(&str, &str)]) -> Self {
+        Self::spawn_inner(extra, Proxied::Database).await
+    }
+
+    async fn spawn_inner(extra: &[(&str, &str)], proxied: Proxied) -> Self {
         locker_core::telemetry::init_for_tests("warn");
-        let db = TestDb::create().await;
+        let mut db = TestDb::create().await;
         let mut queues = TestQueues::create();
         let mut proxy = None;
-        if let (true, Some(url)) = (proxied, &queues.amqp_url) {
+        if proxied == Proxied::Database {
+            assert!(
+                matches!(db.kind, TestDbKind::Postgres { .. }),
+                "TEST_DATABASE_URL must name a PostgreSQL server for this test"
+            );
+            let (head, rest) = db
+                .url
+                .split_once('@')
+                .expect("user@host in TEST_DATABASE_URL");
+            let (host, path) = rest.split_once('/').expect("a database in the URL");
+            let upstream = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
+            let started = TcpProxy::start(upstream).await;
+            db.url = format!("{head}@{}/{path}", started.addr);
+            proxy = Some(started);
+        }
+        if let (Proxied::Amqp, Some(url)) = (proxied, &queues.amqp_url) {
             let (head, rest) = url.split_once('@').expect("TEST_AMQP_URL has user@host");
             let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
             let upstream = tokio::net::lookup_host(host).await.unwrap().next().unwrap();

@@ -9,6 +9,7 @@ mod doors;
 mod exchange;
 mod helpers;
 mod lockers;
+mod outage;
 mod pipeline;
 mod protocol;
 mod surface;

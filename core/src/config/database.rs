@@ -14,6 +14,9 @@ pub enum Backend {
 pub struct DatabaseConfig {
     pub url: String,
     pub backend: Backend,
+    /// How long a request waits for a connection before it is answered 503
+    /// (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`, default 5).
+    pub acquire_timeout: std::time::Duration,
 }
 
 impl DatabaseConfig {
@@ -25,7 +28,21 @@ impl DatabaseConfig {
                 return Err(ConfigError::new("DATABASE_URL", "is required but not set"));
             }
         };
-        Self::parse(&url).map_err(|problem| ConfigError::new("DATABASE_URL", problem))
+        let mut config =
+            Self::parse(&url).map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
+        let seconds: u64 = env.parse_or(
+            "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+            "5",
+            "a positive whole number of seconds",
+        )?;
+        if seconds == 0 {
+            return Err(ConfigError::new(
+                "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+                "must be at least 1",
+            ));
+        }
+        config.acquire_timeout = std::time::Duration::from_secs(seconds);
+        Ok(config)
     }
 
     /// Accepts `postgres://`, `postgresql://`, `sqlite:` and the SQLAlchemy
@@ -70,7 +87,11 @@ impl DatabaseConfig {
                 format!("sqlite:{path}{create}")
             }
         };
-        Ok(Self { url, backend })
+        Ok(Self {
+            url,
+            backend,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        })
     }
 }
 

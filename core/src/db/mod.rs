@@ -29,7 +29,7 @@ impl Db {
         install_default_drivers();
         let options = AnyPoolOptions::new()
             .max_connections(config.backend.pool_size())
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(config.acquire_timeout);
 
         let started = tokio::time::Instant::now();
         let pool = loop {
@@ -86,6 +86,25 @@ impl Db {
 
 fn is_transient(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+}
+
+/// True when `error` says the database could not be reached or dropped the
+/// connection (refused, reset, shut down, out of connections, the pool gave
+/// up waiting), not that the request was wrong: worth trying again shortly.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions (class 08), shutdown and "cannot connect
+        // now" (57P01-57P03), too many connections (53300).
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 /// True when `error` is a unique-constraint violation.

@@ -3,7 +3,7 @@
 //! door for maintenance. Every change is audited with the admin who made it.
 
 use super::notices;
-use super::{Error, Exchange, Result, statement};
+use super::{Error, Exchange, Result, once_more, statement};
 use crate::domain::{Item, ItemMove, Locker, LockerSize, LockerStatus};
 use crate::jobs::{Message, UnlockPurpose};
 use crate::store::items::{ITEM_COLUMNS, from_row};
@@ -12,7 +12,7 @@ use crate::store::{audit, doors};
 
 /// An admin's edit. `None` leaves a field as it is; `Some(None)` clears a
 /// nullable one.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LockerEdit {
     pub location: Option<String>,
     pub name: Option<Option<String>>,
@@ -25,6 +25,10 @@ pub struct LockerEdit {
 impl Exchange {
     /// A new locker, `AVAILABLE`.
     pub async fn create_locker(&self, admin_id: i64, new: NewLocker) -> Result<Locker> {
+        once_more(|| self.try_create_locker(admin_id, new.clone())).await
+    }
+
+    async fn try_create_locker(&self, admin_id: i64, new: NewLocker) -> Result<Locker> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let locker = lockers::insert(&mut tx, new, now).await?;
@@ -33,7 +37,7 @@ impl Exchange {
             locker_entry(now, admin_id, "locker.created", &locker),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         Ok(locker)
     }
 
@@ -41,6 +45,10 @@ impl Exchange {
     /// service) only while the locker holds no item, decided by the same
     /// statement, so it never overrides a racing drop.
     pub async fn edit_locker(&self, admin_id: i64, id: i64, edit: LockerEdit) -> Result<Locker> {
+        once_more(|| self.try_edit_locker(admin_id, id, edit.clone())).await
+    }
+
+    async fn try_edit_locker(&self, admin_id: i64, id: i64, edit: LockerEdit) -> Result<Locker> {
         if edit.status.is_some_and(|s| !s.settable_by_admin()) {
             return Err(Error::LockerOccupied);
         }
@@ -81,12 +89,16 @@ impl Exchange {
             locker_entry(now, admin_id, "locker.updated", &locker),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         Ok(locker)
     }
 
     /// Removes a locker that holds no item.
     pub async fn delete_locker(&self, admin_id: i64, id: i64) -> Result<Locker> {
+        once_more(|| self.try_delete_locker(admin_id, id)).await
+    }
+
+    async fn try_delete_locker(&self, admin_id: i64, id: i64) -> Result<Locker> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let row = sqlx::query(statement!(
@@ -110,13 +122,17 @@ impl Exchange {
             locker_entry(now, admin_id, "locker.deleted", &locker),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         Ok(locker)
     }
 
     /// Empties a locker whatever it holds: the item is kept, `CLEARED`; the
     /// locker is available again; the sender is told.
     pub async fn force_clear(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<Item> {
+        once_more(|| self.try_force_clear(admin_id, locker_id, trace_id)).await
+    }
+
+    async fn try_force_clear(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<Item> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let row = sqlx::query(statement!(
@@ -146,13 +162,17 @@ impl Exchange {
             |item, location| Message::ItemCleared { item, location },
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
         Ok(item)
     }
 
     /// Unlocks a locker's door for maintenance.
     pub async fn remote_unlock(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<()> {
+        once_more(|| self.try_remote_unlock(admin_id, locker_id, trace_id)).await
+    }
+
+    async fn try_remote_unlock(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         match doors::agent_of(&mut *tx, locker_id).await? {
@@ -177,7 +197,7 @@ impl Exchange {
             detail: "maintenance".into(),
         };
         audit::record(&mut *tx, entry).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
         Ok(())
     }

@@ -6,7 +6,7 @@
 use sqlx::AnyConnection;
 
 use super::notices::{self, item_entry};
-use super::{Error, Exchange, Result, statement};
+use super::{Error, Exchange, Result, once_more, statement};
 use crate::clock::Millis;
 use crate::domain::{Contact, Item, ItemMove, ItemStatus};
 use crate::jobs::{Job, Message, OtpJob, UnlockPurpose};
@@ -68,10 +68,26 @@ impl Exchange {
             return Err(Error::InvalidCode);
         }
 
+        // The code is right: spending it is one transaction, tried once
+        // more if its connection is lost before it commits.
+        once_more(|| self.release(locker_id, item_id, &hash, trace_id)).await
+    }
+
+    /// The receiver's right code is spent and the item leaves through its
+    /// door (or is collected, without one).
+    async fn release(
+        &self,
+        locker_id: i64,
+        item_id: i64,
+        hash: &str,
+        trace_id: &str,
+    ) -> Result<Collected> {
+        let pool = self.db.pool();
+        let now = self.now();
         let door_opening = doors::agent_of(pool, locker_id).await?.flatten().is_some();
         let mut tx = self.db.begin().await?;
         // Conditional on the code just checked: of two collects with it, one wins.
-        let Some(item) = spend(&mut tx, item_id, &hash, door_opening, now).await? else {
+        let Some(item) = spend(&mut tx, item_id, hash, door_opening, now).await? else {
             return Err(Error::InvalidCode);
         };
         if door_opening {
@@ -97,7 +113,7 @@ impl Exchange {
             )
             .await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
         Ok(Collected { item, door_opening })
     }

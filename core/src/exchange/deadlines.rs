@@ -4,7 +4,7 @@
 //! one conditional update, so any number of workers may sweep.
 
 use super::notices::{self, item_entry};
-use super::{Exchange, Result, statement};
+use super::{Error, Exchange, Result, statement};
 use crate::domain::{Item, ItemMove};
 use crate::jobs::Message;
 use crate::store::audit;
@@ -42,7 +42,7 @@ impl Exchange {
             )
             .await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         if !cancelled.is_empty() {
             self.relay.wake();
         }
@@ -72,7 +72,7 @@ impl Exchange {
             .await?;
             audit::record(&mut *tx, item_entry(now, None, "item.expired", item)).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         if !expired.is_empty() {
             self.relay.wake();
         }

@@ -7,7 +7,7 @@ use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 use sqlx::AnyConnection;
 
 use super::notices::{self, item_entry};
-use super::{Exchange, Result, statement};
+use super::{Error, Exchange, Result, statement};
 use crate::clock::Millis;
 use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
 use crate::jobs::{Message, UnlockJob};
@@ -31,12 +31,12 @@ impl Exchange {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         if !doors::record_event(&mut *tx, agent_id, event, now).await? {
-            tx.commit().await?;
+            tx.commit().await.map_err(Error::Commit)?;
             return Ok(DoorOutcome::Duplicate);
         }
         let driver = doors::agent_of(&mut *tx, event.locker_id).await?.flatten();
         if driver.as_deref() != Some(agent_id) {
-            tx.commit().await?;
+            tx.commit().await.map_err(Error::Commit)?;
             return Ok(DoorOutcome::NotItsLocker);
         }
         let door = match event.kind {
@@ -66,7 +66,7 @@ impl Exchange {
                 None
             }
         };
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         if item.is_some() {
             self.relay.wake();
         }
@@ -155,7 +155,7 @@ impl Exchange {
                 audit::record(&mut *tx, entry).await?;
             }
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         Ok(stored)
     }
 
@@ -179,7 +179,7 @@ impl Exchange {
             detail: format!("{} for item {:?}: {why}", job.purpose.as_str(), job.item_id),
         };
         audit::record(&mut *tx, entry).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use sqlx::AnyConnection;
 
 use super::notices::{self, item_entry};
-use super::{Error, Exchange, Result, statement};
+use super::{Error, Exchange, Result, once_more, statement};
 use crate::clock::Millis;
 use crate::domain::{Item, ItemStatus, LockerMove};
 use crate::jobs::UnlockPurpose;
@@ -13,6 +13,7 @@ use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::{audit, doors, lockers};
 
 /// What the sender leaves, for whom. Contacts are already normalised.
+#[derive(Clone)]
 pub struct Parcel {
     pub locker_id: i64,
     pub name: String,
@@ -23,6 +24,10 @@ pub struct Parcel {
 
 impl Exchange {
     pub async fn drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
+        once_more(|| self.try_drop_item(sender_id, parcel.clone(), trace_id)).await
+    }
+
+    async fn try_drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
         let now = self.now();
         let locker_id = parcel.locker_id;
         let mut tx = self.db.begin().await?;
@@ -77,7 +82,7 @@ impl Exchange {
             item_entry(now, Some(sender_id), "item.dropped", &item),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
         Ok(item)
     }

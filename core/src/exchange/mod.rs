@@ -67,11 +67,33 @@ pub enum Error {
     CoolingDown { until: Millis, now: Millis },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The connection failed while committing: the change may or may not
+    /// have been kept.
+    #[error("the outcome of a commit is unknown: {0}")]
+    Commit(sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs a transition, and once more when it failed only because its
+/// database connection was lost before it committed: nothing it did was
+/// kept, and its conditional statements make a second run safe. A failure
+/// at the commit itself is never run again (the first may have been kept).
+async fn once_more<T, F, Fut>(transition: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    match transition().await {
+        Err(Error::Database(error)) if crate::db::is_unavailable(&error) => {
+            tracing::warn!(%error, "database connection lost; trying once more");
+            transition().await
+        }
+        done => done,
+    }
+}
 
 /// The exchange over its database: cheap to clone, one per process.
 #[derive(Clone)]
@@ -117,5 +139,56 @@ impl Exchange {
     /// When an item stored now must be collected by.
     fn collect_by(&self, now: Millis) -> Millis {
         now + self.rules.pickup_window.as_millis() as Millis
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn lost() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_before_commit_is_tried_once_more() {
+        let runs = AtomicU32::new(0);
+        let done = once_more(|| async {
+            match runs.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(Error::Database(lost())),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(done.unwrap(), 7);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn only_once_and_never_after_a_commit_or_a_refusal() {
+        for first in [
+            || Error::Commit(lost()),
+            || Error::LockerNotAvailable,
+            || Error::Database(sqlx::Error::RowNotFound),
+        ] {
+            let runs = AtomicU32::new(0);
+            let done: Result<()> = once_more(|| async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Err(first())
+            })
+            .await;
+            assert!(done.is_err());
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+        }
+        let runs = AtomicU32::new(0);
+        let done: Result<()> = once_more(|| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err(Error::Database(lost()))
+        })
+        .await;
+        assert!(matches!(done, Err(Error::Database(_))));
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "tried twice, not more");
     }
 }

@@ -44,6 +44,7 @@ fn from_rows(rows: Vec<AnyRow>) -> Result<Vec<Locker>, sqlx::Error> {
     rows.iter().map(from_row).collect()
 }
 
+#[derive(Clone)]
 pub struct NewLocker {
     pub location: String,
     pub name: Option<String>,
