@@ -146,6 +146,7 @@ impl Agent {
 
     async fn on_command(&mut self, client: &AsyncClient, payload: &[u8]) {
         let (command_id, verdict) = match serde_json::from_slice::<Command>(payload) {
+            Ok(command) if !command.well_formed() => (command.id, Err(AckReason::Malformed)),
             Ok(command) => {
                 let verdict = self.check_and_execute(&command);
                 (command.id, verdict)

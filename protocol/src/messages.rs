@@ -70,6 +70,14 @@ impl Command {
         command
     }
 
+    /// The field formats the protocol sets beyond JSON types: an `id` of 1
+    /// to 128 characters, a `sig` of 64 hex characters.
+    pub fn well_formed(&self) -> bool {
+        (1..=128).contains(&self.id.chars().count())
+            && self.sig.len() == 64
+            && self.sig.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+
     /// What it orders, when it is something this protocol knows.
     pub fn command_kind(&self) -> Option<CommandKind> {
         CommandKind::parse(&self.kind)
@@ -203,6 +211,37 @@ mod tests {
             assert!(!tampered.verify(key));
         }
         assert_eq!(command.signed_bytes(), b"c1\nunlock\n7\n1000\n31000");
+    }
+
+    #[test]
+    fn ids_and_signatures_have_their_documented_shape() {
+        let command = Command::signed("c1".into(), 7, 1_000, 31_000, b"k");
+        assert!(command.well_formed());
+        for bad in [
+            Command {
+                id: String::new(),
+                ..command.clone()
+            },
+            Command {
+                id: "x".repeat(129),
+                ..command.clone()
+            },
+            Command {
+                sig: "ab".into(),
+                ..command.clone()
+            },
+            Command {
+                sig: "z".repeat(64),
+                ..command.clone()
+            },
+        ] {
+            assert!(!bad.well_formed(), "{bad:?}");
+        }
+        for reason in AckReason::ALL {
+            let json = serde_json::to_value(reason).unwrap();
+            assert_eq!(json, reason.as_str());
+            assert_eq!(AckReason::parse(reason.as_str()), Some(reason));
+        }
     }
 
     #[test]

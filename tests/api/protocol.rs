@@ -297,3 +297,93 @@ async fn messages_on_the_wire_match_the_published_schemas() {
     let _ = WAIT;
     agent.kill().await;
 }
+
+/// Answers to copies of one command arrive late and in any order: the best
+/// one stands, and an unlock that ran is not left reported failed.
+#[tokio::test]
+async fn the_best_answer_to_a_command_stands_whatever_the_order() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
+    let locker = locker_for(&app, &admin, &agent_id).await;
+    let (client, _acks) = crate::doors::raw_client(&app, &agent_id).await;
+    let (_, dropped) = app
+        .drop_item(
+            &sender,
+            &json!(locker),
+            json!({"receiver_email": "r@example.com"}),
+        )
+        .await;
+    // Nobody answers: every try goes unanswered, the unlock is reported.
+    app.wait_until("unlock reported failed", || async {
+        item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_string()
+    })
+    .await;
+    let id: String = sqlx::query_scalar("SELECT id FROM commands")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    let topic = format!("{}/agents/{agent_id}/acks", app.doors.topic_root);
+    let answer = |ack: Value| {
+        let (client, topic) = (client.clone(), topic.clone());
+        async move {
+            client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, ack.to_string())
+                .await
+                .unwrap();
+        }
+    };
+    let recorded = || async {
+        sqlx::query_as::<_, (Option<i64>, Option<String>)>("SELECT ok, reason FROM commands")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+    };
+    answer(json!({"command_id": id, "ok": false, "reason": "expired"})).await;
+    app.wait_until("expired recorded", || async {
+        recorded().await == (Some(0), Some("expired".into()))
+    })
+    .await;
+    answer(json!({"command_id": id, "ok": true})).await;
+    app.wait_until("ok outranks expired", || async {
+        recorded().await == (Some(1), None)
+    })
+    .await;
+    assert!(item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_null());
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'unlock.confirmed'")
+            .await,
+        1
+    );
+    for late in [
+        json!({"command_id": id, "ok": false, "reason": "replayed"}),
+        json!({"command_id": id, "ok": false, "reason": "expired"}),
+        json!({"command_id": id, "ok": false, "reason": "door_fault"}),
+    ] {
+        answer(late).await;
+    }
+    // A status published after them is applied after them: once it is in,
+    // they are too.
+    let marker = json!({"online": true, "at": 4242});
+    client
+        .publish(
+            format!("{}/agents/{agent_id}/status", app.doors.topic_root),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            marker.to_string(),
+        )
+        .await
+        .unwrap();
+    app.wait_until("the later answers applied", || async {
+        let at: Option<i64> = sqlx::query_scalar("SELECT status_at FROM agents WHERE id = $1")
+            .bind(agent_id.clone())
+            .fetch_optional(app.state.db.pool())
+            .await
+            .unwrap();
+        at.is_some()
+    })
+    .await;
+    assert_eq!(recorded().await, (Some(1), None), "ok still stands");
+    assert!(item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_null());
+}
