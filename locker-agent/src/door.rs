@@ -95,6 +95,16 @@ impl SimulatedDoors {
             .jammed = true;
     }
 
+    /// How many times the door has opened.
+    pub fn openings(&self, locker_id: i64) -> u32 {
+        self.inner
+            .doors
+            .lock()
+            .expect("doors lock")
+            .get(&locker_id)
+            .map_or(0, |d| d.opening as u32)
+    }
+
     pub fn is_open(&self, locker_id: i64) -> bool {
         self.inner
             .doors

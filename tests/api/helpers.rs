@@ -178,6 +178,19 @@ impl TestApp {
         self.restart().await;
     }
 
+    /// Another api, relay and workers on this test's database, queues and
+    /// broker, as a second process of each would be (its own MQTT client id).
+    pub async fn another_stack(&self, name: &str) -> Stack {
+        let mut doors = self.doors.clone();
+        doors.client_id = format!("{}-{name}", doors.client_id);
+        self.sessions
+            .client_ids
+            .lock()
+            .unwrap()
+            .push(doors.client_id.clone());
+        start_stack(&self.config, self.notify.clone(), doors, &self.clock).await
+    }
+
     /// Kills the stack (api, relay, workers, their MQTT session) mid-work.
     pub async fn kill(&mut self) {
         if let Some(stack) = self.stack.take() {
@@ -207,7 +220,19 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        self.request_to(&self.base, method, path, token, body).await
+    }
+
+    /// A request to the api at `base` (another process's, say).
+    pub async fn request_to(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -355,6 +380,11 @@ impl TestApp {
     /// moment. After it, "nothing more happened" means a duplicate still due
     /// would have had its effect.
     pub async fn drain(&self) {
+        self.drain_with(&[]).await;
+    }
+
+    /// [`TestApp::drain`], counting the jobs in the hands of `others` too.
+    pub async fn drain_with(&self, others: &[&Stack]) {
         let deadline = tokio::time::Instant::now() + WAIT;
         let mut idle_looks = 0;
         while idle_looks < 3 {
@@ -365,12 +395,12 @@ impl TestApp {
             for kind in JobKind::ALL {
                 waiting += self.queue.backlog(kind).await.expect("queue backlog");
             }
-            let in_hand = self
+            let in_hand: usize = self
                 .stack
-                .as_ref()
-                .expect("the stack runs")
-                .jobs_in_hand
-                .load(Ordering::SeqCst);
+                .iter()
+                .chain(others.iter().copied())
+                .map(|stack| stack.jobs_in_hand.load(Ordering::SeqCst))
+                .sum();
             if unpublished == 0 && waiting == 0 && in_hand == 0 {
                 idle_looks += 1;
             } else {

@@ -12,5 +12,6 @@ mod lockers;
 mod outage;
 mod pipeline;
 mod protocol;
+mod scale_out;
 mod surface;
 mod tokens;

@@ -18,7 +18,7 @@ pub use doors::DoorsConfig;
 pub use env::{ConfigError, Env};
 pub use exchange::{ExchangeConfig, RateLimits};
 pub use notify::{NotifyConfig, SmtpConfig, SmtpTls, TWILIO_API_BASE, TwilioConfig};
-pub use queue::QueueConfig;
+pub use queue::{QueueConfig, QueueType};
 
 /// Which defaults apply when a value is not set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

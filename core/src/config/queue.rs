@@ -13,6 +13,25 @@ pub struct QueueConfig {
     /// Delay before each retry of a failed job; a job is tried once more than
     /// there are delays, then dead-lettered.
     pub retry_delays: Vec<Duration>,
+    /// RabbitMQ's queue type for every queue (`AMQP_QUEUE_TYPE`).
+    pub queue_type: QueueType,
+}
+
+/// `quorum` (the default: replicated, survives the loss of a broker node in
+/// a cluster, never loses a confirmed message) or `classic` (one node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    Quorum,
+    Classic,
+}
+
+impl QueueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quorum => "quorum",
+            Self::Classic => "classic",
+        }
+    }
 }
 
 pub const DEFAULT_RETRY_DELAYS_MS: &str = "1000,5000,30000,120000";
@@ -62,10 +81,21 @@ impl QueueConfig {
                     format!("expected positive milliseconds separated by commas, got {raw:?}"),
                 )
             })?;
+        let queue_type = match env.get("AMQP_QUEUE_TYPE")?.as_deref() {
+            None | Some("quorum") => QueueType::Quorum,
+            Some("classic") => QueueType::Classic,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "AMQP_QUEUE_TYPE",
+                    "expected quorum or classic",
+                ));
+            }
+        };
         Ok(Self {
             amqp_url,
             prefix,
             retry_delays,
+            queue_type,
         })
     }
 

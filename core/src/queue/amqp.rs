@@ -19,6 +19,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 
 use super::{Delivery, Settle};
+use crate::config::QueueType;
 use crate::jobs::{Envelope, JobKind};
 
 #[derive(Clone)]
@@ -30,6 +31,7 @@ struct Inner {
     url: String,
     prefix: String,
     retry_delays: Vec<Duration>,
+    queue_type: QueueType,
     /// The publishing session, opened on first use and again after a failure.
     publisher: Mutex<Option<Session>>,
 }
@@ -41,12 +43,13 @@ struct Session {
 }
 
 impl AmqpQueue {
-    pub fn new(url: &str, prefix: &str, retry_delays: &[Duration]) -> Self {
+    pub fn new(url: &str, prefix: &str, retry_delays: &[Duration], queue_type: QueueType) -> Self {
         Self {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
                 prefix: prefix.to_owned(),
                 retry_delays: retry_delays.to_vec(),
+                queue_type,
                 publisher: Mutex::new(None),
             }),
         }
@@ -83,14 +86,21 @@ impl AmqpQueue {
     async fn declare(&self, channel: &Channel, kind: JobKind) -> anyhow::Result<()> {
         let (main, dead) = self.queue_names(kind);
         let durable = QueueDeclareOptions::durable();
-        channel
-            .queue_declare(main.clone().into(), durable, FieldTable::default())
-            .await?;
-        channel
-            .queue_declare(dead.into(), durable, FieldTable::default())
-            .await?;
-        for delay in &self.inner.retry_delays {
+        let typed = || {
             let mut args = FieldTable::default();
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(self.inner.queue_type.as_str().into()),
+            );
+            args
+        };
+        channel
+            .queue_declare(main.clone().into(), durable, typed())
+            .await
+            .with_context(|| format!("cannot declare queue {main} (a queue of another type may exist under that name)"))?;
+        channel.queue_declare(dead.into(), durable, typed()).await?;
+        for delay in &self.inner.retry_delays {
+            let mut args = typed();
             args.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(delay.as_millis() as i64),

@@ -23,7 +23,12 @@ impl JobQueue {
     /// RabbitMQ when the configuration names it, else an in-process queue.
     pub fn from_config(config: &QueueConfig) -> Self {
         match &config.amqp_url {
-            Some(url) => Self::Amqp(AmqpQueue::new(url, &config.prefix, &config.retry_delays)),
+            Some(url) => Self::Amqp(AmqpQueue::new(
+                url,
+                &config.prefix,
+                &config.retry_delays,
+                config.queue_type,
+            )),
             None => Self::Memory(MemoryQueue::new()),
         }
     }

@@ -1,0 +1,230 @@
+//! More than one of each process on one PostgreSQL, RabbitMQ and Mosquitto:
+//! two apis (each with its outbox relay) and two sets of workers share the
+//! work; one of each is killed mid-run and the batch still completes, with no
+//! job done twice, no door opened twice, and limits counted across processes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, WAIT};
+
+const EXCHANGES: usize = 6;
+
+fn require_services() {
+    for name in ["TEST_DATABASE_URL", "TEST_AMQP_URL", "TEST_MQTT_URL"] {
+        assert!(
+            std::env::var(name).is_ok_and(|v| !v.is_empty()),
+            "{name} must name its service for this test"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL, RabbitMQ and Mosquitto: run with TEST_* set and --include-ignored"]
+async fn two_of_each_process_share_the_work_and_survive_losing_one() {
+    require_services();
+    let mut app = TestApp::spawn_with(&[("OTP_RATE_PER_CONTACT", "3")]).await;
+    let other = app.another_stack("b").await;
+    let b = format!("http://{}", other.addr);
+    let a = app.base.clone();
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+
+    let mut lockers = Vec::new();
+    for i in 0..EXCHANGES {
+        let (status, locker) = app
+            .post(
+                "/Admin/",
+                Some(&admin),
+                json!({"location": format!("Hall {i}"), "agent_id": "scale-site"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{locker}");
+        lockers.push(locker["id"].as_i64().unwrap());
+    }
+    let agent = app
+        .agent("scale-site", &lockers, Some(Duration::from_millis(150)))
+        .await;
+    let receiver = |i: usize| format!("r{i}@example.com");
+
+    // Drops through both apis, then one api and one set of workers die at once.
+    let mut items = Vec::new();
+    for (i, locker) in lockers.iter().enumerate() {
+        let base = if i % 2 == 0 { &a } else { &b };
+        let body = json!({"locker_id": locker, "name": format!("Parcel {i}"), "receiver_email": receiver(i)});
+        let (status, item) = app
+            .request_to(base, Method::POST, "/Items/", Some(&sender), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{item}");
+        items.push(item["id"].as_i64().unwrap());
+    }
+    app.kill().await;
+
+    // The survivor relays what the dead api wrote, and does all the rest.
+    for i in 0..EXCHANGES {
+        app.smtp.wait_for(&receiver(i), 1, WAIT).await;
+    }
+    for (i, locker) in lockers.iter().enumerate() {
+        let path = format!("/Items/lockers/{locker}/request-otp");
+        let (status, _) = app
+            .request_to(
+                &b,
+                Method::POST,
+                &path,
+                None,
+                Some(json!({"contact": receiver(i)})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let code = app.email_code(&receiver(i), 1).await;
+        let path = format!("/Items/lockers/{locker}/collect");
+        let (status, body) = app
+            .request_to(&b, Method::POST, &path, None, Some(json!({"otp": code})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    app.smtp
+        .wait_matching("sender@example.com", EXCHANGES, WAIT, |m| {
+            m.header("Subject").is_some_and(|s| s.contains("collected"))
+        })
+        .await;
+
+    // The dead one comes back; whatever it held is done by now or by it.
+    app.restart().await;
+    app.drain_with(&[&other]).await;
+    let item_status = |id: i64| {
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM items WHERE id = $1")
+                .bind(id)
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap()
+        }
+    };
+    for id in &items {
+        assert_eq!(item_status(*id).await, "COLLECTED");
+    }
+    // Every job ran to completion once; nothing was given up on.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox").await,
+        app.count("SELECT COUNT(*) FROM job_runs WHERE done_at IS NOT NULL")
+            .await
+    );
+    for kind in locker_core::jobs::JobKind::ALL {
+        assert!(
+            app.queue.dead_letters(kind).await.unwrap().is_empty(),
+            "{kind:?}"
+        );
+    }
+    // One email of each kind per person, one opening per unlock.
+    for i in 0..EXCHANGES {
+        assert_eq!(app.smtp.mails_to(&receiver(i)).len(), 2, "{}", receiver(i));
+    }
+    assert_eq!(app.smtp.mails_to("sender@example.com").len(), EXCHANGES);
+    let openings: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.id, COUNT(e.id) FROM commands c \
+         LEFT JOIN door_events e ON e.command_id = c.id AND e.kind = 'door_opened' GROUP BY c.id",
+    )
+    .fetch_all(app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(openings.len(), 2 * EXCHANGES);
+    assert!(openings.iter().all(|(_, n)| *n == 1), "{openings:?}");
+    let opened: HashMap<i64, u32> = lockers
+        .iter()
+        .map(|l| (*l, agent.doors.openings(*l)))
+        .collect();
+    assert!(opened.values().all(|n| *n == 2), "{opened:?}");
+    agent.stop().await;
+    other.shutdown().await;
+}
+
+/// A request budget and a code's tries are counted in the database, so
+/// spreading requests over two apis buys nothing.
+#[tokio::test]
+#[ignore = "needs PostgreSQL, RabbitMQ and Mosquitto: run with TEST_* set and --include-ignored"]
+async fn limits_hold_across_api_processes() {
+    require_services();
+    let app = TestApp::spawn_with(&[("OTP_RATE_PER_CONTACT", "3")]).await;
+    let other = app.another_stack("b").await;
+    let bases = [app.base.clone(), format!("http://{}", other.addr)];
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let place = app.locker(&admin, "Library").await;
+    app.drop_item(
+        &sender,
+        &place["id"],
+        json!({"receiver_email": "r@example.com"}),
+    )
+    .await;
+    let request_otp = format!("/Items/lockers/{}/request-otp", place["id"]);
+    let collect = format!("/Items/lockers/{}/collect", place["id"]);
+
+    let mut answers = Vec::new();
+    for i in 0..4 {
+        let (status, _) = app
+            .request_to(
+                &bases[i % 2],
+                Method::POST,
+                &request_otp,
+                None,
+                Some(json!({"contact": "r@example.com"})),
+            )
+            .await;
+        answers.push(status);
+    }
+    assert_eq!(
+        answers,
+        [
+            StatusCode::ACCEPTED,
+            StatusCode::ACCEPTED,
+            StatusCode::ACCEPTED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Three requests, three code jobs: the newest one's code stands (an
+    // older job that runs later issues nothing).
+    let newest: i64 = sqlx::query_scalar("SELECT MAX(id) FROM outbox WHERE kind = 'otp'")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    let named = format!("<job-{newest}@");
+    let mails = app
+        .smtp
+        .wait_matching("r@example.com", 1, WAIT, |m| {
+            m.header("Message-ID")
+                .is_some_and(|id| id.starts_with(&named))
+        })
+        .await;
+    let code = locker_testkit::digits(&mails[0].body(), 6).expect("a code");
+    app.drain_with(&[&other]).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for i in 0..5 {
+        let (status, body): (StatusCode, Value) = app
+            .request_to(
+                &bases[i % 2],
+                Method::POST,
+                &collect,
+                None,
+                Some(json!({"otp": wrong})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    // Five wrong tries over two apis spent the code.
+    let (status, _) = app
+        .request_to(
+            &bases[1],
+            Method::POST,
+            &collect,
+            None,
+            Some(json!({"otp": code})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    other.shutdown().await;
+}
