@@ -28,8 +28,9 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
-    /// Create an admin account, or promote an existing one. The password comes
-    /// from ADMIN_PASSWORD or a prompt, never from the command line.
+    /// Create an admin account, or take over a user account with that email
+    /// (its password replaced, its sessions ended). The password comes from
+    /// ADMIN_PASSWORD or a prompt, never from the command line.
     CreateAdmin {
         #[arg(long)]
         email: String,

@@ -191,30 +191,69 @@ async fn only_admins_list_users() {
 }
 
 #[tokio::test]
-async fn admin_seed_promotes_an_existing_account_and_keeps_its_password() {
+async fn an_account_a_stranger_signed_up_never_becomes_admin_with_their_password() {
     let app = TestApp::spawn().await;
-    let token = app.user_token("boss@example.com").await;
-    assert_eq!(
-        app.get("/Auth/", Some(&token)).await.0,
-        StatusCode::FORBIDDEN
-    );
-
-    let seed = AdminSeed {
+    // A stranger signs up first with the email the operator will name.
+    let squatter = app.user_token("boss@example.com").await;
+    let without = AdminSeed {
         email: "Boss@Example.com".into(),
         password: None,
+    };
+    let error = ensure_admin(&app.state.db, &app.state.hasher, &without, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("is an existing user account"),
+        "{error}"
+    );
+    assert_eq!(
+        app.get("/Auth/", Some(&squatter)).await.0,
+        StatusCode::FORBIDDEN,
+        "not promoted"
+    );
+
+    // With the operator's password, the account is taken over.
+    let seed = AdminSeed {
+        email: "Boss@Example.com".into(),
+        password: Some("operator-password-1".to_owned().into()),
     };
     ensure_admin(&app.state.db, &app.state.hasher, &seed, 0)
         .await
         .unwrap();
-    ensure_admin(&app.state.db, &app.state.hasher, &seed, 0)
+    assert_eq!(
+        app.get("/Auth/me", Some(&squatter)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the stranger's login is over"
+    );
+    let (status, _) = app
+        .post(
+            "/Auth/login",
+            None,
+            json!({"email": "boss@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the stranger's password is gone"
+    );
+    let admin = access(&app.login("boss@example.com", "operator-password-1").await);
+    assert_eq!(app.get("/Auth/", Some(&admin)).await.0, StatusCode::OK);
+
+    // A restart naming it again changes nothing.
+    let again = AdminSeed {
+        email: "boss@example.com".into(),
+        password: Some("another-password-2".to_owned().into()),
+    };
+    ensure_admin(&app.state.db, &app.state.hasher, &again, 0)
         .await
         .unwrap();
-
-    // The role applies to the token already held, and the password is unchanged.
-    assert_eq!(app.get("/Auth/", Some(&token)).await.0, StatusCode::OK);
-    let fresh = access(&app.login("boss@example.com", PASSWORD).await);
-    let (_, me) = app.get("/Auth/me", Some(&fresh)).await;
-    assert_eq!(me["role"], "admin");
+    app.login("boss@example.com", "operator-password-1").await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'admin.taken_over'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]

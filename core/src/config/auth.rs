@@ -89,7 +89,7 @@ fn minutes(env: &Env, name: &'static str, default: &str) -> Result<Duration, Con
     Ok(Duration::from_secs(n * 60))
 }
 
-/// The first administrator, created or promoted at start from `ADMIN_EMAIL`
+/// The first administrator, created (or a user account taken over) at start from `ADMIN_EMAIL`
 /// and `ADMIN_PASSWORD`.
 #[derive(Debug, Clone)]
 pub struct AdminSeed {

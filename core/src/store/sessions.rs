@@ -95,6 +95,24 @@ pub async fn revoke<'e>(
     Ok(done.rows_affected() > 0)
 }
 
+/// Ends every live session of a user; returns how many.
+pub async fn revoke_all_of<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    user_id: i64,
+    now: Millis,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(reason.to_owned())
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The user behind a live session, as it is now (role changes apply at once).
 pub async fn active_user<'e>(
     executor: impl Executor<'e, Database = Any>,

@@ -76,36 +76,61 @@ pub async fn list<'e>(
     .collect()
 }
 
-/// Makes an existing account an admin; false when there is no such account.
-pub async fn promote<'e>(
+/// The id and role of the account with this email.
+pub async fn role_of<'e>(
     executor: impl Executor<'e, Database = Any>,
     email: &Email,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+) -> Result<Option<(i64, Role)>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, role FROM users WHERE email = $1")
         .bind(email.as_ref().to_owned())
-        .execute(executor)
+        .fetch_optional(executor)
         .await?;
+    row.map(|r| {
+        let role: String = r.try_get("role")?;
+        Ok((
+            r.try_get("id")?,
+            Role::parse(&role).ok_or_else(|| decode_error("role", &role))?,
+        ))
+    })
+    .transpose()
+}
+
+/// Makes a user account an admin with a new password; false when it is no
+/// longer a user account.
+pub async fn make_admin<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    id: i64,
+    password_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE users SET role = $3, password_hash = $2 WHERE id = $1 AND role = $4")
+            .bind(id)
+            .bind(password_hash.to_owned())
+            .bind(Role::Admin.as_str())
+            .bind(Role::User.as_str())
+            .execute(executor)
+            .await?;
     Ok(done.rows_affected() > 0)
 }
 
-/// Creates an admin, or promotes the account if one appeared meanwhile.
+/// Creates an admin; false when the email was taken meanwhile.
 pub async fn insert_admin<'e>(
     executor: impl Executor<'e, Database = Any>,
     name: &str,
     email: &Email,
     password_hash: &str,
     now: Millis,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "INSERT INTO users (name, email, password_hash, role, created_at) \
-         VALUES ($1, $2, $3, 'admin', $4) \
-         ON CONFLICT (email) DO UPDATE SET role = 'admin'",
+         VALUES ($1, $2, $3, $5, $4) ON CONFLICT (email) DO NOTHING",
     )
     .bind(name.to_owned())
     .bind(email.as_ref().to_owned())
     .bind(password_hash.to_owned())
     .bind(now)
+    .bind(Role::Admin.as_str())
     .execute(executor)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
