@@ -9,6 +9,7 @@ pub mod extract;
 pub mod limits;
 pub mod routes;
 pub mod state;
+pub mod text;
 pub mod trace;
 
 pub use app::Application;

@@ -8,6 +8,7 @@ mod doc_agent;
 mod doors;
 mod exchange;
 mod helpers;
+mod hostile;
 mod lockers;
 mod outage;
 mod pipeline;

@@ -34,8 +34,8 @@ pub struct CreateLocker {
     #[validate(custom(function = "valid_location"))]
     #[schema(example = "Mall Entrance")]
     pub location: String,
-    #[validate(length(max = 100, message = "name must be at most 100 characters long"))]
-    #[schema(example = "A1")]
+    #[validate(custom(function = "valid_name"))]
+    #[schema(example = "A1", max_length = 100)]
     pub name: Option<String>,
     /// Defaults to `MEDIUM`.
     pub size: Option<LockerSize>,
@@ -51,8 +51,8 @@ pub struct UpdateLocker {
     #[validate(custom(function = "valid_location"))]
     pub location: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[validate(length(max = 100, message = "name must be at most 100 characters long"))]
-    #[schema(value_type = Option<String>)]
+    #[validate(custom(function = "valid_name"))]
+    #[schema(value_type = Option<String>, max_length = 100)]
     pub name: Option<Option<String>>,
     pub size: Option<LockerSize>,
     #[serde(default, deserialize_with = "present")]
@@ -72,13 +72,11 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 fn valid_location(location: &str) -> Result<(), ValidationError> {
-    let len = location.trim().chars().count();
-    if (1..=200).contains(&len) {
-        Ok(())
-    } else {
-        Err(ValidationError::new("length")
-            .with_message("location must be 1 to 200 characters long".into()))
-    }
+    crate::text::line("location", location, 1, 200)
+}
+
+fn valid_name(name: &str) -> Result<(), ValidationError> {
+    crate::text::line("name", name, 0, 100)
 }
 
 fn valid_agent(agent_id: &str) -> Result<(), ValidationError> {

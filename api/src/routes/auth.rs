@@ -49,13 +49,7 @@ pub struct SignupRequest {
 }
 
 fn valid_name(name: &str) -> Result<(), ValidationError> {
-    let len = name.trim().chars().count();
-    if (1..=100).contains(&len) {
-        Ok(())
-    } else {
-        Err(ValidationError::new("length")
-            .with_message("name must be 1 to 100 characters long".into()))
-    }
+    crate::text::line("name", name, 1, 100)
 }
 
 fn valid_email(email: &str) -> Result<(), ValidationError> {

@@ -40,7 +40,9 @@ pub struct CreateItem {
     #[validate(custom(function = "valid_item_name"))]
     #[schema(example = "Blue umbrella")]
     pub name: String,
-    #[validate(length(max = 500, message = "description must be at most 500 characters long"))]
+    /// At most 500 characters, on one line.
+    #[validate(custom(function = "valid_description"))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// International form, e.g. +14155552671; stored as E.164.
     #[schema(example = "+14155552671")]
@@ -50,12 +52,11 @@ pub struct CreateItem {
 }
 
 fn valid_item_name(name: &str) -> Result<(), ValidationError> {
-    if (1..=100).contains(&name.trim().chars().count()) {
-        Ok(())
-    } else {
-        Err(ValidationError::new("length")
-            .with_message("name must be 1 to 100 characters long".into()))
-    }
+    crate::text::line("name", name, 1, 100)
+}
+
+fn valid_description(description: &str) -> Result<(), ValidationError> {
+    crate::text::line("description", description, 0, 500)
 }
 
 /// The receiver's contacts, normalised; at least one.

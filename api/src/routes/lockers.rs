@@ -45,11 +45,8 @@ async fn list_lockers(
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 pub struct PlaceQuery {
     /// The place's name; case and extra spaces do not matter.
-    #[validate(length(
-        min = 1,
-        max = 200,
-        message = "location must be 1 to 200 characters long"
-    ))]
+    #[validate(custom(function = "valid_place"))]
+    #[param(min_length = 1, max_length = 200)]
     pub location: String,
     /// Only lockers in this status, e.g. `AVAILABLE`.
     pub status: Option<LockerStatus>,
@@ -61,6 +58,10 @@ pub struct PlaceQuery {
     #[validate(range(min = 0, message = "offset must not be negative"))]
     #[serde(default)]
     pub offset: i64,
+}
+
+fn valid_place(location: &str) -> Result<(), validator::ValidationError> {
+    crate::text::line("location", location, 1, 200)
 }
 
 /// Lockers at a named place, e.g. `?location=Mall Entrance`.

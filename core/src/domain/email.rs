@@ -13,8 +13,18 @@ impl Email {
         if normalised.is_empty() {
             return Err("email is required");
         }
-        if normalised.len() > MAX_LEN || !normalised.validate_email() {
+        if normalised.len() > MAX_LEN
+            || normalised.chars().any(char::is_control)
+            || !normalised.validate_email()
+        {
             return Err("not a valid email address");
+        }
+        // Mail reaches a named domain: `a@localhost` or `a@intranet` does not.
+        let domain = normalised.rsplit_once('@').map_or("", |(_, d)| d);
+        if !domain.contains('.') || domain.ends_with('.') || domain.starts_with('.') {
+            return Err(
+                "not a valid email address: the domain must be a full name, like example.com",
+            );
         }
         Ok(Self(normalised))
     }
@@ -46,7 +56,17 @@ mod tests {
             Email::parse("  John@Example.COM ").unwrap().as_ref(),
             "john@example.com"
         );
-        for bad in ["", "john", "john@", "@example.com", "jo hn@example.com"] {
+        for bad in [
+            "",
+            "john",
+            "john@",
+            "@example.com",
+            "jo hn@example.com",
+            "a@localhost",
+            "a@example.",
+            "a\0b@example.com",
+            "a@exam\nple.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
         let long = format!("{}@example.com", "a".repeat(250));
