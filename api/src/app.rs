@@ -71,10 +71,13 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        let housekeeping = tokio::spawn(crate::limits::housekeeping(self.state.clone()));
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("HTTP server failed")?;
+            .context("HTTP server failed");
+        housekeeping.abort();
+        served?;
         self.state.db.close().await;
         Ok(())
     }

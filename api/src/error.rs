@@ -105,10 +105,6 @@ impl From<exchange::Error> for ApiError {
             ),
             E::NoDoor => Self::Conflict("Locker has no agent to drive its door".into()),
             E::InvalidCode => Self::BadRequest("Invalid or expired code".into()),
-            E::CoolingDown { until, now } => Self::TooManyRequests {
-                detail: "Too many wrong codes; request a new code later",
-                retry_after_secs: ((until - now) / 1000).max(1) as u64,
-            },
             E::Database(error) => error.into(),
             // The client tries again; the transition's conditions make that safe.
             E::Commit(error) => {

@@ -2,6 +2,7 @@
 //! and bounded so a burst cannot take all memory (each hash holds 19 MiB).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
@@ -23,6 +24,8 @@ pub struct Hasher {
     /// Verified against when there is nothing to verify against (an unknown
     /// account), so that costs the same time as a wrong secret.
     dummy_hash: Arc<str>,
+    /// Verifications done, real or against the dummy: each costs the same.
+    verifications: Arc<AtomicU64>,
 }
 
 impl Hasher {
@@ -32,6 +35,7 @@ impl Hasher {
         Ok(Self {
             permits: Arc::new(Semaphore::new(parallel * 2)),
             dummy_hash: dummy_hash.into(),
+            verifications: Arc::default(),
         })
     }
 
@@ -47,6 +51,7 @@ impl Hasher {
         secret: SecretString,
         stored: Option<String>,
     ) -> anyhow::Result<bool> {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
@@ -61,6 +66,11 @@ impl Hasher {
             })
             .await??;
         Ok(known && matches)
+    }
+
+    /// How many verifications this hasher has run.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     async fn blocking<T: Send + 'static>(

@@ -136,3 +136,93 @@ async fn control_characters_are_refused_in_every_text_field() {
         .await,
     );
 }
+
+/// Strangers asking for codes with random numbers at a locker spend their
+/// own budgets, not the receiver's.
+#[tokio::test]
+async fn strangers_cannot_lock_the_receiver_out() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let place = app.locker(&admin, "Library").await;
+    app.drop_item(
+        &sender,
+        &place["id"],
+        json!({"receiver_phone": "+14155552671"}),
+    )
+    .await;
+    for i in 0..12 {
+        let (status, _) = app
+            .request_otp(&place["id"], &format!("+1415555{:04}", 3000 + i))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let (status, _) = app.request_otp(&place["id"], "+14155552671").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let code = app.sms_code("+14155552671", 1).await;
+    assert_eq!(app.collect(&place["id"], &code).await.0, StatusCode::OK);
+}
+
+/// Whether a contact is the receiver of a locker's item shows nowhere: the
+/// same answers to the same requests, and the same work (one Argon2 check
+/// per wrong code, code or no code).
+#[tokio::test]
+async fn nobody_learns_who_the_receiver_is() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let mut seen = Vec::new();
+    for contact in ["real@example.com", "guess@example.com"] {
+        let place = app.locker(&admin, "Library").await;
+        app.drop_item(
+            &sender,
+            &place["id"],
+            json!({"receiver_email": "real@example.com"}),
+        )
+        .await;
+        let mut answers = Vec::new();
+        let mut work = Vec::new();
+        for _ in 0..2 {
+            answers.push(app.request_otp(&place["id"], contact).await.0);
+            app.drain().await;
+            for _ in 0..5 {
+                let before = app.state.hasher.verifications();
+                answers.push(app.collect(&place["id"], "000000").await.0);
+                work.push(app.state.hasher.verifications() - before);
+            }
+        }
+        answers.push(app.request_otp(&place["id"], contact).await.0);
+        seen.push((answers, work));
+    }
+    assert_eq!(seen[0], seen[1], "receiver vs stranger");
+    let (answers, work) = &seen[0];
+    assert_eq!(answers.last(), Some(&StatusCode::ACCEPTED));
+    assert_eq!(answers[answers.len() - 2], StatusCode::TOO_MANY_REQUESTS);
+    assert!(work.iter().all(|n| *n == 1), "{work:?}");
+}
+
+/// Counters of ended windows are forgotten: refused and random requests do
+/// not grow the table for ever.
+#[tokio::test]
+async fn spent_rate_limit_counters_are_forgotten() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let place = app.locker(&admin, "Library").await;
+    for i in 0..5 {
+        app.request_otp(&place["id"], &format!("stranger{i}@example.com"))
+            .await;
+    }
+    let counters = app.count("SELECT COUNT(*) FROM rate_limits").await;
+    assert!(counters >= 6, "{counters}");
+    assert_eq!(
+        locker_api::limits::forget_spent(&app.state).await.unwrap(),
+        0
+    );
+    // Past the longest window (the 15-minute cool-down), all are spent.
+    app.advance(std::time::Duration::from_secs(31 * 60));
+    app.request_otp(&place["id"], "fresh@example.com").await;
+    // (The client's counter was counted again in the new window: it stays.)
+    let forgotten = locker_api::limits::forget_spent(&app.state).await.unwrap();
+    assert_eq!(forgotten as i64, counters - 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM rate_limits").await, 2);
+}

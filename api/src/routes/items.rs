@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use locker_core::domain::{Contact, Email, Item, Phone, Role};
-use locker_core::exchange::Parcel;
+use locker_core::exchange::{self, Parcel};
 use locker_core::store::items;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -217,13 +217,10 @@ async fn request_otp(
     let rules = state.exchange.rules();
     let contact = Contact::parse(&body.contact, rules.phone_region.as_deref())
         .map_err(|msg| ApiError::invalid(&["body", "contact"], msg))?;
+    // Only what the caller sends counts against the caller: whether or not
+    // the contact is the receiver's, the same budgets, so the answers tell
+    // nothing, and a stranger cannot spend the receiver's budget.
     let limits = &rules.limits;
-    limits::check(
-        &state,
-        &format!("otp:locker:{locker_id}"),
-        limits.per_locker,
-    )
-    .await?;
     limits::check(
         &state,
         &format!("otp:client:{}", client.ip()),
@@ -232,7 +229,7 @@ async fn request_otp(
     .await?;
     limits::check(
         &state,
-        &format!("otp:contact:{}", contact.as_str()),
+        &format!("otp:contact:{}:client:{}", contact.as_str(), client.ip()),
         limits.per_contact,
     )
     .await?;
@@ -292,16 +289,31 @@ async fn collect(
     Path(locker_id): Path<i64>,
     ValidJson(body): ValidJson<CollectRequest>,
 ) -> Result<Json<Collected>> {
+    let rules = state.exchange.rules();
     limits::check(
         &state,
         &format!("collect:client:{}", client.ip()),
-        state.exchange.rules().limits.collects_per_client,
+        rules.limits.collects_per_client,
     )
     .await?;
-    let collected = state
-        .exchange
-        .collect(locker_id, body.otp, &trace_id)
-        .await?;
+    // Wrong codes are counted per locker and client, whether or not the
+    // locker holds a code: the same for a receiver as for a stranger.
+    let wrong = format!("collect:wrong:{locker_id}:client:{}", client.ip());
+    let wrong = limits::Budget {
+        key: &wrong,
+        limit: rules.otp_failure_cap,
+        window: rules.otp_cooldown,
+        detail: "Too many wrong codes; request a new code later",
+    };
+    wrong.ensure_left(&state).await?;
+    let collected = match state.exchange.collect(locker_id, body.otp, &trace_id).await {
+        Err(exchange::Error::InvalidCode) => {
+            wrong.spend(&state).await?;
+            wrong.ensure_left(&state).await?;
+            return Err(exchange::Error::InvalidCode.into());
+        }
+        other => other?,
+    };
     Ok(Json(Collected {
         detail: if collected.door_opening {
             "Code accepted; the locker is opening."

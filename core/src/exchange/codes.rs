@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::domain::{Contact, Item, ItemMove, ItemStatus};
 use crate::jobs::{Job, Message, OtpJob, UnlockPurpose};
 use crate::store::items::{self, ITEM_COLUMNS, from_row};
-use crate::store::{audit, codes, doors, outbox};
+use crate::store::{audit, codes, doors, outbox, rate_limits};
 
 /// A collect that worked.
 #[derive(Debug)]
@@ -26,6 +26,10 @@ impl Exchange {
     /// Queues a new code for the receiver when `contact` is the receiver of
     /// the item stored in the locker; otherwise does nothing, and says
     /// nothing different.
+    ///
+    /// Nothing is issued (and nothing said) while the item cools down after
+    /// too many wrong codes, nor beyond `OTP_RATE_PER_LOCKER` codes for a
+    /// locker in a window: each code costs a message.
     pub async fn request_code(
         &self,
         locker_id: i64,
@@ -33,15 +37,27 @@ impl Exchange {
         trace_id: &str,
     ) -> Result<()> {
         let pool = self.db.pool();
+        let now = self.now();
         let Some(item_id) = items::stored_for_receiver(pool, locker_id, contact.as_str()).await?
         else {
             return Ok(());
         };
+        if codes::locked_until(pool, locker_id, now).await?.is_some() {
+            tracing::info!(item_id, "cooling down; no code issued");
+            return Ok(());
+        }
+        let window = self.rules.limits.window.as_millis() as Millis;
+        let key = format!("otp:issued:locker:{locker_id}");
+        let issued = rate_limits::hit(pool, &key, now - now.rem_euclid(window)).await?;
+        if issued > self.rules.limits.per_locker {
+            tracing::warn!(item_id, "code budget of the locker spent; no code issued");
+            return Ok(());
+        }
         let job = Job::Otp(OtpJob {
             item_id,
             contact: contact.as_str().to_owned(),
         });
-        outbox::enqueue(pool, &job, trace_id, self.now()).await?;
+        outbox::enqueue(pool, &job, trace_id, now).await?;
         self.relay.wake();
         Ok(())
     }
@@ -54,16 +70,16 @@ impl Exchange {
         let Some((item_id, hash)) =
             codes::take_attempt(pool, locker_id, rules.otp_max_attempts, now).await?
         else {
-            return Err(match codes::locked_until(pool, locker_id, now).await? {
-                Some(until) => Error::CoolingDown { until, now },
-                None => Error::InvalidCode,
-            });
+            // No usable code (none, spent, expired, the item cooling down):
+            // the same work and the same answer as a wrong one, so nobody
+            // learns whether a code was issued, nor to whom.
+            self.hasher.verify(code.into(), None).await?;
+            return Err(Error::InvalidCode);
         };
         if !self.hasher.verify(code.into(), Some(hash.clone())).await? {
             let until = now + rules.otp_cooldown.as_millis() as Millis;
             if codes::record_wrong(pool, item_id, rules.otp_failure_cap, until).await? {
                 tracing::warn!(item_id, "too many wrong codes; item cooling down");
-                return Err(Error::CoolingDown { until, now });
             }
             return Err(Error::InvalidCode);
         }

@@ -62,9 +62,6 @@ pub enum Error {
     /// No usable code, or not this one. Never says which.
     #[error("invalid or expired code")]
     InvalidCode,
-    /// Too many wrong codes on the item: no code is taken before `until`.
-    #[error("too many wrong codes")]
-    CoolingDown { until: Millis, now: Millis },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// The connection failed while committing: the change may or may not

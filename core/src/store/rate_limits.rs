@@ -24,3 +24,31 @@ pub async fn hit<'e>(
     .fetch_one(executor)
     .await
 }
+
+/// The hits on `key` in the window starting at `window_start`, without
+/// counting one.
+pub async fn hits<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    key: &str,
+    window_start: Millis,
+) -> Result<i64, sqlx::Error> {
+    let hits: Option<i64> =
+        sqlx::query_scalar("SELECT hits FROM rate_limits WHERE key = $1 AND window_start = $2")
+            .bind(key.to_owned())
+            .bind(window_start)
+            .fetch_optional(executor)
+            .await?;
+    Ok(hits.unwrap_or(0))
+}
+
+/// Forgets counters whose window started before `before`; returns how many.
+pub async fn forget_before<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    before: Millis,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
+        .bind(before)
+        .execute(executor)
+        .await?;
+    Ok(done.rows_affected())
+}
