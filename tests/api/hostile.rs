@@ -226,3 +226,50 @@ async fn spent_rate_limit_counters_are_forgotten() {
     assert_eq!(forgotten as i64, counters - 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM rate_limits").await, 2);
 }
+
+/// Password guessing meets a limit per account (short, so its owner is not
+/// kept out for long) and per client address; unknown accounts alike.
+#[tokio::test]
+async fn password_guessing_is_limited_without_locking_the_owner_out_for_long() {
+    let app = TestApp::spawn().await;
+    app.user_token("owner@example.com").await;
+    let attempt = |email: &str, password: &str| {
+        app.post(
+            "/Auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+    };
+    for _ in 0..10 {
+        assert_eq!(
+            attempt("owner@example.com", "wrong-password").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, body) = attempt("owner@example.com", crate::helpers::PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    // An unknown account is counted the same way.
+    for _ in 0..10 {
+        assert_eq!(
+            attempt("nobody@example.com", "wrong-password").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attempt("nobody@example.com", "wrong-password").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // From this client address, the twentieth wrong password was the last.
+    assert_eq!(
+        attempt("third@example.com", "wrong-password").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Minutes later the owner logs in.
+    app.advance(std::time::Duration::from_secs(10 * 60));
+    assert_eq!(
+        attempt("owner@example.com", crate::helpers::PASSWORD)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}

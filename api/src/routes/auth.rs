@@ -1,7 +1,10 @@
 //! `/Auth`: accounts and logins.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use locker_core::db::is_unique_violation;
 use locker_core::domain::{Email, Role, User};
@@ -17,6 +20,7 @@ use crate::auth::session::{self, TokenPair};
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorBody, Result, ValidationErrorBody};
 use crate::extract::{Query, ValidJson};
+use crate::limits;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -104,12 +108,37 @@ pub struct LoginRequest {
         (status = 200, description = "Logged in", body = TokenPair),
         (status = 401, description = "Incorrect email or password", body = ErrorBody),
         (status = 422, description = "Malformed body", body = ValidationErrorBody),
+        (status = 429, description = "Too many wrong passwords (see Retry-After)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ValidJson(body): ValidJson<LoginRequest>,
 ) -> Result<Json<TokenPair>> {
+    // Wrong passwords are counted per client address and per account (known
+    // or not, alike). The account's budget refills in minutes, so a stranger
+    // guessing at it cannot keep its owner out for long.
+    let account = body.email.trim().to_lowercase();
+    let per_client = format!("login:fail:client:{}", client.ip());
+    let per_account = format!("login:fail:account:{account}");
+    let budgets = [
+        limits::Budget {
+            key: &per_client,
+            limit: LOGIN_FAILURES_PER_CLIENT,
+            window: Duration::from_secs(10 * 60),
+            detail: "Too many wrong passwords from here; try again later",
+        },
+        limits::Budget {
+            key: &per_account,
+            limit: LOGIN_FAILURES_PER_ACCOUNT,
+            window: Duration::from_secs(5 * 60),
+            detail: "Too many wrong passwords for this account; try again in a few minutes",
+        },
+    ];
+    for budget in &budgets {
+        budget.ensure_left(&state).await?;
+    }
     // An unknown or malformed email does the same hashing work as a wrong password.
     let found = match Email::parse(&body.email) {
         Ok(email) => users::find_with_hash(state.db.pool(), &email).await?,
@@ -119,9 +148,23 @@ async fn login(
     let matches = state.hasher.verify(body.password.into(), hash).await?;
     match user {
         Some(user) if matches => Ok(Json(session::start(&state, user.id).await?)),
-        _ => Err(ApiError::Unauthorized("Incorrect email or password")),
+        _ => {
+            for budget in &budgets {
+                match budget.spend(&state).await {
+                    // This try is answered 401 all the same; the next waits.
+                    Ok(()) | Err(ApiError::TooManyRequests { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Err(ApiError::Unauthorized("Incorrect email or password"))
+        }
     }
 }
+
+/// Wrong passwords allowed from one client address in 10 minutes.
+const LOGIN_FAILURES_PER_CLIENT: i64 = 20;
+/// Wrong passwords allowed on one account in 5 minutes.
+const LOGIN_FAILURES_PER_ACCOUNT: i64 = 10;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RefreshRequest {
