@@ -11,8 +11,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{Request, Response, StatusCode};
+use axum::response::IntoResponse;
 use locker_core::Clock;
-use locker_core::config::ApiConfig;
+use locker_core::config::{ApiConfig, HttpConfig};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -32,6 +33,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    http: HttpConfig,
 }
 
 impl Application {
@@ -48,8 +50,9 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
         Ok(Self {
             listener,
-            router: router(state.clone()),
+            router: router(state.clone(), config.http.request_timeout),
             state,
+            http: config.http.clone(),
         })
     }
 
@@ -68,22 +71,15 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         let housekeeping = tokio::spawn(crate::limits::housekeeping(self.state.clone()));
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server failed");
+        crate::serve::serve(self.listener, self.router, &self.http, shutdown).await;
         housekeeping.abort();
-        served?;
         self.state.db.close().await;
         Ok(())
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(auth::router())
         .merge(lockers::router())
@@ -98,6 +94,9 @@ pub fn router(state: AppState) -> Router {
             ApiError::Status(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into())
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            within(request_timeout, request, next)
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -107,6 +106,25 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(axum::middleware::from_fn(trace::middleware));
     traced.merge(health::router()).with_state(state)
+}
+
+/// A whole request (its body read, its answer ready) within `limit`, or 408.
+async fn within(
+    limit: Duration,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?limit, "request took too long");
+            ApiError::Status(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request took too long".into(),
+            )
+            .into_response()
+        }
+    }
 }
 
 fn request_span(request: &Request<Body>) -> Span {

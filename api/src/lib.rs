@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod text;
 pub mod trace;

@@ -273,3 +273,98 @@ async fn password_guessing_is_limited_without_locking_the_owner_out_for_long() {
         StatusCode::OK
     );
 }
+
+/// Reads until the server closes the connection; true when it did within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Clients that never finish their headers, or hold a connection idle, are
+/// closed; and only so many connections are served at once.
+#[tokio::test]
+async fn slow_and_idle_clients_are_closed_and_connections_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(&[
+        ("HTTP_HEADER_TIMEOUT_SECONDS", "1"),
+        ("HTTP_MAX_CONNECTIONS", "2"),
+    ])
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let generous = std::time::Duration::from_secs(5);
+
+    // Headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A keep-alive connection that goes quiet after one request.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    // Both slots are taken: a third client waits for one to be freed.
+    let third = tokio::spawn({
+        let client = app.client.clone();
+        let url = format!("{}/healthz", app.base);
+        async move { client.get(url).send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "served beyond the connection limit");
+
+    assert!(
+        closed_within(&mut slow, generous).await,
+        "slow headers not cut"
+    );
+    assert!(
+        closed_within(&mut idle, generous).await,
+        "idle connection kept"
+    );
+    let status = tokio::time::timeout(generous, third)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A body that trickles in never finishes: the request is answered 408.
+#[tokio::test]
+async fn a_request_that_takes_too_long_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(&[("HTTP_REQUEST_TIMEOUT_SECONDS", "1")]).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /Auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"detail\""), "{text}");
+}

@@ -7,6 +7,7 @@ mod database;
 mod doors;
 mod env;
 mod exchange;
+mod http;
 mod notify;
 mod queue;
 
@@ -17,6 +18,7 @@ pub use database::{Backend, DatabaseConfig};
 pub use doors::DoorsConfig;
 pub use env::{ConfigError, Env};
 pub use exchange::{ExchangeConfig, RateLimits};
+pub use http::HttpConfig;
 pub use notify::{NotifyConfig, SmtpConfig, SmtpTls, TWILIO_API_BASE, TwilioConfig};
 pub use queue::{QueueConfig, QueueType};
 
@@ -61,6 +63,7 @@ pub struct ApiConfig {
     pub exchange: ExchangeConfig,
     /// The outbox relay in the api process publishes here.
     pub queue: QueueConfig,
+    pub http: HttpConfig,
 }
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8000";
@@ -78,6 +81,7 @@ impl ApiConfig {
             admin: AdminSeed::load(env, profile)?,
             exchange: ExchangeConfig::load(env)?,
             queue: QueueConfig::load(env, profile)?,
+            http: HttpConfig::load(env)?,
         })
     }
 }
