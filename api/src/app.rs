@@ -105,7 +105,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .on_failure(()),
         )
         .layer(axum::middleware::from_fn(trace::middleware));
-    traced.merge(health::router()).with_state(state)
+    traced
+        .merge(health::router())
+        .layer(axum::middleware::from_fn(crate::guard::middleware))
+        .with_state(state)
 }
 
 /// A whole request (its body read, its answer ready) within `limit`, or 408.

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod limits;
 pub mod routes;
 pub mod serve;

@@ -368,3 +368,47 @@ async fn a_request_that_takes_too_long_is_answered_408() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("\"detail\""), "{text}");
 }
+
+/// Headers browsers and caches act on; oversized requests refused as JSON.
+#[tokio::test]
+async fn answers_carry_safe_headers_and_oversized_requests_get_json() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .client
+        .post(format!("{}/Auth/login", app.base))
+        .json(&json!({"email": crate::helpers::ADMIN_EMAIL, "password": crate::helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let headers = resp.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+    let resp = app
+        .client
+        .get(format!("{}/lockers/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+
+    let long = format!(
+        "{}/lockers/by-place?location={}",
+        app.base,
+        "a".repeat(9000)
+    );
+    let resp = app.client.get(long).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::URI_TOO_LONG);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["detail"].is_string(), "{body}");
+
+    let mut request = app.client.get(format!("{}/lockers/", app.base));
+    for i in 0..20 {
+        request = request.header(format!("x-filler-{i}"), "f".repeat(1000));
+    }
+    let resp = request.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["detail"].is_string(), "{body}");
+}

@@ -178,6 +178,18 @@ async fn forged_tokens_are_refused() {
     .unwrap();
     assert_eq!(me(&app, &expired).await, StatusCode::UNAUTHORIZED);
 
+    // Our key and algorithm, issued an hour from now.
+    let mut future = claims.clone();
+    future["iat"] = json!(claims["iat"].as_i64().unwrap() + 3600);
+    future["exp"] = json!(claims["exp"].as_i64().unwrap() + 3600);
+    let from_the_future = encode(
+        &Header::new(Algorithm::HS256),
+        &future,
+        &EncodingKey::from_secret(ACCESS_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(me(&app, &from_the_future).await, StatusCode::UNAUTHORIZED);
+
     // The control: the same route re-signed correctly works, so the refusals above are about the forgery.
     let resigned = encode(
         &Header::new(Algorithm::HS256),
@@ -186,4 +198,35 @@ async fn forged_tokens_are_refused() {
     )
     .unwrap();
     assert_eq!(me(&app, &resigned).await, StatusCode::OK);
+}
+
+/// The authentication scheme is case-insensitive; anything but Bearer is not.
+#[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_case() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("case@example.com").await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let resp = app
+            .client
+            .get(format!("{}/Auth/me", app.base))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{scheme}");
+    }
+    for header in [
+        format!("Basic {token}"),
+        format!("Bearer{token}"),
+        token.clone(),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}/Auth/me", app.base))
+            .header("authorization", header.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header}");
+    }
 }

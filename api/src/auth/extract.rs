@@ -31,10 +31,10 @@ impl FromRequestParts<AppState> for Caller {
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or(ApiError::Unauthorized(NOT_AUTHENTICATED))?;
         let claims = state
             .tokens

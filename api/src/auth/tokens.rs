@@ -47,6 +47,9 @@ pub struct TokenKeys {
     refresh: KeyPair,
 }
 
+/// How far ahead of this instance's clock a token's `iat` may be.
+const IAT_SLACK_MS: Millis = 60_000;
+
 impl TokenKeys {
     pub fn new(config: &AuthConfig) -> Self {
         let algorithm = match config.algorithm {
@@ -114,6 +117,9 @@ impl TokenKeys {
         let claims = decode::<Claims>(token, &self.keys(kind).decoding, &self.validation)
             .ok()?
             .claims;
-        (claims.typ == kind && claims.exp * 1000 > now).then_some(claims)
+        // A token issued in the future was not issued by this clock; a minute
+        // of slack covers instances whose clocks differ a little.
+        let issued_in_time = claims.iat * 1000 <= now + IAT_SLACK_MS;
+        (claims.typ == kind && claims.exp * 1000 > now && issued_in_time).then_some(claims)
     }
 }
