@@ -2,7 +2,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin locker-api --bin locker-workers --bin locker-agent
+RUN cargo build --release --locked -p locker-api -p locker-workers -p locker-agent
 
 FROM debian:bookworm-slim
 RUN apt-get update \
