@@ -86,6 +86,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(items::router())
         .merge(admin::router())
         .split_for_parts();
+    let openapi = docs::with_common_refusals(openapi);
 
     let traced = api
         .merge(docs::router(openapi))

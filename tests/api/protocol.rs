@@ -42,6 +42,38 @@ fn doc_agent(app: &TestApp, id: &str, locker: i64) -> DocAgent {
     )
 }
 
+/// A test app with one locker whose door the agent `agent_id` drives.
+struct Site {
+    app: TestApp,
+    admin: String,
+    sender: String,
+    agent_id: String,
+    locker: i64,
+}
+
+async fn site() -> Site {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
+    let locker = locker_for(&app, &admin, &agent_id).await;
+    Site {
+        app,
+        admin,
+        sender,
+        agent_id,
+        locker,
+    }
+}
+
+/// The agent written from the document, connected.
+async fn online(app: &TestApp, agent_id: &str, locker: i64) -> DocAgent {
+    let mut agent = doc_agent(app, agent_id, locker);
+    agent.start();
+    app.wait_agent_online(agent_id, true).await;
+    agent
+}
+
 async fn item(app: &TestApp, admin: &str, id: &Value) -> Value {
     app.get(&format!("/Items/{id}"), Some(admin)).await.1
 }
@@ -52,14 +84,14 @@ async fn item(app: &TestApp, admin: &str, id: &Value) -> Value {
 /// queued copy. The door opened once, and the drop completes.
 #[tokio::test]
 async fn an_agent_to_the_letter_never_opens_a_door_twice_across_retries_and_restarts() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token().await;
-    let sender = app.user_token("sender@example.com").await;
-    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
-    let locker = locker_for(&app, &admin, &agent_id).await;
-    let mut agent = doc_agent(&app, &agent_id, locker);
-    agent.start();
-    app.wait_agent_online(&agent_id, true).await;
+    let Site {
+        app,
+        admin,
+        sender,
+        agent_id,
+        locker,
+    } = site().await;
+    let mut agent = online(&app, &agent_id, locker).await;
 
     agent.memory.lock().unwrap().crash_after_next_unlock = true;
     let (status, dropped) = app
@@ -124,13 +156,14 @@ async fn an_agent_to_the_letter_never_opens_a_door_twice_across_retries_and_rest
 /// copies `replayed`, and the server takes that as the unlock done.
 #[tokio::test]
 async fn a_copy_answered_replayed_completes_the_unlock() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token().await;
-    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
-    let locker = locker_for(&app, &admin, &agent_id).await;
-    let mut agent = doc_agent(&app, &agent_id, locker);
-    agent.start();
-    app.wait_agent_online(&agent_id, true).await;
+    let Site {
+        app,
+        admin,
+        agent_id,
+        locker,
+        ..
+    } = site().await;
+    let mut agent = online(&app, &agent_id, locker).await;
     agent.memory.lock().unwrap().crash_after_next_unlock = true;
 
     let (status, _) = app
@@ -197,14 +230,14 @@ fn assert_valid(validator: &jsonschema::Validator, message: &Value) {
 /// `command_id`, `null`, no `at`) are taken as they should be.
 #[tokio::test]
 async fn messages_on_the_wire_match_the_published_schemas() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token().await;
-    let sender = app.user_token("sender@example.com").await;
-    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
-    let locker = locker_for(&app, &admin, &agent_id).await;
-    let mut agent = doc_agent(&app, &agent_id, locker);
-    agent.start();
-    app.wait_agent_online(&agent_id, true).await;
+    let Site {
+        app,
+        sender,
+        agent_id,
+        locker,
+        ..
+    } = site().await;
+    let mut agent = online(&app, &agent_id, locker).await;
 
     let (command, ack, event, status) = (
         schema("command"),
@@ -302,11 +335,13 @@ async fn messages_on_the_wire_match_the_published_schemas() {
 /// one stands, and an unlock that ran is not left reported failed.
 #[tokio::test]
 async fn the_best_answer_to_a_command_stands_whatever_the_order() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token().await;
-    let sender = app.user_token("sender@example.com").await;
-    let agent_id = format!("doc-{}", uuid::Uuid::new_v4().simple());
-    let locker = locker_for(&app, &admin, &agent_id).await;
+    let Site {
+        app,
+        admin,
+        sender,
+        agent_id,
+        locker,
+    } = site().await;
     let (client, _acks) = crate::doors::raw_client(&app, &agent_id).await;
     let (_, dropped) = app
         .drop_item(

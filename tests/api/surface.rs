@@ -184,6 +184,24 @@ async fn openapi_documents_every_endpoint_with_its_refusals() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // What the server refuses before any handler runs is documented too.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let mut must = vec!["408", "503"];
+            if op["requestBody"].is_object() {
+                must.extend(["400", "413", "415", "422"]);
+            }
+            for status in must {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+    }
+    for schema in ["ErrorBody", "ValidationErrorBody"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
 
     for (page, marker) in [("/docs", "swagger-ui"), ("/redoc", "redoc")] {
         let resp = app

@@ -42,6 +42,64 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Adds to every operation the refusals the server gives before any handler
+/// runs, so a client generated from the document expects them: 400
+/// (malformed JSON), 413 (body over 64 KiB) and 415 (not JSON) where there
+/// is a body; 422 where a path or query value may not parse; 408 and 503
+/// (the request took too long; the database is out of reach) everywhere.
+pub fn with_common_refusals(mut doc: OpenApiDoc) -> OpenApiDoc {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let refusal = |description: &str, schema: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let mut add = |status: &str, response| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert(response);
+            };
+            if operation.request_body.is_some() {
+                add("400", refusal("Malformed JSON", "ErrorBody"));
+                add("413", refusal("Body over 64 KiB", "ErrorBody"));
+                add("415", refusal("Not JSON", "ErrorBody"));
+            }
+            let takes_values = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            if takes_values || operation.request_body.is_some() {
+                add("422", refusal("Invalid input", "ValidationErrorBody"));
+            }
+            add("408", refusal("The request took too long", "ErrorBody"));
+            add(
+                "503",
+                refusal(
+                    "The database is out of reach (see Retry-After)",
+                    "ErrorBody",
+                ),
+            );
+        }
+    }
+    doc
+}
+
 const SWAGGER_UI: &str = r##"<!doctype html>
 <html lang="en">
 <head>

@@ -8,7 +8,7 @@ use super::{Error, Exchange, Result, statement};
 use crate::domain::{Item, ItemMove};
 use crate::jobs::Message;
 use crate::store::audit;
-use crate::store::items::{ITEM_COLUMNS, from_row};
+use crate::store::items::{ITEM_COLUMNS, from_rows};
 
 /// Jobs written by a sweep carry this as their trace id.
 const TRACE: &str = "sweeper";
@@ -26,10 +26,8 @@ impl Exchange {
         ))
         .bind(now)
         .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect::<Result<_, _>>()?;
+        .await
+        .and_then(|rows| from_rows(&rows))?;
         for item in &cancelled {
             notices::vacate(
                 &mut tx,
@@ -61,10 +59,8 @@ impl Exchange {
         ))
         .bind(now)
         .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect::<Result<_, _>>()?;
+        .await
+        .and_then(|rows| from_rows(&rows))?;
         for item in &expired {
             notices::tell_sender(&mut tx, item, TRACE, now, |item, location| {
                 Message::ItemExpired { item, location }

@@ -44,6 +44,11 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Item, sqlx::Error> {
     })
 }
 
+/// Items from rows of [`ITEM_COLUMNS`].
+pub(crate) fn from_rows(rows: &[AnyRow]) -> Result<Vec<Item>, sqlx::Error> {
+    rows.iter().map(from_row).collect()
+}
+
 /// The item and its sender's id.
 pub async fn get<'e>(
     executor: impl Executor<'e, Database = Any>,
