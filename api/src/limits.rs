@@ -33,7 +33,7 @@ impl Budget<'_> {
     fn window(&self, state: &AppState) -> (i64, u64) {
         let window = self.window.as_millis() as i64;
         let now = state.clock.now_millis();
-        let start = now - now.rem_euclid(window);
+        let start = rate_limits::window_start(now, window);
         (start, ((start + window - now) / 1000) as u64)
     }
 

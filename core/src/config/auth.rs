@@ -35,13 +35,11 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
 }
 
-/// Shorter HMAC keys are guessable offline from one token.
-const MIN_SECRET_BYTES: usize = 32;
-
 impl AuthConfig {
     pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
-        let access_secret = secret(env, profile, "ACCESS_SECRET_KEY")?;
-        let refresh_secret = secret(env, profile, "REFRESH_SECRET_KEY")?;
+        // Development keys live as long as the process: restarting logs everyone out.
+        let access_secret = env.secret("ACCESS_SECRET_KEY", profile, random_key)?;
+        let refresh_secret = env.secret("REFRESH_SECRET_KEY", profile, random_key)?;
         if access_secret.expose_secret() == refresh_secret.expose_secret() {
             return Err(ConfigError::new(
                 "REFRESH_SECRET_KEY",
@@ -55,19 +53,6 @@ impl AuthConfig {
             access_ttl: minutes(env, "ACCESS_TOKEN_EXPIRE_MINUTES", "15")?,
             refresh_ttl: minutes(env, "REFRESH_TOKEN_EXPIRE_MINUTES", "10080")?,
         })
-    }
-}
-
-fn secret(env: &Env, profile: Profile, name: &'static str) -> Result<SecretString, ConfigError> {
-    match (env.get(name)?, profile) {
-        (Some(value), _) if value.len() < MIN_SECRET_BYTES => Err(ConfigError::new(
-            name,
-            format!("must be at least {MIN_SECRET_BYTES} bytes long"),
-        )),
-        (Some(value), _) => Ok(value.into()),
-        // Development keys live as long as the process: restarting logs everyone out.
-        (None, Profile::Development) => Ok(random_key().into()),
-        (None, Profile::Production) => Err(ConfigError::new(name, "is required but not set")),
     }
 }
 

@@ -37,24 +37,9 @@ impl DoorsConfig {
                 return Err(ConfigError::new("MQTT_URL", "is required but not set"));
             }
         };
-        let agent_secret = match (env.get("AGENT_SIGNING_SECRET")?, profile) {
-            (Some(s), _) if s.len() < 32 => {
-                return Err(ConfigError::new(
-                    "AGENT_SIGNING_SECRET",
-                    "must be at least 32 bytes long",
-                ));
-            }
-            (Some(s), _) => SecretString::from(s),
-            (None, Profile::Development) => {
-                SecretString::from("development-agent-signing-secret-not-for-production")
-            }
-            (None, Profile::Production) => {
-                return Err(ConfigError::new(
-                    "AGENT_SIGNING_SECRET",
-                    "is required but not set",
-                ));
-            }
-        };
+        let agent_secret = env.secret("AGENT_SIGNING_SECRET", profile, || {
+            "development-agent-signing-secret-not-for-production".into()
+        })?;
         let topic_root = env
             .get("MQTT_TOPIC_ROOT")?
             .unwrap_or_else(|| "lockerx".into());

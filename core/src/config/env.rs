@@ -61,6 +61,28 @@ impl Env {
             .ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
+    /// A secret of at least 32 bytes (shorter keys are guessable offline).
+    /// Required in production; under `cargo run`, `development` gives one.
+    pub fn secret(
+        &self,
+        name: &'static str,
+        profile: super::Profile,
+        development: impl FnOnce() -> String,
+    ) -> Result<secrecy::SecretString, ConfigError> {
+        const MIN_SECRET_BYTES: usize = 32;
+        match (self.get(name)?, profile) {
+            (Some(value), _) if value.len() < MIN_SECRET_BYTES => Err(ConfigError::new(
+                name,
+                format!("must be at least {MIN_SECRET_BYTES} bytes long"),
+            )),
+            (Some(value), _) => Ok(value.into()),
+            (None, super::Profile::Development) => Ok(development().into()),
+            (None, super::Profile::Production) => {
+                Err(ConfigError::new(name, "is required but not set"))
+            }
+        }
+    }
+
     /// Parses `name`, falling back to `default` when unset; `expected` says
     /// what a valid value looks like.
     pub fn parse_or<T: FromStr>(

@@ -48,21 +48,9 @@ pub const TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 impl NotifyConfig {
     pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
-        let code_secret = match (env.get("OTP_SECRET")?, profile) {
-            (Some(s), _) if s.len() < 32 => {
-                return Err(ConfigError::new(
-                    "OTP_SECRET",
-                    "must be at least 32 bytes long",
-                ));
-            }
-            (Some(s), _) => SecretString::from(s),
-            (None, Profile::Development) => {
-                SecretString::from("development-otp-secret-not-for-production")
-            }
-            (None, Profile::Production) => {
-                return Err(ConfigError::new("OTP_SECRET", "is required but not set"));
-            }
-        };
+        let code_secret = env.secret("OTP_SECRET", profile, || {
+            "development-otp-secret-not-for-production".into()
+        })?;
         Ok(Self {
             smtp: SmtpConfig::load(env)?,
             twilio: TwilioConfig::load(env)?,

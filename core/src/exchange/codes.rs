@@ -48,7 +48,7 @@ impl Exchange {
         }
         let window = self.rules.limits.window.as_millis() as Millis;
         let key = format!("otp:issued:locker:{locker_id}");
-        let issued = rate_limits::hit(pool, &key, now - now.rem_euclid(window)).await?;
+        let issued = rate_limits::hit(pool, &key, rate_limits::window_start(now, window)).await?;
         if issued > self.rules.limits.per_locker {
             tracing::warn!(item_id, "code budget of the locker spent; no code issued");
             return Ok(());

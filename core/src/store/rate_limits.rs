@@ -5,6 +5,11 @@ use sqlx::{Any, Executor};
 
 use crate::clock::Millis;
 
+/// The start of the fixed window of length `window` that `now` falls in.
+pub fn window_start(now: Millis, window: Millis) -> Millis {
+    now - now.rem_euclid(window)
+}
+
 /// Counts one hit on `key` in the window starting at `window_start` and
 /// returns the hits so far in that window (this one included).
 pub async fn hit<'e>(
