@@ -21,7 +21,8 @@ const EMBEDDED_BROKER: &str = "127.0.0.1:1884";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init("info,sqlx=warn,lapin=warn,rumqttd=warn");
+    // rumqttd logs every ended connection, a clean one too, as an error.
+    telemetry::init("info,sqlx=warn,lapin=warn,rumqttd=warn,rumqttd::server::broker=off");
     let env = Env::process();
     let loaded = ApiConfig::load(&env, Profile::Development).and_then(|api| {
         let embedded: SocketAddr = env.parse_or(
@@ -40,14 +41,14 @@ async fn main() -> ExitCode {
     let (config, notify, doors, embedded) = match loaded {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("configuration error: {error}");
+            telemetry::fatal("configuration error", &error);
             return ExitCode::from(2);
         }
     };
     match run(config, notify, doors, embedded, &env).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            telemetry::fatal("stopped", &format!("{error:#}"));
             ExitCode::FAILURE
         }
     }

@@ -11,10 +11,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{Request, Response, StatusCode};
-use axum::response::IntoResponse;
 use locker_core::Clock;
 use locker_core::config::{ApiConfig, HttpConfig};
 use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa::OpenApi;
@@ -86,7 +87,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(items::router())
         .merge(admin::router())
         .split_for_parts();
-    let openapi = docs::with_common_refusals(openapi);
+    let mut openapi = docs::with_common_refusals(openapi);
+    items::require_a_receiver(&mut openapi);
 
     let traced = api
         .merge(docs::router(openapi))
@@ -95,9 +97,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             ApiError::Status(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into())
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            within(request_timeout, request, next)
-        }))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -105,30 +108,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .on_response(log_response)
                 .on_failure(()),
         )
-        .layer(axum::middleware::from_fn(trace::middleware));
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_request(trace::drop_unsafe_id));
     traced
         .merge(health::router())
         .layer(axum::middleware::from_fn(crate::guard::middleware))
         .with_state(state)
-}
-
-/// A whole request (its body read, its answer ready) within `limit`, or 408.
-async fn within(
-    limit: Duration,
-    request: Request<Body>,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(?limit, "request took too long");
-            ApiError::Status(
-                StatusCode::REQUEST_TIMEOUT,
-                "The request took too long".into(),
-            )
-            .into_response()
-        }
-    }
 }
 
 fn request_span(request: &Request<Body>) -> Span {

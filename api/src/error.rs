@@ -104,7 +104,8 @@ impl From<exchange::Error> for ApiError {
                 "Locker holds an item; wait until it is collected or force-clear it first".into(),
             ),
             E::NoDoor => Self::Conflict("Locker has no agent to drive its door".into()),
-            E::InvalidCode => Self::BadRequest("Invalid or expired code".into()),
+            // A well-formed code that opens nothing: refused, not malformed.
+            E::InvalidCode => Self::Forbidden("Invalid or expired code"),
             E::Database(error) => error.into(),
             // The client tries again; the transition's conditions make that safe.
             E::Commit(error) => {

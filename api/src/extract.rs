@@ -117,3 +117,15 @@ where
             })
     }
 }
+
+/// An integer field that also takes `7.0`, as JSON Schema's `integer` does,
+/// so a client generated from the document is never refused for it.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = |f: f64| f.fract() == 0.0 && (-9.2e18..9.2e18).contains(&f);
+    n.as_i64()
+        .or_else(|| n.as_f64().filter(|f| whole(*f)).map(|f| f as i64))
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number, got {n}")))
+}

@@ -36,6 +36,17 @@ pub async fn middleware(request: Request<Body>, next: Next) -> Response {
     // Tokens travel in these answers: no cache may keep them.
     let tokens = request.uri().path().starts_with("/Auth/");
     let mut response = next.run(request).await;
+    // tower-http's timeout answers 408 with no body: say it as JSON.
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        tracing::warn!("request took too long");
+        response = ApiError::Status(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request took too long".into(),
+        )
+        .into_response();
+    }
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
         Command::Serve => match ApiConfig::load(&env, Profile::Production) {
             Ok(config) => serve(config).await,
             Err(error) => {
-                eprintln!("configuration error: {error}");
+                telemetry::fatal("configuration error", &error);
                 return ExitCode::from(2);
             }
         },
@@ -62,7 +62,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            telemetry::fatal("stopped", &format!("{error:#}"));
             ExitCode::FAILURE
         }
     }

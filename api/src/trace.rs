@@ -1,14 +1,13 @@
 //! The trace id of a request: the `x-request-id` the client sent (when it is
-//! sane) or one made here. It is logged with the request, carried by the jobs
-//! the request causes, and echoed in the response.
+//! sane) or one made by tower-http's `SetRequestIdLayer`. It is logged with
+//! the request, carried by the jobs the request causes, and echoed in the
+//! response (`PropagateRequestIdLayer`).
 
 use std::convert::Infallible;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -29,28 +28,18 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceId {
     }
 }
 
-/// Keeps a client's id only when it is short and plain; otherwise a new one.
-pub fn sanitise(id: Option<&str>) -> String {
-    match id {
-        Some(id)
-            if (1..=64).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
-        {
-            id.to_owned()
-        }
-        _ => uuid::Uuid::new_v4().simple().to_string(),
+/// A client's id is kept only when it is short and plain; otherwise it is
+/// dropped here and `SetRequestIdLayer` gives the request a new one.
+pub async fn drop_unsafe_id(mut request: Request) -> Request {
+    let plain = |id: &HeaderValue| {
+        (1..=64).contains(&id.len())
+            && id
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if request.headers().get(HEADER).is_some_and(|id| !plain(id)) {
+        request.headers_mut().remove(HEADER);
     }
-}
-
-/// Gives every request a sane `x-request-id` before it is logged, and
-/// returns it with the response.
-pub async fn middleware(mut request: Request, next: Next) -> Response {
-    let id = sanitise(request.headers().get(HEADER).and_then(|v| v.to_str().ok()));
-    let value = HeaderValue::from_str(&id).expect("sanitised ids are valid header values");
-    request.headers_mut().insert(HEADER, value.clone());
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(HEADER, value);
-    response
+    request
 }

@@ -87,6 +87,7 @@ impl Agent {
 
         let (incoming_tx, mut incoming) = mpsc::unbounded_channel();
         let commands_topic = self.topics.commands(&id);
+        let leaving = shutdown.clone();
         let poller = tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -99,6 +100,8 @@ impl Agent {
                         let _ = incoming_tx.send(Incoming::Command(publish.payload.to_vec()));
                     }
                     Ok(_) => {}
+                    // The broker closing the link we asked to end is no news.
+                    Err(_) if leaving.is_cancelled() => break,
                     Err(error) => {
                         tracing::warn!(%error, "broker unreachable; events are kept until it is back");
                         tokio::time::sleep(Duration::from_secs(1)).await;

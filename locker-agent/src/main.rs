@@ -60,7 +60,10 @@ async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     if cli.signing_key.len() < 32 {
-        eprintln!("configuration error: AGENT_SIGNING_KEY: must be at least 32 characters long");
+        telemetry::fatal(
+            "configuration error",
+            &"AGENT_SIGNING_KEY: must be at least 32 characters long",
+        );
         return ExitCode::from(2);
     }
     let config = AgentConfig {
@@ -84,7 +87,7 @@ async fn main() -> ExitCode {
     let agent = match Agent::new(config, Arc::new(doors), clock) {
         Ok(agent) => tokio::spawn(agent.run(signals, stop.clone())),
         Err(error) => {
-            eprintln!("AGENT_STATE_FILE: cannot be read: {error}");
+            telemetry::fatal("configuration error", &format!("AGENT_STATE_FILE: {error}"));
             return ExitCode::from(2);
         }
     };

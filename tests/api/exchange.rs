@@ -115,7 +115,7 @@ async fn the_whole_exchange_by_email() {
     // The code is spent.
     assert_eq!(
         s.app.collect(s.locker_id(), &code).await.0,
-        StatusCode::BAD_REQUEST
+        StatusCode::FORBIDDEN
     );
 }
 
@@ -330,11 +330,11 @@ async fn the_sixth_try_fails_even_with_the_right_code() {
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
         let (status, body) = s.app.collect(s.locker_id(), wrong).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["detail"], "Invalid or expired code");
     }
     let (status, body) = s.app.collect(s.locker_id(), &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(s.locker_status().await, "OCCUPIED");
 
     // A new code works, and the right code after wrong ones still opens
@@ -349,7 +349,7 @@ async fn the_sixth_try_fails_even_with_the_right_code() {
     for _ in 0..3 {
         assert_eq!(
             s.app.collect(s.locker_id(), wrong).await.0,
-            StatusCode::BAD_REQUEST
+            StatusCode::FORBIDDEN
         );
     }
     assert_eq!(s.app.collect(s.locker_id(), &fresh).await.0, StatusCode::OK);
@@ -364,7 +364,7 @@ async fn codes_expire() {
     s.app.advance(Duration::from_secs(5 * 60 + 1));
     assert_eq!(
         s.app.collect(s.locker_id(), &code).await.0,
-        StatusCode::BAD_REQUEST
+        StatusCode::FORBIDDEN
     );
 
     s.app.request_otp(s.locker_id(), RECEIVER).await;
@@ -388,7 +388,7 @@ async fn repeated_wrong_codes_bring_a_cool_down() {
         for attempt in 0..5 {
             last = Some(s.app.collect(s.locker_id(), wrong).await);
             if round == 0 || attempt < 4 {
-                assert_eq!(last.as_ref().unwrap().0, StatusCode::BAD_REQUEST);
+                assert_eq!(last.as_ref().unwrap().0, StatusCode::FORBIDDEN);
             }
         }
     }
@@ -516,7 +516,7 @@ async fn two_collects_with_the_right_code_have_one_winner() {
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
-    assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::FORBIDDEN]);
     assert_eq!(
         s.app
             .count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%item_collected%'")
@@ -561,7 +561,7 @@ async fn force_clear_empties_the_locker_keeps_the_item_and_tells_the_sender() {
     // The receiver's code no longer opens anything.
     assert_eq!(
         s.app.collect(s.locker_id(), &code).await.0,
-        StatusCode::BAD_REQUEST
+        StatusCode::FORBIDDEN
     );
     let (status, body) = s.app.delete(&path, Some(&s.admin)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

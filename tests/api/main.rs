@@ -5,6 +5,7 @@ mod admin;
 mod agents;
 mod auth;
 mod doc_agent;
+mod docs_pages;
 mod doors;
 mod exchange;
 mod helpers;

@@ -213,7 +213,7 @@ async fn limits_hold_across_api_processes() {
                 Some(json!({"otp": wrong})),
             )
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     }
     // Five wrong tries over two apis spent the code.
     let (status, _) = app
@@ -225,6 +225,6 @@ async fn limits_hold_across_api_processes() {
             Some(json!({"otp": code})),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     other.shutdown().await;
 }

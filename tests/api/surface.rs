@@ -203,7 +203,7 @@ async fn openapi_documents_every_endpoint_with_its_refusals() {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 
-    for (page, marker) in [("/docs", "swagger-ui"), ("/redoc", "redoc")] {
+    for (page, marker) in [("/docs/", "swagger-ui"), ("/redoc", "redoc")] {
         let resp = app
             .client
             .get(format!("{}{page}", app.base))
@@ -214,4 +214,33 @@ async fn openapi_documents_every_endpoint_with_its_refusals() {
         let html = resp.text().await.unwrap();
         assert!(html.to_lowercase().contains(marker), "{page}");
     }
+}
+
+/// Every answer carries a request id: the client's when it is plain, a new
+/// one otherwise (nothing a client sends is echoed into logs or headers raw).
+#[tokio::test]
+async fn answers_carry_a_request_id() {
+    let app = TestApp::spawn().await;
+    let id_for = |sent: Option<&'static str>| {
+        let mut request = app.client.get(format!("{}/lockers/", app.base));
+        if let Some(sent) = sent {
+            request = request.header("x-request-id", sent);
+        }
+        async move {
+            let resp = request.send().await.unwrap();
+            resp.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(id_for(Some("kiosk-7.req_42")).await, "kiosk-7.req_42");
+    let plain = |id: &str| {
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    for unsafe_id in ["has space", "quote\"", "x".repeat(65).leak() as &str] {
+        let given = id_for(Some(unsafe_id)).await;
+        assert_ne!(given, unsafe_id);
+        assert!(plain(&given), "{given}");
+    }
+    let first = id_for(None).await;
+    assert!(plain(&first), "{first}");
+    assert_ne!(first, id_for(None).await, "a new id per request");
 }

@@ -60,14 +60,14 @@ async fn main() -> ExitCode {
     let config = match WorkersConfig::load(&env, Profile::Production) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("configuration error: {error}");
+            telemetry::fatal("configuration error", &error);
             return ExitCode::from(2);
         }
     };
     match run(config, cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            telemetry::fatal("stopped", &format!("{error:#}"));
             ExitCode::FAILURE
         }
     }

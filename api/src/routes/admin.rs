@@ -10,6 +10,7 @@ use locker_core::store::lockers::NewLocker;
 use locker_protocol::valid_agent_id;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
@@ -18,6 +19,7 @@ use crate::auth::Admin;
 use crate::error::{ErrorBody, Result, ValidationErrorBody};
 use crate::extract::{Path, ValidJson};
 use crate::state::AppState;
+use crate::text;
 use crate::trace::TraceId;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,18 +32,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateLocker {
-    /// The human-readable place, 1 to 200 characters.
     #[validate(custom(function = "valid_location"))]
-    #[schema(example = "Mall Entrance")]
+    #[schema(schema_with = location_schema)]
     pub location: String,
     #[validate(custom(function = "valid_name"))]
-    #[schema(example = "A1", max_length = 100)]
+    #[schema(schema_with = name_schema)]
     pub name: Option<String>,
     /// Defaults to `MEDIUM`.
     pub size: Option<LockerSize>,
-    /// The site agent driving the door: letters, digits, `-`, `_`, `.`.
     #[validate(custom(function = "valid_agent"))]
-    #[schema(example = "mall-entrance")]
+    #[schema(schema_with = agent_schema)]
     pub agent_id: Option<String>,
 }
 
@@ -49,19 +49,56 @@ pub struct CreateLocker {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct UpdateLocker {
     #[validate(custom(function = "valid_location"))]
+    #[schema(schema_with = location_schema)]
     pub location: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[validate(custom(function = "valid_name"))]
-    #[schema(value_type = Option<String>, max_length = 100)]
+    #[schema(schema_with = name_schema)]
     pub name: Option<Option<String>>,
     pub size: Option<LockerSize>,
     #[serde(default, deserialize_with = "present")]
     #[validate(custom(function = "valid_agent"))]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = agent_schema)]
     pub agent_id: Option<Option<String>>,
-    /// `AVAILABLE` or `OUT_OF_SERVICE`; refused while the locker holds an item.
     #[validate(custom(function = "settable_status"))]
+    #[schema(schema_with = settable_status_schema)]
     pub status: Option<LockerStatus>,
+}
+
+fn location_schema() -> Object {
+    text::line_schema(1, 200)
+        .description(Some("The human-readable place, 1 to 200 characters."))
+        .examples(["Mall Entrance"])
+        .build()
+}
+
+fn name_schema() -> Object {
+    text::nullable(
+        text::line_schema(0, 100)
+            .description(Some("At most 100 characters; `null` clears it."))
+            .examples(["A1"]),
+    )
+}
+
+fn agent_schema() -> Object {
+    let schema = ObjectBuilder::new()
+        .pattern(Some(r"^[A-Za-z0-9._-]{1,64}$"))
+        .description(Some(
+            "The site agent driving the door: 1 to 64 letters, digits, `-`, `_`, `.`; \
+             `null` clears it.",
+        ))
+        .examples(["mall-entrance"]);
+    text::nullable(schema)
+}
+
+fn settable_status_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["AVAILABLE", "OUT_OF_SERVICE"]))
+        .description(Some(
+            "`AVAILABLE` or `OUT_OF_SERVICE`; refused while the locker holds an item.",
+        ))
+        .build()
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).

@@ -11,6 +11,7 @@ use locker_core::domain::{Email, Role, User};
 use locker_core::store::users;
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::Object;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
@@ -35,12 +36,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct SignupRequest {
-    /// 1 to 100 characters.
     #[validate(custom(function = "valid_name"))]
-    #[schema(example = "John")]
+    #[schema(schema_with = name_schema)]
     pub name: String,
     #[validate(custom(function = "valid_email"))]
-    #[schema(example = "john@example.com")]
+    #[schema(schema_with = email_schema)]
     pub email: String,
     /// 8 to 128 characters.
     #[validate(length(
@@ -48,8 +48,21 @@ pub struct SignupRequest {
         max = 128,
         message = "password must be 8 to 128 characters long"
     ))]
-    #[schema(example = "StrongPassword@123")]
+    #[schema(example = "StrongPassword@123", min_length = 8, max_length = 128)]
     pub password: String,
+}
+
+fn name_schema() -> Object {
+    crate::text::line_schema(1, 100)
+        .description(Some("1 to 100 characters, on one line."))
+        .examples(["John"])
+        .build()
+}
+
+fn email_schema() -> Object {
+    crate::text::email_schema()
+        .examples(["john@example.com"])
+        .build()
 }
 
 fn valid_name(name: &str) -> Result<(), ValidationError> {

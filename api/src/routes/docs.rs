@@ -1,14 +1,18 @@
 //! The OpenAPI document and the pages that render it: Swagger UI at `/docs`
-//! and ReDoc at `/redoc`, both loading their scripts from a CDN as the
-//! original product's pages did.
+//! and ReDoc at `/redoc`. Every script and style they load is served from
+//! the binary (Swagger UI vendored by `utoipa-swagger-ui`, ReDoc's standalone
+//! bundle from its npm package in `api/assets/redoc/`), so the pages work
+//! without internet, under a Content-Security-Policy that allows nothing else.
 
-use axum::response::Html;
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use axum::{Json, Router};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_redoc::{Redoc, Servable};
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::state::AppState;
 
@@ -100,27 +104,49 @@ pub fn with_common_refusals(mut doc: OpenApiDoc) -> OpenApiDoc {
     doc
 }
 
-const SWAGGER_UI: &str = r##"<!doctype html>
+/// Scripts and styles from this origin only. The pages style elements
+/// inline (`style-src 'unsafe-inline'`), draw icons from `data:` URIs, and
+/// ReDoc runs its search in a worker made from a `blob:`.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// ReDoc renders the `<redoc>` element on its own: no inline script.
+const REDOC_PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Locker Exchange API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
 </head>
 <body>
-<div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>
-window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", persistAuthorization: true });
-</script>
+<redoc spec-url="/openapi.json"></redoc>
+<script src="/redoc/redoc.standalone.js"></script>
 </body>
 </html>
-"##;
+"#;
+
+const REDOC_SCRIPT: &[u8] = include_bytes!("../../assets/redoc/redoc.standalone.js");
 
 pub fn router(doc: OpenApiDoc) -> Router<AppState> {
-    let redoc: Router<AppState> = Redoc::with_url("/redoc", doc.clone()).into();
+    let swagger = SwaggerUi::new("/docs")
+        .url("/openapi.json", doc)
+        .config(Config::new(["/openapi.json"]).persist_authorization(true));
     Router::new()
-        .route("/openapi.json", get(move || async move { Json(doc) }))
-        .route("/docs", get(|| async { Html(SWAGGER_UI) }))
-        .merge(redoc)
+        .route("/redoc", get(|| async { Html(REDOC_PAGE) }))
+        .route(
+            "/redoc/redoc.standalone.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    REDOC_SCRIPT,
+                )
+                    .into_response()
+            }),
+        )
+        .merge(Router::from(swagger))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        ))
 }

@@ -11,6 +11,8 @@ use locker_core::exchange::{self, Parcel};
 use locker_core::store::items;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder, Schema};
+use utoipa::openapi::{OpenApi, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
@@ -19,9 +21,9 @@ use super::Page;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, FieldError, Result, ValidationErrorBody};
 use crate::extract::{Path, Query, ValidJson};
-use crate::limits;
 use crate::state::AppState;
 use crate::trace::TraceId;
+use crate::{limits, text};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,20 +37,61 @@ const ITEM_NOT_FOUND: &str = "Item not found";
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateItem {
+    #[serde(deserialize_with = "crate::extract::whole_number")]
     pub locker_id: i64,
-    /// 1 to 100 characters.
     #[validate(custom(function = "valid_item_name"))]
-    #[schema(example = "Blue umbrella")]
+    #[schema(schema_with = item_name_schema)]
     pub name: String,
-    /// At most 500 characters, on one line.
     #[validate(custom(function = "valid_description"))]
-    #[schema(max_length = 500)]
+    #[schema(schema_with = description_schema)]
     pub description: Option<String>,
-    /// International form, e.g. +14155552671; stored as E.164.
-    #[schema(example = "+14155552671")]
+    #[schema(schema_with = receiver_phone_schema)]
     pub receiver_phone: Option<String>,
-    #[schema(example = "receiver@example.com")]
+    #[schema(schema_with = receiver_email_schema)]
     pub receiver_email: Option<String>,
+}
+
+/// `CreateItem` needs `receiver_phone`, `receiver_email` or both, which the
+/// derive cannot say: the document says it with `anyOf` after the routes
+/// have added the schema.
+pub fn require_a_receiver(doc: &mut OpenApi) {
+    let Some(schemas) = doc.components.as_mut().map(|c| &mut c.schemas) else {
+        return;
+    };
+    let Some(RefOr::T(item)) = schemas.get("CreateItem").cloned() else {
+        return;
+    };
+    let either = AnyOfBuilder::new()
+        .item(ObjectBuilder::new().required("receiver_phone"))
+        .item(ObjectBuilder::new().required("receiver_email"));
+    let whole = AllOfBuilder::new().item(item).item(either).build();
+    schemas.insert("CreateItem".into(), RefOr::T(whole.into()));
+}
+
+fn item_name_schema() -> Object {
+    text::line_schema(1, 100)
+        .description(Some("1 to 100 characters, on one line."))
+        .examples(["Blue umbrella"])
+        .build()
+}
+
+fn description_schema() -> Object {
+    text::line_schema(0, 500)
+        .description(Some("At most 500 characters, on one line."))
+        .build()
+}
+
+fn receiver_phone_schema() -> Object {
+    text::phone_schema()
+        .description(Some(
+            "International form, e.g. +14155552671; stored as E.164. \
+             The receiver's phone, their email, or both.",
+        ))
+        .build()
+}
+
+fn receiver_email_schema() -> Object {
+    text::email_schema().build()
 }
 
 fn valid_item_name(name: &str) -> Result<(), ValidationError> {
@@ -181,14 +224,24 @@ async fn get_item(
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct OtpRequest {
-    /// The receiver's phone number or email, as the sender gave it.
-    #[schema(example = "+14155552671")]
+    #[schema(schema_with = contact_schema)]
     #[validate(length(
         min = 1,
         max = 254,
         message = "contact must be 1 to 254 characters long"
     ))]
     pub contact: String,
+}
+
+fn contact_schema() -> Schema {
+    AnyOfBuilder::new()
+        .item(text::phone_schema())
+        .item(text::email_schema())
+        .description(Some(
+            "The receiver's phone number or email, as the sender gave it.",
+        ))
+        .build()
+        .into()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -248,7 +301,7 @@ async fn request_otp(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CollectRequest {
     /// The 6-digit code.
-    #[schema(example = "123456")]
+    #[schema(example = "123456", pattern = "^[0-9]{6}$")]
     #[validate(custom(function = "six_digits"))]
     pub otp: String,
 }
@@ -277,7 +330,7 @@ pub struct Collected {
     request_body = CollectRequest,
     responses(
         (status = 200, body = Collected),
-        (status = 400, description = "Invalid or expired code", body = ErrorBody),
+        (status = 403, description = "Invalid or expired code", body = ErrorBody),
         (status = 422, description = "Not 6 digits", body = ValidationErrorBody),
         (status = 429, description = "Too many wrong codes or requests (see Retry-After)", body = ErrorBody),
     ))]

@@ -6,6 +6,9 @@ use locker_core::domain::{Locker, LockerStatus};
 use locker_core::store::lockers;
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa::openapi::Ref;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::Validate;
@@ -42,22 +45,41 @@ async fn list_lockers(
     ))
 }
 
-#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[derive(Debug, Deserialize, Validate)]
 pub struct PlaceQuery {
-    /// The place's name; case and extra spaces do not matter.
     #[validate(custom(function = "valid_place"))]
-    #[param(min_length = 1, max_length = 200)]
     pub location: String,
-    /// Only lockers in this status, e.g. `AVAILABLE`.
     pub status: Option<LockerStatus>,
-    /// At most this many rows (1 to 200, default 50).
     #[validate(range(min = 1, max = 200, message = "limit must be between 1 and 200"))]
     #[serde(default = "super::default_limit")]
     pub limit: i64,
-    /// Rows to skip (default 0).
     #[validate(range(min = 0, message = "offset must not be negative"))]
     #[serde(default)]
     pub offset: i64,
+}
+
+/// Written out because `location` is described by `text::line_schema`, which
+/// the derive would leave optional; `limit` and `offset` are `Page`'s.
+impl IntoParams for PlaceQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let location = ParameterBuilder::new()
+            .name("location")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::True)
+            .description(Some(
+                "The place's name; case and extra spaces do not matter.",
+            ))
+            .schema(Some(crate::text::line_schema(1, 200)));
+        let status = ParameterBuilder::new()
+            .name("status")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("Only lockers in this status, e.g. `AVAILABLE`."))
+            .schema(Some(Ref::from_schema_name("LockerStatus")));
+        let mut params = vec![location.build(), status.build()];
+        params.extend(Page::into_params(|| Some(ParameterIn::Query)));
+        params
+    }
 }
 
 fn valid_place(location: &str) -> Result<(), validator::ValidationError> {
