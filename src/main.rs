@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::{CommandFactory, Parser};
+use locker_core::config::vars::{self, Var};
 use locker_core::config::{
     ApiConfig, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, DoorsConfig, Env, NotifyConfig, Profile,
 };
@@ -16,36 +18,52 @@ use locker_core::{SystemClock, shutdown, telemetry};
 use locker_exchange::{Stack, StackOptions, broker, dev};
 use tokio_util::sync::CancellationToken;
 
-/// Mosquitto usually holds 1883; the embedded broker takes the next port.
-const EMBEDDED_BROKER: &str = "127.0.0.1:1884";
+/// Everything the stack in one process reads.
+const SETTINGS: &[&[Var]] = &[
+    vars::DATABASE,
+    vars::HTTP,
+    vars::AUTH,
+    vars::ADMIN,
+    vars::EXCHANGE,
+    vars::QUEUE,
+    vars::NOTIFY,
+    vars::DOORS,
+    vars::DEVELOPMENT,
+    vars::LOGGING,
+];
+
+/// The whole Locker Exchange stack in one process, on embedded defaults:
+/// a SQLite file, an in-process job queue, an embedded MQTT broker with
+/// simulated agents, and email and SMS printed here. Every setting below
+/// is optional.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let matches = vars::parse(Cli::command(), SETTINGS);
     // rumqttd logs every ended connection, a clean one too, as an error.
-    telemetry::init("info,sqlx=warn,lapin=warn,rumqttd=warn,rumqttd::server::broker=off");
-    let env = Env::process();
-    let loaded = ApiConfig::load(&env, Profile::Development).and_then(|api| {
-        let embedded: SocketAddr = env.parse_or(
-            "MQTT_EMBEDDED_ADDR",
-            EMBEDDED_BROKER,
-            "an address like 127.0.0.1:1884",
-        )?;
-        let doors = DoorsConfig::load(&env, Profile::Development)?;
-        Ok((
-            api,
-            NotifyConfig::load(&env, Profile::Development)?,
-            doors,
-            embedded,
-        ))
-    });
-    let (config, notify, doors, embedded) = match loaded {
+    vars::init_logging(
+        &matches,
+        "info,sqlx=warn,lapin=warn,rumqttd=warn,rumqttd::server::broker=off",
+    );
+    let env = Env::from_matches(&matches, SETTINGS);
+    let api = ApiConfig::load_part(&env, Profile::Development);
+    let notify = NotifyConfig::load(&env, Profile::Development);
+    let doors = DoorsConfig::load(&env, Profile::Development);
+    let embedded = env.parse("MQTT_EMBEDDED_ADDR", "an address like 127.0.0.1:1884");
+    let dwell = env.positive("DOOR_DWELL_SECONDS", " of seconds");
+    let loaded = env.finish((|| Some((api?, notify?, doors?, embedded?, dwell?)))());
+    let (config, notify, doors, embedded, dwell) = match loaded {
         Ok(config) => config,
-        Err(error) => {
-            telemetry::fatal("configuration error", &error);
+        Err(problems) => {
+            telemetry::fatal("configuration error", &problems);
             return ExitCode::from(2);
         }
     };
-    match run(config, notify, doors, embedded, &env).await {
+    let admin_password_set = env.get("ADMIN_PASSWORD").is_some();
+    match run(config, notify, doors, embedded, dwell, admin_password_set).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             telemetry::fatal("stopped", &format!("{error:#}"));
@@ -59,7 +77,8 @@ async fn run(
     notify: NotifyConfig,
     mut doors: DoorsConfig,
     embedded: SocketAddr,
-    env: &Env,
+    dwell: u64,
+    admin_password_set: bool,
 ) -> anyhow::Result<()> {
     let broker = match &doors.broker {
         Some(broker) => broker.clone(),
@@ -80,7 +99,6 @@ async fn run(
     let clock = Arc::new(SystemClock);
     let stack = Stack::start(&config, options, clock.clone()).await?;
     dev::seed(&stack.state.db, clock.as_ref()).await?;
-    let dwell: u64 = env.parse_or("DOOR_DWELL_SECONDS", "8", "a whole number of seconds")?;
     let agents_stop = CancellationToken::new();
     let mut agents = dev::start_agents(
         &stack.state.db,
@@ -96,7 +114,7 @@ async fn run(
         .admin
         .as_ref()
         .map_or(DEV_ADMIN_EMAIL, |a| a.email.as_str());
-    let admin_password = if env.get("ADMIN_PASSWORD")?.is_some() {
+    let admin_password = if admin_password_set {
         "(the ADMIN_PASSWORD you set)"
     } else {
         DEV_ADMIN_PASSWORD

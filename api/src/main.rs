@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use locker_api::Application;
 use locker_api::admin_seed::ensure_admin;
+use locker_core::config::vars::{self, Var};
 use locker_core::config::{AdminSeed, ApiConfig, DatabaseConfig, Env, Profile};
 use locker_core::hashing::Hasher;
 use locker_core::queue::JobQueue;
@@ -14,7 +15,7 @@ use locker_core::{Clock, Db};
 use locker_core::{SystemClock, shutdown, telemetry};
 use locker_protocol::agent_key;
 use locker_protocol::valid_agent_id;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -43,16 +44,32 @@ enum Command {
     },
 }
 
+/// The settings each way of running reads, listed by its `--help`.
+const SERVE: &[&[Var]] = ApiConfig::VARS;
+const CREATE_ADMIN: &[&[Var]] = &[vars::DATABASE, vars::ADMIN_PASSWORD_ONLY, vars::LOGGING];
+const AGENT_KEY: &[&[Var]] = &[vars::AGENT_SIGNING_SECRET_ONLY, vars::LOGGING];
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init("info,sqlx=warn,lapin=warn");
-    let cli = Cli::parse();
-    let env = Env::process();
+    let command = Cli::command()
+        .mut_subcommand("serve", |c| c.args(vars::args(SERVE, false)))
+        .mut_subcommand("create-admin", |c| c.args(vars::args(CREATE_ADMIN, false)))
+        .mut_subcommand("agent-key", |c| c.args(vars::args(AGENT_KEY, false)));
+    let top = vars::parse(command, SERVE);
+    let (matches, groups) = match top.subcommand() {
+        Some(("create-admin", sub)) => (sub, CREATE_ADMIN),
+        Some(("agent-key", sub)) => (sub, AGENT_KEY),
+        Some((_, sub)) => (sub, SERVE),
+        None => (&top, SERVE),
+    };
+    vars::init_logging(matches, "info,sqlx=warn,lapin=warn");
+    let cli = Cli::from_arg_matches(&top).expect("clap checked the command line");
+    let env = Env::from_matches(matches, groups);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match ApiConfig::load(&env, Profile::Production) {
             Ok(config) => serve(config).await,
-            Err(error) => {
-                telemetry::fatal("configuration error", &error);
+            Err(problems) => {
+                telemetry::fatal("configuration error", &problems);
                 return ExitCode::from(2);
             }
         },
@@ -94,18 +111,15 @@ fn print_agent_key(env: &Env, agent_id: &str) -> anyhow::Result<()> {
         valid_agent_id(agent_id),
         "--agent-id: 1 to 64 letters, digits, '-', '_' or '.'"
     );
-    let secret = env.required("AGENT_SIGNING_SECRET")?;
-    anyhow::ensure!(
-        secret.len() >= 32,
-        "AGENT_SIGNING_SECRET: must be at least 32 bytes long"
-    );
-    println!("{}", agent_key(secret.as_bytes(), agent_id));
+    let secret = env.secret("AGENT_SIGNING_SECRET", Profile::Production, String::new);
+    let secret = env.finish(secret)?;
+    println!("{}", agent_key(secret.expose_secret().as_bytes(), agent_id));
     Ok(())
 }
 
 async fn create_admin(env: &Env, email: String) -> anyhow::Result<()> {
-    let database = DatabaseConfig::load(env, Profile::Production)?;
-    let password = match env.get("ADMIN_PASSWORD")? {
+    let database = env.finish(DatabaseConfig::load(env, Profile::Production))?;
+    let password = match env.get("ADMIN_PASSWORD") {
         Some(password) => password,
         None => {
             let first = rpassword::prompt_password("Password for the new admin: ")?;

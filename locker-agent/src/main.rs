@@ -43,6 +43,12 @@ struct Cli {
     /// Seconds after which an open door is reported left open.
     #[arg(long, env = "DOOR_LEFT_OPEN_SECONDS", default_value_t = 120)]
     door_left_open_seconds: u64,
+    /// Log levels, e.g. info or info,locker_agent=debug.
+    #[arg(long, env = "RUST_LOG")]
+    rust_log: Option<String>,
+    /// text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    log_format: String,
 }
 
 fn parse_agent_id(id: &str) -> Result<String, String> {
@@ -55,10 +61,10 @@ fn parse_agent_id(id: &str) -> Result<String, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init("info");
     // Reads `.env` into the environment before clap looks at it.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
+    telemetry::init_with("info", cli.rust_log.as_deref(), Some(&cli.log_format));
     if cli.signing_key.len() < 32 {
         telemetry::fatal(
             "configuration error",

@@ -6,9 +6,19 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    init_with(
+        default_filter,
+        std::env::var("RUST_LOG").ok().as_deref(),
+        std::env::var("LOG_FORMAT").ok().as_deref(),
+    );
+}
+
+/// As `init`, with `RUST_LOG` and `LOG_FORMAT` as a command line gave them.
+pub fn init_with(default_filter: &str, rust_log: Option<&str>, log_format: Option<&str>) {
+    let filter = rust_log
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
+    let json = log_format.is_some_and(|v| v.eq_ignore_ascii_case("json"));
     // Colour only for a person at a terminal, never into files or collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

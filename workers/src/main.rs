@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use locker_core::config::vars;
 use locker_core::config::{Env, Profile, WorkersConfig};
 use locker_core::exchange::Exchange;
 use locker_core::hashing::Hasher;
@@ -53,11 +54,16 @@ fn parse_role(name: &str) -> Result<Role, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init("info,sqlx=warn,lapin=warn");
-    // Reads `.env` into the environment before clap looks at it.
-    let env = Env::process();
-    let cli = Cli::parse();
-    let config = match WorkersConfig::load(&env, Profile::Production) {
+    let matches = vars::parse(Cli::command(), WorkersConfig::VARS);
+    vars::init_logging(&matches, "info,sqlx=warn,lapin=warn");
+    let cli = Cli::from_arg_matches(&matches).expect("clap checked the command line");
+    let env = Env::from_matches(&matches, WorkersConfig::VARS);
+    // Only unlocks and door events talk to the broker.
+    let with_doors = cli
+        .queues
+        .iter()
+        .any(|r| matches!(r, Role::Events | Role::Jobs(JobKind::Unlock)));
+    let config = match WorkersConfig::load(&env, Profile::Production, with_doors) {
         Ok(config) => config,
         Err(error) => {
             telemetry::fatal("configuration error", &error);
@@ -86,11 +92,6 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         })
         .collect();
     let events = cli.queues.contains(&Role::Events);
-    let broker = config
-        .doors
-        .broker
-        .clone()
-        .expect("production requires MQTT_URL");
     let hasher = Hasher::new()?;
     // Jobs written here wait for an api instance's relay to publish them.
     let exchange = Exchange::new(
@@ -103,7 +104,15 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
     let applier = events.then(|| Applier {
         exchange: exchange.clone(),
     });
-    let (link, link_task) = DoorLink::start(&config.doors, &broker, applier, stop.clone());
+    let (doors, link_task) = match &config.doors {
+        Some(doors) => {
+            let broker = doors.broker.as_ref().expect("production requires MQTT_URL");
+            let (link, task) = DoorLink::start(doors, broker, applier, stop.clone());
+            let config = doors.clone();
+            (Some(Doors { link, config }), Some(task))
+        }
+        None => (None, None),
+    };
     let ctx = Arc::new(WorkerContext {
         claims: Claims::default(),
         db: db.clone(),
@@ -114,10 +123,7 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         exchange,
         retry_delays: config.queue.retry_delays.clone(),
         in_hand: Default::default(),
-        doors: Some(Doors {
-            link,
-            config: config.doors.clone(),
-        }),
+        doors,
     });
     let queue = JobQueue::from_config(&config.queue);
     let mut workers = spawn(ctx.clone(), queue, &kinds, cli.concurrency, stop.clone());
@@ -142,7 +148,9 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
     shutdown::signal().await;
     stop.cancel();
     while workers.join_next().await.is_some() {}
-    let _ = link_task.await;
+    if let Some(task) = link_task {
+        let _ = task.await;
+    }
     db.close().await;
     tracing::info!("locker-workers stopped");
     Ok(())

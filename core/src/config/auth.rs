@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ConfigError, Env, Profile};
+use super::{Env, Profile};
 
 /// HMAC algorithms for signing tokens; `ALGORITHM` picks one and validation
 /// accepts no other.
@@ -36,22 +36,24 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
+    pub fn load(env: &Env, profile: Profile) -> Option<Self> {
         // Development keys live as long as the process: restarting logs everyone out.
-        let access_secret = env.secret("ACCESS_SECRET_KEY", profile, random_key)?;
-        let refresh_secret = env.secret("REFRESH_SECRET_KEY", profile, random_key)?;
-        if access_secret.expose_secret() == refresh_secret.expose_secret() {
-            return Err(ConfigError::new(
-                "REFRESH_SECRET_KEY",
-                "must differ from ACCESS_SECRET_KEY",
-            ));
+        let access_secret = env.secret("ACCESS_SECRET_KEY", profile, random_key);
+        let refresh_secret = env.secret("REFRESH_SECRET_KEY", profile, random_key);
+        if let (Some(access), Some(refresh)) = (&access_secret, &refresh_secret)
+            && access.expose_secret() == refresh.expose_secret()
+        {
+            env.problem("REFRESH_SECRET_KEY", "must differ from ACCESS_SECRET_KEY");
         }
-        Ok(Self {
-            access_secret,
-            refresh_secret,
-            algorithm: env.parse_or("ALGORITHM", "HS256", "one of HS256, HS384, HS512")?,
-            access_ttl: minutes(env, "ACCESS_TOKEN_EXPIRE_MINUTES", "15")?,
-            refresh_ttl: minutes(env, "REFRESH_TOKEN_EXPIRE_MINUTES", "10080")?,
+        let algorithm = env.parse("ALGORITHM", "one of HS256, HS384, HS512");
+        let access_ttl = minutes(env, "ACCESS_TOKEN_EXPIRE_MINUTES");
+        let refresh_ttl = minutes(env, "REFRESH_TOKEN_EXPIRE_MINUTES");
+        Some(Self {
+            access_secret: access_secret?,
+            refresh_secret: refresh_secret?,
+            algorithm: algorithm?,
+            access_ttl: access_ttl?,
+            refresh_ttl: refresh_ttl?,
         })
     }
 }
@@ -66,12 +68,9 @@ fn random_key() -> String {
         })
 }
 
-fn minutes(env: &Env, name: &'static str, default: &str) -> Result<Duration, ConfigError> {
-    let n: u64 = env.parse_or(name, default, "a positive whole number of minutes")?;
-    if n == 0 {
-        return Err(ConfigError::new(name, "must be at least 1"));
-    }
-    Ok(Duration::from_secs(n * 60))
+fn minutes(env: &Env, name: &'static str) -> Option<Duration> {
+    env.positive(name, " of minutes")
+        .map(|n| Duration::from_secs(n * 60))
 }
 
 /// The first administrator, created (or a user account taken over) at start from `ADMIN_EMAIL`
@@ -86,17 +85,17 @@ pub const DEV_ADMIN_EMAIL: &str = "admin@example.com";
 pub const DEV_ADMIN_PASSWORD: &str = "locker-admin-dev";
 
 impl AdminSeed {
-    pub fn load(env: &Env, profile: Profile) -> Result<Option<Self>, ConfigError> {
-        let email = env.get("ADMIN_EMAIL")?;
-        let password = env.get("ADMIN_PASSWORD")?.map(SecretString::from);
-        Ok(match (email, profile) {
+    pub fn load(env: &Env, profile: Profile) -> Option<Self> {
+        let email = env.get("ADMIN_EMAIL");
+        let password = env.get("ADMIN_PASSWORD").map(SecretString::from);
+        match (email, profile) {
             (Some(email), _) => Some(Self { email, password }),
             (None, Profile::Development) => Some(Self {
                 email: DEV_ADMIN_EMAIL.into(),
                 password: Some(password.unwrap_or_else(|| DEV_ADMIN_PASSWORD.into())),
             }),
             (None, Profile::Production) => None,
-        })
+        }
     }
 }
 
@@ -137,8 +136,11 @@ mod tests {
             ),
         ];
         for (pairs, name) in cases {
-            let err = AuthConfig::load(&Env::from_pairs(pairs), Profile::Production).unwrap_err();
-            assert_eq!(err.name, name, "{err}");
+            let env = Env::from_pairs(pairs);
+            let err = env
+                .finish(AuthConfig::load(&env, Profile::Production))
+                .unwrap_err();
+            assert_eq!(err.names(), [name], "{err}");
         }
     }
 

@@ -1,4 +1,4 @@
-use super::{ConfigError, Env, Profile};
+use super::{Env, Profile};
 
 /// The development database when `DATABASE_URL` is not set: a file beside
 /// where `cargo run` was started.
@@ -20,29 +20,21 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
-        let url = match (env.get("DATABASE_URL")?, profile) {
-            (Some(url), _) => url,
-            (None, Profile::Development) => DEV_DATABASE_URL.to_owned(),
-            (None, Profile::Production) => {
-                return Err(ConfigError::new("DATABASE_URL", "is required but not set"));
-            }
+    pub fn load(env: &Env, profile: Profile) -> Option<Self> {
+        let url = match profile {
+            Profile::Development => env.get("DATABASE_URL").or(Some(DEV_DATABASE_URL.into())),
+            Profile::Production => env.required("DATABASE_URL"),
         };
-        let mut config =
-            Self::parse(&url).map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
-        let seconds: u64 = env.parse_or(
-            "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
-            "5",
-            "a positive whole number of seconds",
-        )?;
-        if seconds == 0 {
-            return Err(ConfigError::new(
-                "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
-                "must be at least 1",
-            ));
-        }
-        config.acquire_timeout = std::time::Duration::from_secs(seconds);
-        Ok(config)
+        let config = url.and_then(|url| {
+            Self::parse(&url)
+                .map_err(|problem| env.problem("DATABASE_URL", problem))
+                .ok()
+        });
+        let seconds = env.positive("DATABASE_ACQUIRE_TIMEOUT_SECONDS", " of seconds");
+        Some(Self {
+            acquire_timeout: std::time::Duration::from_secs(seconds?),
+            ..config?
+        })
     }
 
     /// Accepts `postgres://`, `postgresql://`, `sqlite:` and the SQLAlchemy
@@ -117,8 +109,11 @@ mod tests {
 
     #[test]
     fn production_requires_a_database() {
-        let err = DatabaseConfig::load(&Env::from_pairs([]), Profile::Production).unwrap_err();
-        assert_eq!(err.name, "DATABASE_URL");
+        let env = Env::from_pairs([]);
+        let err = env
+            .finish(DatabaseConfig::load(&env, Profile::Production))
+            .unwrap_err();
+        assert_eq!(err.names(), ["DATABASE_URL"]);
         let dev = DatabaseConfig::load(&Env::from_pairs([]), Profile::Development).unwrap();
         assert_eq!(dev.backend, Backend::Sqlite);
     }

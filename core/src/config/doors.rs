@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{ConfigError, Env, Profile};
+use super::{Env, Profile};
 use locker_protocol::MqttEndpoint;
 
 /// How workers reach the doors: the MQTT broker, the topic root, and the
@@ -27,50 +27,46 @@ pub struct DoorsConfig {
 }
 
 impl DoorsConfig {
-    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
-        let broker = match (env.get("MQTT_URL")?, profile) {
-            (Some(url), _) => {
-                Some(MqttEndpoint::parse(&url).map_err(|p| ConfigError::new("MQTT_URL", p))?)
-            }
-            (None, Profile::Development) => None,
-            (None, Profile::Production) => {
-                return Err(ConfigError::new("MQTT_URL", "is required but not set"));
-            }
+    pub fn load(env: &Env, profile: Profile) -> Option<Self> {
+        let url = match profile {
+            Profile::Development => env.get("MQTT_URL"),
+            Profile::Production => env.required("MQTT_URL"),
         };
+        let broker = url.map(|url| {
+            MqttEndpoint::parse(&url)
+                .map_err(|problem| env.problem("MQTT_URL", problem))
+                .ok()
+        });
         let agent_secret = env.secret("AGENT_SIGNING_SECRET", profile, || {
             "development-agent-signing-secret-not-for-production".into()
-        })?;
-        let topic_root = env
-            .get("MQTT_TOPIC_ROOT")?
-            .unwrap_or_else(|| "lockerx".into());
-        if topic_root.contains(['+', '#']) || topic_root.is_empty() {
-            return Err(ConfigError::new(
-                "MQTT_TOPIC_ROOT",
-                "must be a plain topic prefix without + or #",
-            ));
-        }
-        let seconds = |name, default| -> Result<Duration, ConfigError> {
-            let n: u64 = env.parse_or(name, default, "a positive whole number of seconds")?;
-            if n == 0 {
-                return Err(ConfigError::new(name, "must be at least 1"));
+        });
+        let topic_root = env.required("MQTT_TOPIC_ROOT").filter(|root| {
+            let plain = !root.contains(['+', '#']);
+            if !plain {
+                env.problem(
+                    "MQTT_TOPIC_ROOT",
+                    "must be a plain topic prefix without + or #",
+                );
             }
-            Ok(Duration::from_secs(n))
-        };
-        let client_id = match env.get("WORKER_ID")? {
-            Some(id) => id,
-            None => format!("workers-{}", host_name()),
-        };
-        Ok(Self {
-            broker,
-            topic_root,
-            agent_secret,
-            command_ttl: seconds("UNLOCK_COMMAND_TTL_SECONDS", "30")?,
-            ack_timeout: seconds("UNLOCK_ACK_TIMEOUT_SECONDS", "10")?,
-            shared_subscriptions: env.parse_or(
-                "MQTT_SHARED_SUBSCRIPTIONS",
-                "true",
-                "true or false",
-            )?,
+            plain
+        });
+        let seconds = |name| env.positive(name, " of seconds").map(Duration::from_secs);
+        let command_ttl = seconds("UNLOCK_COMMAND_TTL_SECONDS");
+        let ack_timeout = seconds("UNLOCK_ACK_TIMEOUT_SECONDS");
+        let shared_subscriptions = env.parse("MQTT_SHARED_SUBSCRIPTIONS", "true or false");
+        let client_id = env
+            .get("WORKER_ID")
+            .unwrap_or_else(|| format!("workers-{}", host_name()));
+        Some(Self {
+            broker: match broker {
+                Some(parsed) => Some(parsed?),
+                None => None,
+            },
+            topic_root: topic_root?,
+            agent_secret: agent_secret?,
+            command_ttl: command_ttl?,
+            ack_timeout: ack_timeout?,
+            shared_subscriptions: shared_subscriptions?,
             client_id,
         })
     }

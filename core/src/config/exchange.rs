@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::{ConfigError, Env};
+use super::Env;
 
 /// The rules of the exchange: one-time codes, their limits, and how phone
 /// numbers are read.
@@ -36,47 +36,47 @@ pub struct RateLimits {
 }
 
 impl ExchangeConfig {
-    pub fn load(env: &Env) -> Result<Self, ConfigError> {
-        let minutes = |name, default| -> Result<Duration, ConfigError> {
-            let n: u64 = env.parse_or(name, default, "a positive whole number of minutes")?;
-            if n == 0 {
-                return Err(ConfigError::new(name, "must be at least 1"));
-            }
-            Ok(Duration::from_secs(n * 60))
+    pub fn load(env: &Env) -> Option<Self> {
+        let minutes = |name| {
+            env.positive(name, " of minutes")
+                .map(|n| Duration::from_secs(n * 60))
         };
-        let count = |name, default| -> Result<i64, ConfigError> {
-            let n: i64 = env.parse_or(name, default, "a positive whole number")?;
-            if n < 1 {
-                return Err(ConfigError::new(name, "must be at least 1"));
-            }
-            Ok(n)
-        };
-        let phone_region = env.get("PHONE_DEFAULT_REGION")?;
+        let count = |name| env.positive(name, "").map(|n| n as i64);
+        let phone_region = env.get("PHONE_DEFAULT_REGION");
         let known_region =
             |r: &String| r.len() == 2 && r.parse::<phonenumber::country::Id>().is_ok();
         if phone_region
             .as_ref()
             .is_some_and(|r| !known_region(&r.to_ascii_uppercase()))
         {
-            return Err(ConfigError::new(
+            env.problem(
                 "PHONE_DEFAULT_REGION",
                 "expected a two-letter country code such as US",
-            ));
+            );
         }
-        Ok(Self {
-            otp_expiry: minutes("OTP_EXPIRY_MINUTES", "5")?,
+        let otp_expiry = minutes("OTP_EXPIRY_MINUTES");
+        let otp_cooldown = minutes("OTP_COOLDOWN_MINUTES");
+        let window = minutes("OTP_RATE_WINDOW_MINUTES");
+        let per_locker = count("OTP_RATE_PER_LOCKER");
+        let per_client = count("OTP_RATE_PER_CLIENT");
+        let per_contact = count("OTP_RATE_PER_CONTACT");
+        let collects_per_client = count("COLLECT_RATE_PER_CLIENT");
+        let drop_window = minutes("DROP_WINDOW_MINUTES");
+        let pickup_window = minutes("PICKUP_HOURS");
+        Some(Self {
+            otp_expiry: otp_expiry?,
             otp_max_attempts: 5,
             otp_failure_cap: 10,
-            otp_cooldown: minutes("OTP_COOLDOWN_MINUTES", "15")?,
+            otp_cooldown: otp_cooldown?,
             limits: RateLimits {
-                window: minutes("OTP_RATE_WINDOW_MINUTES", "10")?,
-                per_locker: count("OTP_RATE_PER_LOCKER", "10")?,
-                per_client: count("OTP_RATE_PER_CLIENT", "20")?,
-                per_contact: count("OTP_RATE_PER_CONTACT", "5")?,
-                collects_per_client: count("COLLECT_RATE_PER_CLIENT", "30")?,
+                window: window?,
+                per_locker: per_locker?,
+                per_client: per_client?,
+                per_contact: per_contact?,
+                collects_per_client: collects_per_client?,
             },
-            drop_window: minutes("DROP_WINDOW_MINUTES", "10")?,
-            pickup_window: minutes("PICKUP_HOURS", "72")? * 60,
+            drop_window: drop_window?,
+            pickup_window: pickup_window? * 60,
             phone_region,
         })
     }

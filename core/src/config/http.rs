@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::{ConfigError, Env};
+use super::Env;
 
 /// How the api treats connections: slow or idle clients are closed, and the
 /// number of open connections is bounded.
@@ -18,18 +18,15 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    pub fn load(env: &Env) -> Result<Self, ConfigError> {
-        let positive = |name, default| -> Result<u64, ConfigError> {
-            let n: u64 = env.parse_or(name, default, "a positive whole number")?;
-            if n == 0 {
-                return Err(ConfigError::new(name, "must be at least 1"));
-            }
-            Ok(n)
-        };
-        Ok(Self {
-            header_timeout: Duration::from_secs(positive("HTTP_HEADER_TIMEOUT_SECONDS", "10")?),
-            request_timeout: Duration::from_secs(positive("HTTP_REQUEST_TIMEOUT_SECONDS", "30")?),
-            max_connections: positive("HTTP_MAX_CONNECTIONS", "1024")? as usize,
+    pub fn load(env: &Env) -> Option<Self> {
+        let seconds = |name| env.positive(name, " of seconds").map(Duration::from_secs);
+        let header_timeout = seconds("HTTP_HEADER_TIMEOUT_SECONDS");
+        let request_timeout = seconds("HTTP_REQUEST_TIMEOUT_SECONDS");
+        let max_connections = env.positive("HTTP_MAX_CONNECTIONS", "");
+        Some(Self {
+            header_timeout: header_timeout?,
+            request_timeout: request_timeout?,
+            max_connections: max_connections? as usize,
         })
     }
 }

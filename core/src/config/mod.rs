@@ -1,6 +1,7 @@
-//! Typed configuration, read once at start from the environment (and a `.env`
-//! file). The names are the original product's; a missing or malformed value is
-//! one error naming the variable.
+//! Typed configuration, read once at start. `vars` lists every variable (the
+//! original product's names) for clap, which takes each from a flag, the
+//! environment or a `.env` file; the loaders here turn them into types and
+//! report every missing or malformed value of a start at once.
 
 mod auth;
 mod database;
@@ -10,13 +11,14 @@ mod exchange;
 mod http;
 mod notify;
 mod queue;
+pub mod vars;
 
 use std::net::SocketAddr;
 
 pub use auth::{AdminSeed, AuthConfig, DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, JwtAlgorithm};
 pub use database::{Backend, DatabaseConfig};
 pub use doors::DoorsConfig;
-pub use env::{ConfigError, Env};
+pub use env::{ConfigError, Env, Problems};
 pub use exchange::{ExchangeConfig, RateLimits};
 pub use http::HttpConfig;
 pub use notify::{NotifyConfig, SmtpConfig, SmtpTls, TWILIO_API_BASE, TwilioConfig};
@@ -31,25 +33,45 @@ pub enum Profile {
     Production,
 }
 
-/// Everything the workers need.
+/// Everything the workers need; `doors` only when they serve unlocks or
+/// door events.
 #[derive(Debug, Clone)]
 pub struct WorkersConfig {
     pub database: DatabaseConfig,
     pub queue: QueueConfig,
     pub notify: NotifyConfig,
     pub exchange: ExchangeConfig,
-    pub doors: DoorsConfig,
+    pub doors: Option<DoorsConfig>,
 }
 
 impl WorkersConfig {
-    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
-        Ok(Self {
-            database: DatabaseConfig::load(env, profile)?,
-            queue: QueueConfig::load(env, profile)?,
-            notify: NotifyConfig::load(env, profile)?,
-            exchange: ExchangeConfig::load(env)?,
-            doors: DoorsConfig::load(env, profile)?,
-        })
+    pub const VARS: &[&[vars::Var]] = &[
+        vars::DATABASE,
+        vars::QUEUE,
+        vars::NOTIFY,
+        vars::EXCHANGE,
+        vars::DOORS,
+        vars::LOGGING,
+    ];
+
+    pub fn load(env: &Env, profile: Profile, with_doors: bool) -> Result<Self, Problems> {
+        let database = DatabaseConfig::load(env, profile);
+        let queue = QueueConfig::load(env, profile);
+        let notify = NotifyConfig::load(env, profile);
+        let exchange = ExchangeConfig::load(env);
+        let doors = with_doors.then(|| DoorsConfig::load(env, profile));
+        env.finish((|| {
+            Some(Self {
+                database: database?,
+                queue: queue?,
+                notify: notify?,
+                exchange: exchange?,
+                doors: match doors {
+                    Some(doors) => Some(doors?),
+                    None => None,
+                },
+            })
+        })())
     }
 }
 
@@ -66,22 +88,151 @@ pub struct ApiConfig {
     pub http: HttpConfig,
 }
 
-pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8000";
-
 impl ApiConfig {
-    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
-        Ok(Self {
-            database: DatabaseConfig::load(env, profile)?,
-            listen_addr: env.parse_or(
-                "LISTEN_ADDR",
-                DEFAULT_LISTEN_ADDR,
-                "an address like 127.0.0.1:8000",
-            )?,
-            auth: AuthConfig::load(env, profile)?,
-            admin: AdminSeed::load(env, profile)?,
-            exchange: ExchangeConfig::load(env)?,
-            queue: QueueConfig::load(env, profile)?,
-            http: HttpConfig::load(env)?,
+    pub const VARS: &[&[vars::Var]] = &[
+        vars::DATABASE,
+        vars::HTTP,
+        vars::AUTH,
+        vars::ADMIN,
+        vars::EXCHANGE,
+        vars::QUEUE,
+        vars::LOGGING,
+    ];
+
+    pub fn load(env: &Env, profile: Profile) -> Result<Self, Problems> {
+        env.finish(Self::load_part(env, profile))
+    }
+
+    /// The API's part of a larger configuration (`cargo run`'s): problems
+    /// are noted in `env` for the caller's `finish`.
+    pub fn load_part(env: &Env, profile: Profile) -> Option<Self> {
+        let database = DatabaseConfig::load(env, profile);
+        let listen_addr = env.parse("LISTEN_ADDR", "an address like 127.0.0.1:8000");
+        let auth = AuthConfig::load(env, profile);
+        let admin = AdminSeed::load(env, profile);
+        let exchange = ExchangeConfig::load(env);
+        let queue = QueueConfig::load(env, profile);
+        let http = HttpConfig::load(env);
+        Some(Self {
+            database: database?,
+            listen_addr: listen_addr?,
+            auth: auth?,
+            admin,
+            exchange: exchange?,
+            queue: queue?,
+            http: http?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_of_a_start_is_reported_at_once() {
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "mysql://db"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("ALGORITHM", "none"),
+            ("AMQP_URL", "http://rabbit"),
+            ("OTP_EXPIRY_MINUTES", "soon"),
+        ]);
+        let problems = ApiConfig::load(&env, Profile::Production).unwrap_err();
+        let mut names = problems.names();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "ACCESS_SECRET_KEY",
+                "ALGORITHM",
+                "AMQP_URL",
+                "DATABASE_URL",
+                "HTTP_MAX_CONNECTIONS",
+                "OTP_EXPIRY_MINUTES",
+                "REFRESH_SECRET_KEY",
+            ],
+            "{problems}"
+        );
+    }
+
+    /// `--help` lists `VARS`; every variable a loader reads must be among them.
+    #[test]
+    fn help_lists_every_variable_the_loaders_read() {
+        let listed = |groups: &[&[vars::Var]]| -> std::collections::BTreeSet<&str> {
+            groups
+                .iter()
+                .flat_map(|g| g.iter().map(|v| v.name))
+                .collect()
+        };
+        // Every optional channel configured, so each of its variables is read.
+        let env = Env::from_pairs([
+            ("SMTP_HOST", "mail"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("MQTT_URL", "mqtt://broker"),
+        ]);
+        let _ = ApiConfig::load(&env, Profile::Production);
+        let unlisted: Vec<_> = env
+            .names_read()
+            .difference(&listed(ApiConfig::VARS))
+            .copied()
+            .collect();
+        assert!(unlisted.is_empty(), "locker-api reads {unlisted:?}");
+
+        let env = Env::from_pairs([
+            ("SMTP_HOST", "mail"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("MQTT_URL", "mqtt://broker"),
+        ]);
+        let _ = WorkersConfig::load(&env, Profile::Production, true);
+        let read = env.names_read();
+        let unlisted: Vec<_> = read
+            .difference(&listed(WorkersConfig::VARS))
+            .copied()
+            .collect();
+        assert!(unlisted.is_empty(), "locker-workers reads {unlisted:?}");
+        assert!(read.contains("SMTP_PASSWORD") && read.contains("WORKER_ID"));
+    }
+
+    #[test]
+    fn the_example_file_lists_every_variable() {
+        let example = include_str!("../../../.env.example");
+        let groups = [
+            vars::DATABASE,
+            vars::AUTH,
+            vars::ADMIN,
+            vars::HTTP,
+            vars::EXCHANGE,
+            vars::QUEUE,
+            vars::NOTIFY,
+            vars::DOORS,
+            vars::DEVELOPMENT,
+            vars::LOGGING,
+        ];
+        let missing: Vec<_> = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .filter(|v| {
+                !example.lines().any(|line| {
+                    line.trim_start_matches('#')
+                        .starts_with(&format!("{}=", v.name))
+                })
+            })
+            .map(|v| v.name)
+            .collect();
+        assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+    }
+
+    #[test]
+    fn workers_without_doors_need_no_broker() {
+        let secret = "s".repeat(32);
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "postgres://db/x"),
+            ("AMQP_URL", "amqp://rabbit"),
+            ("OTP_SECRET", secret.as_str()),
+        ]);
+        assert!(WorkersConfig::load(&env, Profile::Production, false).is_ok());
+        let problems = WorkersConfig::load(&env, Profile::Production, true).unwrap_err();
+        assert_eq!(problems.names(), ["MQTT_URL", "AGENT_SIGNING_SECRET"]);
     }
 }

@@ -1,6 +1,6 @@
 use secrecy::SecretString;
 
-use super::{ConfigError, Env, Profile};
+use super::{Env, Profile};
 
 /// How email and SMS leave: SMTP and Twilio when configured. A channel left
 /// out prints to the console under `cargo run`, and is refused (with a
@@ -47,105 +47,110 @@ pub struct TwilioConfig {
 pub const TWILIO_API_BASE: &str = "https://api.twilio.com";
 
 impl NotifyConfig {
-    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
+    pub fn load(env: &Env, profile: Profile) -> Option<Self> {
         let code_secret = env.secret("OTP_SECRET", profile, || {
             "development-otp-secret-not-for-production".into()
-        })?;
-        Ok(Self {
-            smtp: SmtpConfig::load(env)?,
-            twilio: TwilioConfig::load(env)?,
-            code_secret,
+        });
+        let smtp = SmtpConfig::load(env);
+        let twilio = TwilioConfig::load(env);
+        Some(Self {
+            smtp: smtp?,
+            twilio: twilio?,
+            code_secret: code_secret?,
         })
     }
 }
 
 impl SmtpConfig {
-    fn load(env: &Env) -> Result<Option<Self>, ConfigError> {
-        let Some(host) = env.get("SMTP_HOST")? else {
-            return Ok(None);
+    /// `Some(None)` when email is not configured.
+    fn load(env: &Env) -> Option<Option<Self>> {
+        let Some(host) = env.get("SMTP_HOST") else {
+            return Some(None);
         };
         let tls = match env
-            .get("SMTP_TLS")?
-            .as_deref()
-            .map(str::to_ascii_lowercase)
+            .get("SMTP_TLS")
+            .map(|tls| tls.to_ascii_lowercase())
             .as_deref()
         {
-            None | Some("starttls") => SmtpTls::StartTls,
-            Some("tls") => SmtpTls::Tls,
-            Some("none") => SmtpTls::None,
+            None | Some("starttls") => Some(SmtpTls::StartTls),
+            Some("tls") => Some(SmtpTls::Tls),
+            Some("none") => Some(SmtpTls::None),
             Some(other) => {
-                return Err(ConfigError::new(
+                env.problem(
                     "SMTP_TLS",
                     format!("expected starttls, tls or none, got {other:?}"),
-                ));
+                );
+                None
             }
         };
-        let default_port = match tls {
-            SmtpTls::StartTls => "587",
-            SmtpTls::Tls => "465",
-            SmtpTls::None => "25",
+        let port = match env.get("SMTP_PORT") {
+            Some(_) => env.parse("SMTP_PORT", "a port number"),
+            None => tls.map(|tls| match tls {
+                SmtpTls::StartTls => 587,
+                SmtpTls::Tls => 465,
+                SmtpTls::None => 25,
+            }),
         };
-        let port = env.parse_or("SMTP_PORT", default_port, "a port number")?;
-        let credentials = match (env.get("SMTP_USERNAME")?, env.get("SMTP_PASSWORD")?) {
-            (Some(user), Some(password)) => Some((user, SecretString::from(password))),
-            (None, None) => None,
+        let credentials = match (env.get("SMTP_USERNAME"), env.get("SMTP_PASSWORD")) {
+            (Some(user), Some(password)) => Some(Some((user, SecretString::from(password)))),
+            (None, None) => Some(None),
             (Some(_), None) => {
-                return Err(ConfigError::new(
-                    "SMTP_PASSWORD",
-                    "is required with SMTP_USERNAME",
-                ));
+                env.problem("SMTP_PASSWORD", "is required with SMTP_USERNAME");
+                None
             }
             (None, Some(_)) => {
-                return Err(ConfigError::new(
-                    "SMTP_USERNAME",
-                    "is required with SMTP_PASSWORD",
-                ));
+                env.problem("SMTP_USERNAME", "is required with SMTP_PASSWORD");
+                None
             }
         };
-        let from = env.required("EMAIL_FROM")?;
-        if !from.contains('@') {
-            return Err(ConfigError::new(
-                "EMAIL_FROM",
-                "expected an address such as lockers@example.com",
-            ));
-        }
-        Ok(Some(Self {
+        let from = env.required("EMAIL_FROM").filter(|from| {
+            let address = from.contains('@');
+            if !address {
+                env.problem(
+                    "EMAIL_FROM",
+                    "expected an address such as lockers@example.com",
+                );
+            }
+            address
+        });
+        Some(Some(Self {
             host,
-            port,
-            tls,
-            credentials,
-            from,
+            port: port?,
+            tls: tls?,
+            credentials: credentials?,
+            from: from?,
         }))
     }
 }
 
 impl TwilioConfig {
-    fn load(env: &Env) -> Result<Option<Self>, ConfigError> {
-        let sid = env.get("TWILIO_ACCOUNT_SID")?;
-        let token = env.get("TWILIO_AUTH_TOKEN")?;
-        let from = env.get("TWILIO_PHONE_NUMBER")?;
+    /// `Some(None)` when SMS is not configured.
+    fn load(env: &Env) -> Option<Option<Self>> {
+        let sid = env.get("TWILIO_ACCOUNT_SID");
+        let token = env.get("TWILIO_AUTH_TOKEN");
+        let from = env.get("TWILIO_PHONE_NUMBER");
         if sid.is_none() && token.is_none() && from.is_none() {
-            return Ok(None);
+            return Some(None);
         }
-        let missing =
-            |name: &'static str| ConfigError::new(name, "is required when Twilio is configured");
-        let from = from.ok_or_else(|| missing("TWILIO_PHONE_NUMBER"))?;
-        let from = crate::domain::Phone::parse(&from, None)
-            .map_err(|problem| ConfigError::new("TWILIO_PHONE_NUMBER", problem))?;
-        let api_base = env
-            .get("TWILIO_API_BASE")?
-            .unwrap_or_else(|| TWILIO_API_BASE.into());
-        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
-            return Err(ConfigError::new(
-                "TWILIO_API_BASE",
-                "expected an http(s):// URL",
-            ));
-        }
-        Ok(Some(Self {
-            account_sid: sid.ok_or_else(|| missing("TWILIO_ACCOUNT_SID"))?,
-            auth_token: token.ok_or_else(|| missing("TWILIO_AUTH_TOKEN"))?.into(),
-            from: from.to_string(),
-            api_base: api_base.trim_end_matches('/').to_owned(),
+        let sid = env.required("TWILIO_ACCOUNT_SID");
+        let token = env.required("TWILIO_AUTH_TOKEN");
+        let from = env.required("TWILIO_PHONE_NUMBER").and_then(|from| {
+            crate::domain::Phone::parse(&from, None)
+                .map_err(|problem| env.problem("TWILIO_PHONE_NUMBER", problem))
+                .ok()
+        });
+        let api_base = env.required("TWILIO_API_BASE").filter(|base| {
+            let http = base.starts_with("https://") || base.starts_with("http://");
+            if !http {
+                env.problem("TWILIO_API_BASE", "expected an http(s):// URL");
+            }
+            http
+        });
+        Some(Some(Self {
+            account_sid: sid?,
+            auth_token: token?.into(),
+            from: from?.to_string(),
+            api_base: api_base?.trim_end_matches('/').to_owned(),
         }))
     }
 }
@@ -154,60 +159,51 @@ impl TwilioConfig {
 mod tests {
     use super::*;
 
+    fn problems(pairs: &[(&str, &str)], profile: Profile) -> Vec<&'static str> {
+        let env = Env::from_pairs(pairs.iter().copied());
+        match env.finish(NotifyConfig::load(&env, profile)) {
+            Ok(_) => vec![],
+            Err(problems) => problems.names(),
+        }
+    }
+
     #[test]
     fn partial_channels_name_what_is_missing() {
-        let err = NotifyConfig::load(
-            &Env::from_pairs([("SMTP_HOST", "mail")]),
-            Profile::Development,
-        )
-        .unwrap_err();
-        assert_eq!(err.name, "EMAIL_FROM");
-        let err = NotifyConfig::load(
-            &Env::from_pairs([
-                ("SMTP_HOST", "mail"),
-                ("EMAIL_FROM", "a@b.c"),
-                ("SMTP_TLS", "ssl"),
-            ]),
-            Profile::Development,
-        )
-        .unwrap_err();
-        assert_eq!(err.name, "SMTP_TLS");
-        let err = NotifyConfig::load(
-            &Env::from_pairs([("TWILIO_ACCOUNT_SID", "AC1")]),
-            Profile::Development,
-        )
-        .unwrap_err();
-        assert_eq!(err.name, "TWILIO_PHONE_NUMBER");
-        let ok = NotifyConfig::load(
-            &Env::from_pairs([
-                ("SMTP_HOST", "mail"),
-                ("EMAIL_FROM", "a@b.c"),
-                ("SMTP_TLS", "tls"),
-            ]),
-            Profile::Development,
-        )
-        .unwrap();
+        let dev = Profile::Development;
+        assert_eq!(problems(&[("SMTP_HOST", "mail")], dev), ["EMAIL_FROM"]);
+        assert_eq!(
+            problems(
+                &[
+                    ("SMTP_HOST", "mail"),
+                    ("EMAIL_FROM", "a@b.c"),
+                    ("SMTP_TLS", "ssl")
+                ],
+                dev
+            ),
+            ["SMTP_TLS"]
+        );
+        assert_eq!(
+            problems(&[("TWILIO_ACCOUNT_SID", "AC1")], dev),
+            ["TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER"]
+        );
+        let env = Env::from_pairs([
+            ("SMTP_HOST", "mail"),
+            ("EMAIL_FROM", "a@b.c"),
+            ("SMTP_TLS", "tls"),
+        ]);
+        let ok = env
+            .finish(NotifyConfig::load(&env, Profile::Development))
+            .unwrap();
         assert_eq!(ok.smtp.unwrap().port, 465);
         assert!(ok.twilio.is_none());
     }
 
     #[test]
     fn production_needs_its_own_code_secret() {
-        let err = NotifyConfig::load(&Env::from_pairs([]), Profile::Production).unwrap_err();
-        assert_eq!(err.name, "OTP_SECRET");
-        let err = NotifyConfig::load(
-            &Env::from_pairs([("OTP_SECRET", "short")]),
-            Profile::Production,
-        )
-        .unwrap_err();
-        assert_eq!(err.name, "OTP_SECRET");
+        let prod = Profile::Production;
+        assert_eq!(problems(&[], prod), ["OTP_SECRET"]);
+        assert_eq!(problems(&[("OTP_SECRET", "short")], prod), ["OTP_SECRET"]);
         let secret = "x".repeat(32);
-        assert!(
-            NotifyConfig::load(
-                &Env::from_pairs([("OTP_SECRET", secret.as_str())]),
-                Profile::Production
-            )
-            .is_ok()
-        );
+        assert!(problems(&[("OTP_SECRET", secret.as_str())], prod).is_empty());
     }
 }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::{ConfigError, Env, Profile};
+use super::{Env, Profile};
 
 /// Where jobs travel: RabbitMQ when `AMQP_URL` is set, else (under `cargo
 /// run` only) an in-process queue.
@@ -37,65 +37,62 @@ impl QueueType {
 pub const DEFAULT_RETRY_DELAYS_MS: &str = "1000,5000,30000,120000";
 
 impl QueueConfig {
-    pub fn load(env: &Env, profile: Profile) -> Result<Self, ConfigError> {
-        let amqp_url = env.get("AMQP_URL")?;
-        if amqp_url.is_none() && profile == Profile::Production {
-            return Err(ConfigError::new("AMQP_URL", "is required but not set"));
-        }
-        if let Some(url) = &amqp_url
-            && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
-        {
-            return Err(ConfigError::new(
-                "AMQP_URL",
-                "expected amqp://user:password@host:5672/%2f",
-            ));
-        }
-        let prefix = env
-            .get("AMQP_QUEUE_PREFIX")?
-            .unwrap_or_else(|| "lockerx".into());
-        if !prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(ConfigError::new(
-                "AMQP_QUEUE_PREFIX",
-                "letters, digits, '-', '_' and '.' only",
-            ));
-        }
-        let raw = env
-            .get("JOB_RETRY_DELAYS_MS")?
-            .unwrap_or_else(|| DEFAULT_RETRY_DELAYS_MS.into());
-        let retry_delays = raw
-            .split(',')
-            .map(|ms| {
-                ms.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| *ms > 0)
-                    .map(Duration::from_millis)
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                ConfigError::new(
+    pub fn load(env: &Env, profile: Profile) -> Option<Self> {
+        let amqp_url = match profile {
+            Profile::Development => env.get("AMQP_URL"),
+            Profile::Production => env.required("AMQP_URL"),
+        };
+        let amqp_url = match amqp_url {
+            Some(url) if !(url.starts_with("amqp://") || url.starts_with("amqps://")) => {
+                env.problem("AMQP_URL", "expected amqp://user:password@host:5672/%2f");
+                None
+            }
+            url => Some(url),
+        };
+        let prefix = env.required("AMQP_QUEUE_PREFIX").filter(|prefix| {
+            let plain = prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !plain {
+                env.problem(
+                    "AMQP_QUEUE_PREFIX",
+                    "letters, digits, '-', '_' and '.' only",
+                );
+            }
+            plain
+        });
+        let retry_delays = env.required("JOB_RETRY_DELAYS_MS").and_then(|raw| {
+            let delays = raw
+                .split(',')
+                .map(|ms| {
+                    ms.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|ms| *ms > 0)
+                        .map(Duration::from_millis)
+                })
+                .collect::<Option<Vec<_>>>();
+            if delays.is_none() {
+                env.problem(
                     "JOB_RETRY_DELAYS_MS",
                     format!("expected positive milliseconds separated by commas, got {raw:?}"),
-                )
-            })?;
-        let queue_type = match env.get("AMQP_QUEUE_TYPE")?.as_deref() {
-            None | Some("quorum") => QueueType::Quorum,
-            Some("classic") => QueueType::Classic,
+                );
+            }
+            delays
+        });
+        let queue_type = match env.get("AMQP_QUEUE_TYPE").as_deref() {
+            None | Some("quorum") => Some(QueueType::Quorum),
+            Some("classic") => Some(QueueType::Classic),
             Some(_) => {
-                return Err(ConfigError::new(
-                    "AMQP_QUEUE_TYPE",
-                    "expected quorum or classic",
-                ));
+                env.problem("AMQP_QUEUE_TYPE", "expected quorum or classic");
+                None
             }
         };
-        Ok(Self {
-            amqp_url,
-            prefix,
-            retry_delays,
-            queue_type,
+        Some(Self {
+            amqp_url: amqp_url?,
+            prefix: prefix?,
+            retry_delays: retry_delays?,
+            queue_type: queue_type?,
         })
     }
 
