@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use locker_core::config::vars::{self, Var};
 use locker_core::config::{
@@ -28,6 +29,7 @@ const SETTINGS: &[&[Var]] = &[
     vars::QUEUE,
     vars::NOTIFY,
     vars::DOORS,
+    vars::METRICS,
     vars::DEVELOPMENT,
     vars::LOGGING,
 ];
@@ -96,6 +98,9 @@ async fn run(
         console_fallback: true,
         worker_concurrency: 2,
     };
+    if let Some(addr) = config.metrics_addr {
+        locker_core::metrics::install(Some(addr)).context("METRICS_ADDR")?;
+    }
     let clock = Arc::new(SystemClock);
     let stack = Stack::start(&config, options, clock.clone()).await?;
     dev::seed(&stack.state.db, clock.as_ref()).await?;

@@ -101,6 +101,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .layer(axum::middleware::from_fn(measure))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -115,6 +116,25 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(health::router())
         .layer(axum::middleware::from_fn(crate::guard::middleware))
         .with_state(state)
+}
+
+/// Counts and times every routed request by its route template.
+async fn measure(request: Request<Body>, next: axum::middleware::Next) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str)
+        .to_owned();
+    let response = next.run(request).await;
+    locker_core::metrics::http_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 fn request_span(request: &Request<Body>) -> Span {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use locker_api::Application;
 use locker_api::admin_seed::ensure_admin;
@@ -86,6 +87,10 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: ApiConfig) -> anyhow::Result<()> {
+    if let Some(addr) = config.metrics_addr {
+        locker_core::metrics::install(Some(addr)).context("METRICS_ADDR")?;
+        tracing::info!(%addr, "metrics at /metrics");
+    }
     let clock = Arc::new(SystemClock);
     let app = Application::build(&config, clock.clone()).await?;
     let state = app.state().clone();

@@ -41,6 +41,10 @@ pub struct Envelope {
     pub attempt: u32,
     pub trace_id: String,
     pub payload: serde_json::Value,
+    /// When the job was written (its outbox row), for the enqueue-to-done
+    /// latency; absent in jobs published before it was carried.
+    #[serde(default)]
+    pub enqueued_at: Option<crate::clock::Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

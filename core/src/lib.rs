@@ -8,10 +8,11 @@ pub mod domain;
 pub mod exchange;
 pub mod hashing;
 pub mod jobs;
+pub mod metrics;
 pub mod queue;
 pub mod relay;
 pub mod store;
 
 pub use clock::{Clock, SystemClock};
 pub use db::Db;
-pub use locker_runtime::{shutdown, telemetry};
+pub use locker_runtime::{backoff, shutdown, telemetry};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{self, BackoffBuilder, Outage};
 use crate::jobs::{Envelope, JobKind};
 use crate::queue::JobQueue;
 use crate::store::outbox::{self, Pending};
@@ -16,7 +17,6 @@ use crate::{Clock, Db};
 const BATCH: i64 = 100;
 /// Jobs written by other api instances are found by polling at this pace.
 const POLL: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Wakes the relay right after a transaction that wrote jobs commits.
 #[derive(Clone, Default)]
@@ -53,25 +53,24 @@ impl Relay {
                 Err(error) => tracing::warn!(%error, "cannot re-queue unfinished jobs"),
             }
         }
-        let mut backoff = Duration::from_secs(1);
-        let mut failing = false;
+        // Jobs wait in the outbox while the queue is away.
+        let outage = Outage::new("job queue (outbox relay)");
+        let mut waits = backoff::reconnect().build();
         loop {
-            let wait = match self.publish_pending().await {
+            let (wait, failing) = match self.publish_pending().await {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => {
-                    if failing {
-                        tracing::info!("job queue reachable again; outbox drained");
+                    outage.recovered();
+                    waits = backoff::reconnect().build();
+                    if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
+                        crate::metrics::outbox_backlog(waiting);
                     }
-                    failing = false;
-                    backoff = Duration::from_secs(1);
-                    POLL
+                    (POLL, false)
                 }
                 Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "cannot publish jobs; they wait in the outbox");
-                    failing = true;
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    wait
+                    let wait = waits.next().unwrap_or(Duration::from_secs(5));
+                    outage.failed(&format!("{error:#}"), wait);
+                    (wait, true)
                 }
             };
             tokio::select! {
@@ -116,6 +115,7 @@ impl Relay {
                     attempt: 1,
                     trace_id: row.trace_id.clone(),
                     payload,
+                    enqueued_at: Some(row.created_at),
                 }),
                 _ => {
                     tracing::error!(job_id = row.id, kind = %row.kind, "outbox row cannot be published; skipped")

@@ -11,6 +11,7 @@ use locker_protocol::{
     self as mqtt, Ack, AckReason, Command, DoorEvent, MqttEndpoint, Status, Topics,
 };
 use locker_runtime::Clock;
+use locker_runtime::backoff::{self, BackoffBuilder, Outage};
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
@@ -89,9 +90,13 @@ impl Agent {
         let commands_topic = self.topics.commands(&id);
         let leaving = shutdown.clone();
         let poller = tokio::spawn(async move {
+            let outage = Outage::new("MQTT broker");
+            let mut waits = backoff::reconnect().build();
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        outage.recovered();
+                        waits = backoff::reconnect().build();
                         let _ = incoming_tx.send(Incoming::Connected);
                     }
                     Ok(Event::Incoming(Packet::Publish(publish)))
@@ -102,9 +107,11 @@ impl Agent {
                     Ok(_) => {}
                     // The broker closing the link we asked to end is no news.
                     Err(_) if leaving.is_cancelled() => break,
+                    // Door events wait in the outbox until the link is back.
                     Err(error) => {
-                        tracing::warn!(%error, "broker unreachable; events are kept until it is back");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let delay = waits.next().unwrap_or(Duration::from_secs(5));
+                        outage.failed(&error, delay);
+                        tokio::time::sleep(delay).await;
                     }
                 }
             }

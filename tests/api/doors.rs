@@ -496,3 +496,83 @@ async fn admins_unlock_doors_for_maintenance() {
     );
     agent.stop().await;
 }
+
+/// The sum of a Prometheus series' samples whose labels include `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every metric the README lists moves with one exchange through a door.
+/// (The recorder is the process's: other tests add to it too, so each
+/// figure must grow by at least this exchange's share.)
+#[tokio::test]
+async fn metrics_move_with_an_exchange_through_a_door() {
+    let metrics = locker_core::metrics::install(None).unwrap();
+    let s = site().await;
+    let before = metrics.render();
+    let locker = s.locker("metered").await;
+    let agent = s.app.agent("metered", &[locker], None).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+    assert_eq!(s.app.collect(&json!(locker), &code).await.0, StatusCode::OK);
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    s.app.smtp.wait_for("sender@example.com", 1, WAIT).await;
+    s.app.drain().await;
+    let after = metrics.render();
+
+    let grew = |name: &str, labels: &[(&str, &str)], by: f64| {
+        let (was, is) = (sample(&before, name, labels), sample(&after, name, labels));
+        assert!(is - was >= by, "{name}{labels:?}: {was} -> {is}");
+    };
+    grew(
+        "http_requests_total",
+        &[("method", "POST"), ("route", "/Items/"), ("status", "201")],
+        1.0,
+    );
+    grew(
+        "http_request_duration_seconds_count",
+        &[
+            ("route", "/Items/lockers/{locker_id}/collect"),
+            ("status", "200"),
+        ],
+        1.0,
+    );
+    grew("jobs_total", &[("kind", "otp"), ("outcome", "done")], 1.0);
+    grew(
+        "jobs_total",
+        &[("kind", "unlock"), ("outcome", "done")],
+        2.0,
+    );
+    grew(
+        "jobs_total",
+        &[("kind", "notify"), ("outcome", "done")],
+        2.0,
+    );
+    grew("job_latency_seconds_count", &[("kind", "notify")], 2.0);
+    grew("unlock_round_trip_seconds_count", &[], 2.0);
+    grew("door_events_total", &[("kind", "door_opened")], 2.0);
+    grew("door_events_total", &[("kind", "door_closed")], 2.0);
+    for gauge in ["agents_online", "outbox_backlog"] {
+        assert!(
+            after.lines().any(|l| l.starts_with(&format!("{gauge} "))),
+            "{gauge} is not reported"
+        );
+    }
+    agent.stop().await;
+}

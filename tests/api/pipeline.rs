@@ -61,6 +61,7 @@ async fn a_redelivered_job_sends_nothing_twice() {
         attempt: 2,
         trace_id: trace,
         payload: serde_json::from_str(&payload).unwrap(),
+        enqueued_at: None,
     };
     app.queue.publish(&again).await.unwrap();
     app.queue.publish(&again).await.unwrap();
@@ -287,6 +288,7 @@ async fn a_code_job_run_again_sends_the_same_code() {
         attempt: 2,
         trace_id: trace,
         payload: serde_json::from_str(&payload).unwrap(),
+        enqueued_at: None,
     };
     app.queue.publish(&again).await.unwrap();
     let second = app.sms_code(phone, 2).await;

@@ -244,3 +244,78 @@ async fn answers_carry_a_request_id() {
     assert!(plain(&first), "{first}");
     assert_ne!(first, id_for(None).await, "a new id per request");
 }
+
+/// `cargo run`'s binary serves Prometheus metrics on `METRICS_ADDR`, a port
+/// apart from the API's, and they count what the API answered.
+#[tokio::test]
+async fn metrics_are_served_on_their_own_port() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (api, metrics, broker) = (free(), free(), free());
+    let dir = tempfile::tempdir().unwrap();
+    let mut stack = tokio::process::Command::new(env!("CARGO_BIN_EXE_locker-exchange"))
+        .current_dir(dir.path())
+        .env("LISTEN_ADDR", api.to_string())
+        .env("METRICS_ADDR", metrics.to_string())
+        .env("MQTT_EMBEDDED_ADDR", broker.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("http://{api}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the stack did not start");
+    for _ in 0..3 {
+        let resp = client
+            .get(format!("http://{api}/lockers/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let text = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains("route=\"/lockers/\"")
+                && l.contains("status=\"401\"")
+        })
+        .unwrap_or_else(|| panic!("no count of the 401s in\n{text}"));
+    assert!(line.ends_with(" 3"), "{line}");
+    let api_port = client
+        .get(format!("http://{api}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api_port.status(),
+        StatusCode::NOT_FOUND,
+        "not on the API's port"
+    );
+    stack.kill().await.unwrap();
+}

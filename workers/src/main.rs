@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use locker_core::config::vars;
 use locker_core::config::{Env, Profile, WorkersConfig};
@@ -80,6 +81,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
+    if let Some(addr) = config.metrics_addr {
+        locker_core::metrics::install(Some(addr)).context("METRICS_ADDR")?;
+        tracing::info!(%addr, "metrics at /metrics");
+    }
     let db = Db::connect(&config.database).await?;
     let clock = Arc::new(SystemClock);
     let stop = CancellationToken::new();

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use locker_core::backoff::{self, BackoffBuilder, Outage};
 use locker_core::jobs::JobKind;
+use locker_core::metrics;
 use locker_core::queue::{Delivery, JobQueue};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +20,6 @@ use crate::jobs;
 
 /// Jobs a consumer may hold unacknowledged.
 const PREFETCH: u16 = 2;
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
 /// Starts `concurrency` consumers for each kind; they stop when `shutdown`
 /// is cancelled, finishing the job in hand.
@@ -30,9 +31,12 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    // Every consumer of this process meets the same outage: said once.
+    let outage = Outage::new("job queue");
     for &kind in kinds {
         for _ in 0..concurrency.max(1) {
-            set.spawn(serve(kind, ctx.clone(), queue.clone(), shutdown.clone()));
+            let (ctx, queue, outage) = (ctx.clone(), queue.clone(), outage.clone());
+            set.spawn(serve(kind, ctx, queue, outage, shutdown.clone()));
         }
     }
     set
@@ -42,9 +46,10 @@ async fn serve(
     kind: JobKind,
     ctx: Arc<WorkerContext>,
     queue: JobQueue,
+    outage: Outage,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_secs(1);
+    let mut waits = backoff::reconnect().build();
     loop {
         let consumer = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -52,16 +57,17 @@ async fn serve(
         };
         let mut consumer = match consumer {
             Ok(consumer) => {
-                delay = Duration::from_secs(1);
+                outage.recovered();
+                waits = backoff::reconnect().build();
                 consumer
             }
             Err(error) => {
-                tracing::warn!(kind = kind.as_str(), error = format!("{error:#}"), retry_in = ?delay, "cannot consume jobs");
+                let delay = waits.next().unwrap_or(Duration::from_secs(5));
+                outage.failed(&format!("{error:#}"), delay);
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
                 continue;
             }
         };
@@ -94,19 +100,33 @@ pub async fn execute(ctx: &WorkerContext, delivery: Delivery) {
     );
     let result = jobs::run(ctx, envelope).instrument(span.clone()).await;
     let attempt = envelope.attempt;
+    let kind = envelope.kind.as_str();
+    let enqueued_at = envelope.enqueued_at;
     let settled = async {
         match result {
             Ok(()) => {
                 tracing::info!("job done");
+                metrics::job_settled(kind, "done");
+                if let Some(enqueued) = enqueued_at {
+                    let waited = ctx.clock.now_millis().saturating_sub(enqueued);
+                    metrics::job_latency(kind, waited as f64 / 1000.0);
+                }
                 delivery.ack().await
             }
-            Err(JobError::Permanent(reason)) => delivery.dead(&reason).await,
+            Err(JobError::Permanent(reason)) => {
+                metrics::job_settled(kind, "failed");
+                delivery.dead(&reason).await
+            }
             Err(JobError::Transient(error)) => match ctx.retry_delays.get(attempt as usize - 1) {
                 Some(&delay) => {
                     tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "job failed; will retry");
+                    metrics::job_settled(kind, "retried");
                     delivery.retry(delay).await
                 }
-                None => delivery.dead(&format!("gave up after {attempt} tries: {error:#}")).await,
+                None => {
+                    metrics::job_settled(kind, "dead_lettered");
+                    delivery.dead(&format!("gave up after {attempt} tries: {error:#}")).await
+                }
             },
         }
     }

@@ -37,6 +37,7 @@ pub enum Profile {
 /// door events.
 #[derive(Debug, Clone)]
 pub struct WorkersConfig {
+    pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseConfig,
     pub queue: QueueConfig,
     pub notify: NotifyConfig,
@@ -51,6 +52,7 @@ impl WorkersConfig {
         vars::NOTIFY,
         vars::EXCHANGE,
         vars::DOORS,
+        vars::METRICS,
         vars::LOGGING,
     ];
 
@@ -60,8 +62,10 @@ impl WorkersConfig {
         let notify = NotifyConfig::load(env, profile);
         let exchange = ExchangeConfig::load(env);
         let doors = with_doors.then(|| DoorsConfig::load(env, profile));
+        let metrics_addr = metrics_addr(env);
         env.finish((|| {
             Some(Self {
+                metrics_addr: metrics_addr?,
                 database: database?,
                 queue: queue?,
                 notify: notify?,
@@ -78,6 +82,7 @@ impl WorkersConfig {
 /// Everything the API process needs.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
+    pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseConfig,
     pub listen_addr: SocketAddr,
     pub auth: AuthConfig,
@@ -96,6 +101,7 @@ impl ApiConfig {
         vars::ADMIN,
         vars::EXCHANGE,
         vars::QUEUE,
+        vars::METRICS,
         vars::LOGGING,
     ];
 
@@ -113,7 +119,9 @@ impl ApiConfig {
         let exchange = ExchangeConfig::load(env);
         let queue = QueueConfig::load(env, profile);
         let http = HttpConfig::load(env);
+        let metrics_addr = metrics_addr(env);
         Some(Self {
+            metrics_addr: metrics_addr?,
             database: database?,
             listen_addr: listen_addr?,
             auth: auth?,
@@ -122,6 +130,16 @@ impl ApiConfig {
             queue: queue?,
             http: http?,
         })
+    }
+}
+
+/// `Some(None)` when metrics are not served.
+fn metrics_addr(env: &Env) -> Option<Option<SocketAddr>> {
+    match env.get("METRICS_ADDR") {
+        Some(_) => env
+            .parse("METRICS_ADDR", "an address like 0.0.0.0:9464")
+            .map(Some),
+        None => Some(None),
     }
 }
 
@@ -206,6 +224,7 @@ mod tests {
             vars::QUEUE,
             vars::NOTIFY,
             vars::DOORS,
+            vars::METRICS,
             vars::DEVELOPMENT,
             vars::LOGGING,
         ];

@@ -276,6 +276,13 @@ pub const DOORS: &[Var] = &[
     ),
 ];
 
+pub const METRICS: &[Var] = &[var(
+    "METRICS_ADDR",
+    None,
+    "Serve Prometheus metrics at http://ADDR/metrics, a port apart from the API \
+     (e.g. 0.0.0.0:9464); unset, none are served",
+)];
+
 /// `cargo run` only.
 pub const DEVELOPMENT: &[Var] = &[
     var(
@@ -338,6 +345,7 @@ pub fn default_of(name: &str) -> Option<&'static str> {
         QUEUE,
         NOTIFY,
         DOORS,
+        METRICS,
         DEVELOPMENT,
         LOGGING,
     ]

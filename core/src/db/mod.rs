@@ -8,8 +8,9 @@ mod dialect;
 use std::time::Duration;
 
 use anyhow::Context;
+use locker_runtime::backoff::{self, Outage, Retryable};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 
 use crate::config::{Backend, DatabaseConfig};
 
@@ -31,17 +32,25 @@ impl Db {
             .max_connections(config.backend.pool_size())
             .acquire_timeout(config.acquire_timeout);
 
-        let started = tokio::time::Instant::now();
-        let pool = loop {
-            match options.clone().connect(&config.url).await {
-                Ok(pool) => break pool,
-                Err(error) if started.elapsed() < CONNECT_PATIENCE && is_transient(&error) => {
-                    tracing::warn!(%error, "database not reachable yet, retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(error) => return Err(error).context("cannot connect to DATABASE_URL"),
-            }
-        };
+        // One plain connection first: unlike the pool's, its error names the
+        // cause (refused, unknown host, no such database).
+        let outage = Outage::new("database");
+        let first = (|| AnyConnection::connect(&config.url))
+            .retry(
+                backoff::reconnect()
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_total_delay(Some(CONNECT_PATIENCE)),
+            )
+            .when(is_unavailable)
+            .notify(|error, retry_in| outage.failed(&describe(error), retry_in))
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("cannot connect to DATABASE_URL: {}", describe(&error))
+            })?;
+        let _ = first.close().await;
+        let pool = options.connect(&config.url).await.map_err(|error| {
+            anyhow::anyhow!("cannot connect to DATABASE_URL: {}", describe(&error))
+        })?;
 
         if let Some(statement) = config.backend.prepare_statement() {
             sqlx::query(statement)
@@ -84,8 +93,17 @@ impl Db {
     }
 }
 
-fn is_transient(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+/// What went wrong, said once: a database's own message, or the I/O cause
+/// (sqlx's text repeats a database error's message and its position).
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(e) => match e.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", e.message()),
+            None => e.message().to_owned(),
+        },
+        sqlx::Error::Io(e) => format!("{e}"),
+        other => other.to_string(),
+    }
 }
 
 /// True when `error` says the database could not be reached or dropped the

@@ -69,7 +69,8 @@ impl AmqpQueue {
     async fn open(&self) -> anyhow::Result<Session> {
         let connection = Connection::connect(&self.inner.url, ConnectionProperties::default())
             .await
-            .context("cannot connect to AMQP_URL")?;
+            // lapin's message already ends with its cause: not chained again.
+            .map_err(|error| anyhow::anyhow!("cannot connect to AMQP_URL: {error}"))?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

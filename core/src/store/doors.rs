@@ -125,6 +125,26 @@ pub async fn opened_under<'e>(
     Ok(found.is_some())
 }
 
+/// When a command was first sent.
+pub async fn issued_at<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    command_id: &str,
+) -> Result<Option<Millis>, sqlx::Error> {
+    sqlx::query_scalar("SELECT issued_at FROM commands WHERE id = $1")
+        .bind(command_id.to_owned())
+        .fetch_optional(executor)
+        .await
+}
+
+/// How many agents last said they are online.
+pub async fn agents_online<'e>(
+    executor: impl Executor<'e, Database = Any>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE online = 1")
+        .fetch_one(executor)
+        .await
+}
+
 /// Records an agent's presence unless a newer report is already in.
 pub async fn set_agent_status<'e>(
     executor: impl Executor<'e, Database = Any>,

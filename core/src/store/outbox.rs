@@ -32,6 +32,7 @@ pub struct Pending {
     pub kind: String,
     pub payload: String,
     pub trace_id: String,
+    pub created_at: i64,
 }
 
 /// The oldest unpublished jobs. Inside a transaction, where rows can be
@@ -42,7 +43,7 @@ pub async fn pending<'e>(
     backend: Backend,
 ) -> Result<Vec<Pending>, sqlx::Error> {
     sqlx::query(AssertSqlSafe(format!(
-        "SELECT id, kind, payload, trace_id FROM outbox WHERE published_at IS NULL \
+        "SELECT id, kind, payload, trace_id, created_at FROM outbox WHERE published_at IS NULL \
          ORDER BY id LIMIT $1{}",
         backend.skip_locked()
     )))
@@ -56,6 +57,7 @@ pub async fn pending<'e>(
             kind: row.try_get("kind")?,
             payload: row.try_get("payload")?,
             trace_id: row.try_get("trace_id")?,
+            created_at: row.try_get("created_at")?,
         })
     })
     .collect()
@@ -92,4 +94,11 @@ pub async fn requeue_unfinished<'e>(
     .execute(executor)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// How many jobs wait to be published.
+pub async fn backlog<'e>(executor: impl Executor<'e, Database = Any>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(executor)
+        .await
 }

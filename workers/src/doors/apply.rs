@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use locker_core::backoff::{self, BackoffBuilder};
 use locker_core::exchange::{self, DoorOutcome};
+use locker_core::metrics;
 use locker_core::store::doors;
 use locker_protocol::{Ack, DoorEvent, DoorEventKind, Status, Topics};
 
@@ -15,7 +17,7 @@ pub async fn until_applied(applier: &Applier, topics: &Topics, topic: &str, payl
     let Some((agent_id, leaf)) = topics.parse(topic) else {
         return;
     };
-    let mut delay = Duration::from_millis(200);
+    let mut waits = backoff::reconnect().build();
     loop {
         match apply(applier, agent_id, leaf, payload).await {
             Ok(()) => return,
@@ -24,9 +26,9 @@ pub async fn until_applied(applier: &Applier, topics: &Topics, topic: &str, payl
                 return;
             }
             Err(Failure::Database(error)) => {
+                let delay = waits.next().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(%agent_id, leaf, %error, retry_in = ?delay, "cannot apply agent message");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
     }
@@ -68,19 +70,21 @@ async fn apply(
         "acks" => {
             let ack: Ack = serde_json::from_slice(payload)?;
             exchange.unlock_answered(agent_id, &ack).await?;
+            if let Some(issued) = doors::issued_at(pool, &ack.command_id).await? {
+                metrics::unlock_round_trip(now.saturating_sub(issued) as f64 / 1000.0);
+            }
         }
         "status" => {
             let status: Status = serde_json::from_slice(payload)?;
             doors::set_agent_status(pool, agent_id, status.online, now).await?;
+            metrics::agents_online(doors::agents_online(pool).await?);
             tracing::info!(%agent_id, online = status.online, "agent status");
         }
         "events" => {
             let event: DoorEvent = serde_json::from_slice(payload)?;
-            log(
-                agent_id,
-                &event,
-                &exchange.door_event(agent_id, &event).await?,
-            );
+            let outcome = exchange.door_event(agent_id, &event).await?;
+            metrics::door_event(event.kind.as_str());
+            log(agent_id, &event, &outcome);
         }
         _ => {}
     }

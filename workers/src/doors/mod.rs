@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use locker_core::backoff::{self, BackoffBuilder, Outage};
 use locker_core::config::DoorsConfig;
 use locker_core::exchange::Exchange;
 use locker_protocol::{self as mqtt, Command, MqttEndpoint, Topics};
@@ -58,6 +59,8 @@ impl DoorLink {
             acks: acks.clone(),
         };
         let task = tokio::spawn(async move {
+            let outage = Outage::new("MQTT broker");
+            let mut waits = backoff::reconnect().build();
             loop {
                 let event = tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -65,6 +68,8 @@ impl DoorLink {
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        outage.recovered();
+                        waits = backoff::reconnect().build();
                         tracing::info!("connected to the MQTT broker");
                         if applier.is_some()
                             && let Err(error) = subscribe(&client, &topics, shared).await
@@ -88,10 +93,11 @@ impl DoorLink {
                     }
                     Ok(_) => {}
                     Err(error) => {
-                        tracing::warn!(%error, "MQTT broker unreachable; retrying");
+                        let delay = waits.next().unwrap_or(Duration::from_secs(5));
+                        outage.failed(&error, delay);
                         tokio::select! {
                             () = shutdown.cancelled() => break,
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = tokio::time::sleep(delay) => {}
                         }
                     }
                 }

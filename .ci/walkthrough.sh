@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's curl walk-through, exactly as written, run twice against
+# `cargo run`'s binary: each run must take an item from STORED to COLLECTED.
+# Only the person is replaced: the code they would read off the console and
+# type at `read -p` is read from the console log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build -q --bin locker-exchange
+dir=$(mktemp -d)
+log="$dir/console.log"
+(cd "$dir" && exec "$OLDPWD/target/debug/locker-exchange" >"$log" 2>&1) &
+stack=$!
+trap 'kill $stack 2>/dev/null || true; rm -rf "$dir"' EXIT
+for _ in $(seq 60); do
+    curl -sf http://127.0.0.1:8000/readyz >/dev/null && break
+    sleep 1
+done
+
+# The fenced block after "A whole exchange with curl:" in the README.
+awk '/exchange with curl:/ {found=1} found && /^```sh/ {inside=1; next}
+     inside && /^```/ {exit} inside {print}' README.md >"$dir/walk.sh"
+grep -q "read -p" "$dir/walk.sh" || { echo "the walk-through has no code prompt" >&2; exit 1; }
+sed -i "s#read -p 'code: ' C;#sleep 1; C=\$(grep -oE 'code is [0-9]{6}' '$log' | tail -1 | grep -oE '[0-9]{6}');#" "$dir/walk.sh"
+
+for run in 1 2; do
+    out=$(bash "$dir/walk.sh")
+    echo "-- run $run"
+    echo "$out"
+    [ "$(grep -o '"STORED"' <<<"$out" | wc -l)" = 1 ] || { echo "run $run: the item was not STORED" >&2; exit 1; }
+    [ "$(grep -o '"COLLECTED"' <<<"$out" | wc -l)" = 1 ] || { echo "run $run: the item was not COLLECTED" >&2; exit 1; }
+done
+echo "the README walk-through ran twice"
