@@ -20,6 +20,7 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
     "$VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
 cargo build -q --bin locker-exchange
+stack_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/locker-exchange"
 
 token() { # email password
     curl -sf "$BASE/Auth/login" -H "$J" -d "{\"email\":\"$1\",\"password\":\"$2\"}" |
@@ -33,12 +34,17 @@ check_backend() { # name database-url
     (cd "$dir" && DATABASE_URL="$2" LISTEN_ADDR="127.0.0.1:$PORT" \
         MQTT_EMBEDDED_ADDR="127.0.0.1:$((PORT + 1))" LOG_FORMAT=json RUST_LOG=warn \
         ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD=schema-admin-password \
-        exec "$OLDPWD/target/debug/locker-exchange" >"$dir/stack.log" 2>&1) &
+        exec "$stack_bin" >"$dir/stack.log" 2>&1) &
     pid=$!
+    local ready=false
     for _ in $(seq 60); do
-        curl -sf "$BASE/readyz" >/dev/null && break
+        curl -sf "$BASE/readyz" >/dev/null && ready=true && break
         sleep 1
     done
+    if ! $ready; then
+        echo "the stack did not start on $1:" && cat "$dir/stack.log"
+        return 1
+    fi
     curl -sf "$BASE/Auth/signup" -H "$J" \
         -d '{"name":"Schema User","email":"user@example.com","password":"schema-user-password"}' >/dev/null
     local admin user status=0

@@ -7,15 +7,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build -q --bin locker-exchange
+stack_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/locker-exchange"
 dir=$(mktemp -d)
 log="$dir/console.log"
-(cd "$dir" && exec "$OLDPWD/target/debug/locker-exchange" >"$log" 2>&1) &
+(cd "$dir" && exec "$stack_bin" >"$log" 2>&1) &
 stack=$!
 trap 'kill $stack 2>/dev/null || true; rm -rf "$dir"' EXIT
+ready=false
 for _ in $(seq 60); do
-    curl -sf http://127.0.0.1:8000/readyz >/dev/null && break
+    curl -sf http://127.0.0.1:8000/readyz >/dev/null && ready=true && break
     sleep 1
 done
+$ready || { echo "the stack did not start:" && cat "$log"; exit 1; }
 
 # The fenced block after "A whole exchange with curl:" in the README.
 awk '/exchange with curl:/ {found=1} found && /^```sh/ {inside=1; next}

@@ -20,19 +20,7 @@ use locker_exchange::{Stack, StackOptions, broker, dev};
 use tokio_util::sync::CancellationToken;
 
 /// Everything the stack in one process reads.
-const SETTINGS: &[&[Var]] = &[
-    vars::DATABASE,
-    vars::HTTP,
-    vars::AUTH,
-    vars::ADMIN,
-    vars::EXCHANGE,
-    vars::QUEUE,
-    vars::NOTIFY,
-    vars::DOORS,
-    vars::METRICS,
-    vars::DEVELOPMENT,
-    vars::LOGGING,
-];
+const SETTINGS: &[&[Var]] = vars::ALL;
 
 /// The whole Locker Exchange stack in one process, on embedded defaults:
 /// a SQLite file, an in-process job queue, an embedded MQTT broker with

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use locker_agent::{Agent, AgentConfig, SimulatedDoors};
 use locker_protocol::{MqttEndpoint, valid_agent_id};
 use locker_runtime::{SystemClock, shutdown, telemetry};
@@ -26,7 +27,8 @@ struct Cli {
     mqtt_url: MqttEndpoint,
     #[arg(long, env = "MQTT_TOPIC_ROOT", default_value = "lockerx")]
     topic_root: String,
-    /// This agent's signing key (`locker-api agent-key --agent-id ID` prints it).
+    /// This agent's signing key (`locker-api agent-key --agent-id ID` prints
+    /// it); from the environment only.
     #[arg(long, env = "AGENT_SIGNING_KEY", hide_env_values = true)]
     signing_key: String,
     /// Seconds a simulated door stays open before it closes.
@@ -63,13 +65,21 @@ fn parse_agent_id(id: &str) -> Result<String, String> {
 async fn main() -> ExitCode {
     // Reads `.env` into the environment before clap looks at it.
     let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).expect("clap checked the command line");
     telemetry::init_with("info", cli.rust_log.as_deref(), Some(&cli.log_format));
-    if cli.signing_key.len() < 32 {
-        telemetry::fatal(
-            "configuration error",
-            &"AGENT_SIGNING_KEY: must be at least 32 characters long",
-        );
+    // A process list shows flags: the key comes from the environment.
+    let problem = if matches.value_source("signing_key") == Some(ValueSource::CommandLine) {
+        Some(
+            "AGENT_SIGNING_KEY: is a secret: set it in the environment or .env, not on the command line",
+        )
+    } else if cli.signing_key.len() < 32 {
+        Some("AGENT_SIGNING_KEY: must be at least 32 characters long")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        telemetry::fatal("configuration error", &problem);
         return ExitCode::from(2);
     }
     let config = AgentConfig {

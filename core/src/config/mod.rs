@@ -215,20 +215,7 @@ mod tests {
     #[test]
     fn the_example_file_lists_every_variable() {
         let example = include_str!("../../../.env.example");
-        let groups = [
-            vars::DATABASE,
-            vars::AUTH,
-            vars::ADMIN,
-            vars::HTTP,
-            vars::EXCHANGE,
-            vars::QUEUE,
-            vars::NOTIFY,
-            vars::DOORS,
-            vars::METRICS,
-            vars::DEVELOPMENT,
-            vars::LOGGING,
-        ];
-        let missing: Vec<_> = groups
+        let missing: Vec<_> = vars::ALL
             .iter()
             .flat_map(|g| g.iter())
             .filter(|v| {

@@ -334,25 +334,27 @@ pub fn args(groups: &[&[Var]], global: bool) -> Vec<Arg> {
         .collect()
 }
 
+/// Every group: what `cargo run`, which runs every part, reads.
+pub const ALL: &[&[Var]] = &[
+    DATABASE,
+    HTTP,
+    AUTH,
+    ADMIN,
+    EXCHANGE,
+    QUEUE,
+    NOTIFY,
+    DOORS,
+    METRICS,
+    DEVELOPMENT,
+    LOGGING,
+];
+
 /// The default of `name`, when it has one.
 pub fn default_of(name: &str) -> Option<&'static str> {
-    [
-        DATABASE,
-        AUTH,
-        ADMIN,
-        HTTP,
-        EXCHANGE,
-        QUEUE,
-        NOTIFY,
-        DOORS,
-        METRICS,
-        DEVELOPMENT,
-        LOGGING,
-    ]
-    .iter()
-    .flat_map(|group| group.iter())
-    .find(|var| var.name == name)
-    .and_then(|var| var.default)
+    ALL.iter()
+        .flat_map(|group| group.iter())
+        .find(|var| var.name == name)
+        .and_then(|var| var.default)
 }
 
 /// The values clap found (flag, environment, `.env` or default) for `groups`,
