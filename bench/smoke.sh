@@ -10,13 +10,13 @@ export DATABASE_URL="sqlite://$dir/bench.db" LISTEN_ADDR=127.0.0.1:18080 MQTT_EM
 export SMTP_HOST=127.0.0.1 SMTP_PORT=12525 SMTP_TLS=none EMAIL_FROM=lockers@bench.test
 export OTP_RATE_PER_LOCKER=1000000 OTP_RATE_PER_CLIENT=1000000 OTP_RATE_PER_CONTACT=1000000 COLLECT_RATE_PER_CLIENT=1000000
 export RUST_LOG=warn
-"target/$profile/locker-exchange" > "$dir/stack.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/$profile/locker-exchange" > "$dir/stack.log" 2>&1 &
 stack=$!
 trap 'kill $stack 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.2; done
 
 bench() {
-    RUST_LOG=error "target/$profile/locker-bench" --base http://127.0.0.1:18080 --mqtt mqtt://127.0.0.1:18884 \
+    RUST_LOG=error "${CARGO_TARGET_DIR:-target}/$profile/locker-bench" --base http://127.0.0.1:18080 --mqtt mqtt://127.0.0.1:18884 \
         --smtp 127.0.0.1:12525 --no-ceilings --pid "stack=$stack" "$@"
 }
 bench --scenario read --duration 2 --concurrency 8

@@ -56,14 +56,20 @@ impl Relay {
         // Jobs wait in the outbox while the queue is away.
         let outage = Outage::new("job queue (outbox relay)");
         let mut waits = backoff::reconnect().build();
+        // The backlog gauge is read at most once a poll, not once a wake.
+        let now = tokio::time::Instant::now();
+        let mut counted = now.checked_sub(POLL).unwrap_or(now);
         loop {
             let (wait, failing) = match self.publish_pending().await {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => {
                     outage.recovered();
                     waits = backoff::reconnect().build();
-                    if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
-                        crate::metrics::outbox_backlog(waiting);
+                    if counted.elapsed() >= POLL {
+                        counted = tokio::time::Instant::now();
+                        if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
+                            crate::metrics::outbox_backlog(waiting);
+                        }
                     }
                     (POLL, false)
                 }

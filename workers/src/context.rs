@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::channels::Notifier;
 use crate::doors::DoorLink;
+use crate::error::JobError;
 
 /// The link to the doors and its settings.
 pub struct Doors {
@@ -25,9 +26,10 @@ pub struct WorkerContext {
     pub db: Db,
     pub claims: Claims,
     pub hasher: Hasher,
-    pub notifier: Notifier,
-    /// What one-time codes are derived from (`OTP_SECRET`).
-    pub code_secret: SecretString,
+    /// Email and SMS, where this process sends codes or messages.
+    pub notifier: Option<Notifier>,
+    /// What one-time codes are derived from (`OTP_SECRET`), likewise.
+    pub code_secret: Option<SecretString>,
     pub clock: Arc<dyn Clock>,
     /// Every transition of items and lockers.
     pub exchange: Exchange,
@@ -37,4 +39,21 @@ pub struct WorkerContext {
     pub retry_delays: Vec<Duration>,
     /// Deliveries taken and not yet settled, across this process's consumers.
     pub in_hand: Arc<AtomicUsize>,
+}
+
+impl WorkerContext {
+    /// Email and SMS; only a process serving otp or notify has them.
+    pub fn notifier(&self) -> Result<&Notifier, JobError> {
+        self.notifier.as_ref().ok_or_else(|| {
+            JobError::Permanent(
+                "this worker sends no messages (it serves neither otp nor notify)".into(),
+            )
+        })
+    }
+
+    pub fn code_secret(&self) -> Result<&SecretString, JobError> {
+        self.code_secret.as_ref().ok_or_else(|| {
+            JobError::Permanent("this worker issues no codes (it does not serve otp)".into())
+        })
+    }
 }

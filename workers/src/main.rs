@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use locker_core::config::vars;
-use locker_core::config::{Env, Profile, WorkersConfig};
+use locker_core::config::{Env, Profile, WorkerShare, WorkersConfig};
 use locker_core::exchange::Exchange;
 use locker_core::hashing::Hasher;
 use locker_core::jobs::JobKind;
@@ -59,12 +59,13 @@ async fn main() -> ExitCode {
     vars::init_logging(&matches, "info,sqlx=warn,lapin=warn");
     let cli = Cli::from_arg_matches(&matches).expect("clap checked the command line");
     let env = Env::from_matches(&matches, WorkersConfig::VARS);
-    // Only unlocks and door events talk to the broker.
-    let with_doors = cli
-        .queues
-        .iter()
-        .any(|r| matches!(r, Role::Events | Role::Jobs(JobKind::Unlock)));
-    let config = match WorkersConfig::load(&env, Profile::Production, with_doors) {
+    // Settings are asked for only where this process's share uses them.
+    let serves = |wanted: &[Role]| cli.queues.iter().any(|r| wanted.contains(r));
+    let share = WorkerShare {
+        messages: serves(&[Role::Jobs(JobKind::Otp), Role::Jobs(JobKind::Notify)]),
+        doors: serves(&[Role::Jobs(JobKind::Unlock), Role::Events]),
+    };
+    let config = match WorkersConfig::load(&env, Profile::Production, share) {
         Ok(config) => config,
         Err(error) => {
             telemetry::fatal("configuration error", &error);
@@ -122,8 +123,12 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         claims: Claims::default(),
         db: db.clone(),
         hasher,
-        notifier: Notifier::new(&config.notify, false)?,
-        code_secret: config.notify.code_secret.clone(),
+        notifier: config
+            .notify
+            .as_ref()
+            .map(|notify| Notifier::new(notify, false))
+            .transpose()?,
+        code_secret: config.notify.as_ref().map(|n| n.code_secret.clone()),
         clock,
         exchange,
         retry_delays: config.queue.retry_delays.clone(),

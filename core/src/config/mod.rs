@@ -33,16 +33,25 @@ pub enum Profile {
     Production,
 }
 
-/// Everything the workers need; `doors` only when they serve unlocks or
-/// door events.
+/// Everything the workers need: `notify` only when they send codes or
+/// messages, `doors` only when they serve unlocks or door events.
 #[derive(Debug, Clone)]
 pub struct WorkersConfig {
     pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseConfig,
     pub queue: QueueConfig,
-    pub notify: NotifyConfig,
+    pub notify: Option<NotifyConfig>,
     pub exchange: ExchangeConfig,
     pub doors: Option<DoorsConfig>,
+}
+
+/// Which parts of the work a worker process serves.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerShare {
+    /// Codes and messages (otp, notify): SMTP, Twilio, `OTP_SECRET`.
+    pub messages: bool,
+    /// Unlocks and door events: the broker and `AGENT_SIGNING_SECRET`.
+    pub doors: bool,
 }
 
 impl WorkersConfig {
@@ -56,19 +65,22 @@ impl WorkersConfig {
         vars::LOGGING,
     ];
 
-    pub fn load(env: &Env, profile: Profile, with_doors: bool) -> Result<Self, Problems> {
+    pub fn load(env: &Env, profile: Profile, share: WorkerShare) -> Result<Self, Problems> {
         let database = DatabaseConfig::load(env, profile);
         let queue = QueueConfig::load(env, profile);
-        let notify = NotifyConfig::load(env, profile);
+        let notify = share.messages.then(|| NotifyConfig::load(env, profile));
         let exchange = ExchangeConfig::load(env);
-        let doors = with_doors.then(|| DoorsConfig::load(env, profile));
+        let doors = share.doors.then(|| DoorsConfig::load(env, profile));
         let metrics_addr = metrics_addr(env);
         env.finish((|| {
             Some(Self {
                 metrics_addr: metrics_addr?,
                 database: database?,
                 queue: queue?,
-                notify: notify?,
+                notify: match notify {
+                    Some(notify) => Some(notify?),
+                    None => None,
+                },
                 exchange: exchange?,
                 doors: match doors {
                     Some(doors) => Some(doors?),
@@ -202,7 +214,11 @@ mod tests {
             ("TWILIO_ACCOUNT_SID", "AC1"),
             ("MQTT_URL", "mqtt://broker"),
         ]);
-        let _ = WorkersConfig::load(&env, Profile::Production, true);
+        let all = WorkerShare {
+            messages: true,
+            doors: true,
+        };
+        let _ = WorkersConfig::load(&env, Profile::Production, all);
         let read = env.names_read();
         let unlisted: Vec<_> = read
             .difference(&listed(WorkersConfig::VARS))
@@ -229,16 +245,25 @@ mod tests {
         assert!(missing.is_empty(), ".env.example lacks {missing:?}");
     }
 
+    /// A worker is asked only for the settings of the work it serves.
     #[test]
-    fn workers_without_doors_need_no_broker() {
-        let secret = "s".repeat(32);
-        let env = Env::from_pairs([
-            ("DATABASE_URL", "postgres://db/x"),
-            ("AMQP_URL", "amqp://rabbit"),
-            ("OTP_SECRET", secret.as_str()),
-        ]);
-        assert!(WorkersConfig::load(&env, Profile::Production, false).is_ok());
-        let problems = WorkersConfig::load(&env, Profile::Production, true).unwrap_err();
-        assert_eq!(problems.names(), ["MQTT_URL", "AGENT_SIGNING_SECRET"]);
+    fn workers_need_only_the_settings_of_their_share() {
+        let load = |messages, doors| {
+            let env = Env::from_pairs([
+                ("DATABASE_URL", "postgres://db/x"),
+                ("AMQP_URL", "amqp://rabbit"),
+            ]);
+            let share = WorkerShare { messages, doors };
+            match WorkersConfig::load(&env, Profile::Production, share) {
+                Ok(_) => vec![],
+                Err(problems) => problems.names(),
+            }
+        };
+        assert_eq!(load(true, false), ["OTP_SECRET"]);
+        assert_eq!(load(false, true), ["MQTT_URL", "AGENT_SIGNING_SECRET"]);
+        assert_eq!(
+            load(true, true),
+            ["OTP_SECRET", "MQTT_URL", "AGENT_SIGNING_SECRET"]
+        );
     }
 }

@@ -195,7 +195,7 @@ pub const QUEUE: &[Var] = &[
 pub const NOTIFY: &[Var] = &[
     secret(
         "OTP_SECRET",
-        "One-time codes are derived from it (at least 32 bytes). Required in production",
+        "One-time codes are derived from it (at least 32 bytes). Required by workers serving otp or notify",
     ),
     var(
         "SMTP_HOST",
@@ -235,7 +235,8 @@ pub const NOTIFY: &[Var] = &[
 
 const AGENT_SIGNING_SECRET: Var = secret(
     "AGENT_SIGNING_SECRET",
-    "Agents' signing keys derive from it (at least 32 bytes). Required in production",
+    "Agents' signing keys derive from it (at least 32 bytes). Required by workers serving \
+     unlock or events",
 );
 
 /// `locker-api agent-key`.

@@ -7,7 +7,7 @@ use crate::error::JobError;
 use crate::messages;
 
 pub async fn run(ctx: &WorkerContext, job_id: i64, job: NotifyJob) -> Result<(), JobError> {
-    ctx.notifier
+    ctx.notifier()?
         .send(&job.to, &messages::render(&job.message), job_id)
         .await
 }

@@ -24,7 +24,7 @@ pub async fn run(ctx: &WorkerContext, job_id: i64, job: OtpJob) -> Result<(), Jo
         return Ok(());
     };
 
-    let code = code_for(ctx.code_secret.expose_secret().as_bytes(), job_id);
+    let code = code_for(ctx.code_secret()?.expose_secret().as_bytes(), job_id);
     let now = ctx.clock.now_millis();
     if codes::issuer(pool, job.item_id).await? != Some(job_id) {
         let hash = ctx.hasher.hash(code.clone().into()).await?;
@@ -45,7 +45,7 @@ pub async fn run(ctx: &WorkerContext, job_id: i64, job: OtpJob) -> Result<(), Jo
     }
     let minutes = ctx.exchange.rules().otp_expiry.as_secs().div_ceil(60);
     let text = messages::code(&code, &location, &locker, minutes);
-    ctx.notifier.send(&job.contact, &text, job_id).await?;
+    ctx.notifier()?.send(&job.contact, &text, job_id).await?;
     tracing::info!(item_id = job.item_id, "code issued");
     Ok(())
 }
