@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{self, BackoffBuilder, Outage};
+use crate::backoff::{Outage, Reconnect};
 use crate::jobs::{Envelope, JobKind};
 use crate::queue::JobQueue;
 use crate::store::outbox::{self, Pending};
@@ -54,8 +54,7 @@ impl Relay {
             }
         }
         // Jobs wait in the outbox while the queue is away.
-        let outage = Outage::new("job queue (outbox relay)");
-        let mut waits = backoff::reconnect().build();
+        let mut link = Reconnect::new(Outage::new("job queue (outbox relay)"));
         // The backlog gauge is read at most once a poll, not once a wake.
         let now = tokio::time::Instant::now();
         let mut counted = now.checked_sub(POLL).unwrap_or(now);
@@ -63,8 +62,7 @@ impl Relay {
             let (wait, failing) = match self.publish_pending().await {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => {
-                    outage.recovered();
-                    waits = backoff::reconnect().build();
+                    link.recovered();
                     if counted.elapsed() >= POLL {
                         counted = tokio::time::Instant::now();
                         if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
@@ -73,11 +71,7 @@ impl Relay {
                     }
                     (POLL, false)
                 }
-                Err(error) => {
-                    let wait = waits.next().unwrap_or(Duration::from_secs(5));
-                    outage.failed(&format!("{error:#}"), wait);
-                    (wait, true)
-                }
+                Err(error) => (link.failed(&format!("{error:#}")), true),
             };
             tokio::select! {
                 () = shutdown.cancelled() => return,

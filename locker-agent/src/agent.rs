@@ -11,7 +11,7 @@ use locker_protocol::{
     self as mqtt, Ack, AckReason, Command, DoorEvent, MqttEndpoint, Status, Topics,
 };
 use locker_runtime::Clock;
-use locker_runtime::backoff::{self, BackoffBuilder, Outage};
+use locker_runtime::backoff::{Outage, Reconnect};
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
@@ -90,13 +90,11 @@ impl Agent {
         let commands_topic = self.topics.commands(&id);
         let leaving = shutdown.clone();
         let poller = tokio::spawn(async move {
-            let outage = Outage::new("MQTT broker");
-            let mut waits = backoff::reconnect().build();
+            let mut link = Reconnect::new(Outage::new("MQTT broker"));
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        outage.recovered();
-                        waits = backoff::reconnect().build();
+                        link.recovered();
                         let _ = incoming_tx.send(Incoming::Connected);
                     }
                     Ok(Event::Incoming(Packet::Publish(publish)))
@@ -109,8 +107,7 @@ impl Agent {
                     Err(_) if leaving.is_cancelled() => break,
                     // Door events wait in the outbox until the link is back.
                     Err(error) => {
-                        let delay = waits.next().unwrap_or(Duration::from_secs(5));
-                        outage.failed(&error, delay);
+                        let delay = link.failed(&error);
                         tokio::time::sleep(delay).await;
                     }
                 }

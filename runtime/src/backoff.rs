@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+pub use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
 
 /// Waits of 200 ms, doubling, up to 5 s (a link that is back is used within
 /// seconds), for as long as it takes.
@@ -47,5 +47,35 @@ impl Outage {
         if self.down.swap(false, Ordering::SeqCst) {
             tracing::info!(link = self.what, "reachable again");
         }
+    }
+}
+
+/// One task's way back to a link: a backoff of its own, the outage it shares
+/// with the link's other tasks.
+#[derive(Debug)]
+pub struct Reconnect {
+    outage: Outage,
+    waits: ExponentialBackoff,
+}
+
+impl Reconnect {
+    pub fn new(outage: Outage) -> Self {
+        Self {
+            outage,
+            waits: reconnect().build(),
+        }
+    }
+
+    /// Notes a failed try; returns how long to wait before the next.
+    pub fn failed(&mut self, error: &dyn Display) -> Duration {
+        let wait = self.waits.next().unwrap_or(Duration::from_secs(5));
+        self.outage.failed(error, wait);
+        wait
+    }
+
+    /// The link works: said if it was down, and the backoff starts over.
+    pub fn recovered(&mut self) {
+        self.outage.recovered();
+        self.waits = reconnect().build();
     }
 }

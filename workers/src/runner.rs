@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use locker_core::backoff::{self, BackoffBuilder, Outage};
+use locker_core::backoff::{Outage, Reconnect};
 use locker_core::jobs::JobKind;
 use locker_core::metrics;
 use locker_core::queue::{Delivery, JobQueue};
@@ -49,7 +48,7 @@ async fn serve(
     outage: Outage,
     shutdown: CancellationToken,
 ) {
-    let mut waits = backoff::reconnect().build();
+    let mut link = Reconnect::new(outage);
     loop {
         let consumer = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -57,13 +56,11 @@ async fn serve(
         };
         let mut consumer = match consumer {
             Ok(consumer) => {
-                outage.recovered();
-                waits = backoff::reconnect().build();
+                link.recovered();
                 consumer
             }
             Err(error) => {
-                let delay = waits.next().unwrap_or(Duration::from_secs(5));
-                outage.failed(&format!("{error:#}"), delay);
+                let delay = link.failed(&format!("{error:#}"));
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(delay) => {}

@@ -8,10 +8,9 @@
 mod apply;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use locker_core::backoff::{self, BackoffBuilder, Outage};
+use locker_core::backoff::{Outage, Reconnect};
 use locker_core::config::DoorsConfig;
 use locker_core::exchange::Exchange;
 use locker_protocol::{self as mqtt, Command, MqttEndpoint, Topics};
@@ -59,8 +58,7 @@ impl DoorLink {
             acks: acks.clone(),
         };
         let task = tokio::spawn(async move {
-            let outage = Outage::new("MQTT broker");
-            let mut waits = backoff::reconnect().build();
+            let mut link = Reconnect::new(Outage::new("MQTT broker"));
             loop {
                 let event = tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -68,8 +66,7 @@ impl DoorLink {
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        outage.recovered();
-                        waits = backoff::reconnect().build();
+                        link.recovered();
                         tracing::info!("connected to the MQTT broker");
                         if applier.is_some()
                             && let Err(error) = subscribe(&client, &topics, shared).await
@@ -93,8 +90,7 @@ impl DoorLink {
                     }
                     Ok(_) => {}
                     Err(error) => {
-                        let delay = waits.next().unwrap_or(Duration::from_secs(5));
-                        outage.failed(&error, delay);
+                        let delay = link.failed(&error);
                         tokio::select! {
                             () = shutdown.cancelled() => break,
                             () = tokio::time::sleep(delay) => {}
