@@ -21,7 +21,7 @@ use locker_core::queue::JobQueue;
 use locker_core::relay::Relay;
 use locker_core::store::job_runs::Claims;
 use locker_workers::channels::Notifier;
-use locker_workers::doors::{Applier, DoorLink};
+use locker_workers::doors::{Applier, DoorLink, tracker};
 use locker_workers::{Doors, WorkerContext, spawn, sweeper};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +96,7 @@ impl Stack {
         tasks.spawn(async move {
             let _ = link_task.await;
         });
+        tasks.spawn(tracker::run(ctx.clone(), stop.clone()));
         let sweep_stop = stop.clone();
         let sweep_every = options.sweep_every;
         tasks.spawn(async move { sweeper::run(&ctx, sweep_every, sweep_stop).await });

@@ -1,13 +1,16 @@
-//! Argon2id hashing of passwords and one-time codes, off the async threads
-//! and bounded so a burst cannot take all memory (each hash holds 19 MiB).
+//! Argon2id hashing of passwords and one-time codes, off the async threads,
+//! at most one per core at a time, each in working memory (19 MiB) kept for
+//! the next: allocated afresh on whichever blocking thread runs it, that
+//! memory stays behind in the allocator's per-thread arenas, and a burst
+//! left the process holding gigabytes.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 use tracing::Span;
@@ -18,9 +21,14 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Argon2's working memory, one per hash running.
+type Memory = Vec<Block>;
+
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// Working memory of finished hashes, for the next (one per permit).
+    memory: Arc<Mutex<Vec<Memory>>>,
     /// Verified against when there is nothing to verify against (an unknown
     /// account), so that costs the same time as a wrong secret.
     dummy_hash: Arc<str>,
@@ -33,14 +41,16 @@ impl Hasher {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         let dummy_hash = hash_blocking("locker-exchange timing equaliser")?;
         Ok(Self {
-            permits: Arc::new(Semaphore::new(parallel * 2)),
+            // More at once only queues them on the cores, holding memory.
+            permits: Arc::new(Semaphore::new(parallel)),
+            memory: Arc::default(),
             dummy_hash: dummy_hash.into(),
             verifications: Arc::default(),
         })
     }
 
     pub async fn hash(&self, secret: SecretString) -> anyhow::Result<String> {
-        self.blocking(move || hash_blocking(secret.expose_secret()))
+        self.blocking(move |memory| hash_with(secret.expose_secret(), memory))
             .await?
     }
 
@@ -55,15 +65,7 @@ impl Hasher {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
-            .blocking(move || {
-                let parsed = PasswordHash::new(&hash)
-                    .map_err(|e| anyhow::anyhow!("stored hash is malformed: {e}"))?;
-                Ok::<_, anyhow::Error>(
-                    argon2()
-                        .verify_password(secret.expose_secret().as_bytes(), &parsed)
-                        .is_ok(),
-                )
-            })
+            .blocking(move |memory| verify_with(secret.expose_secret(), &hash, memory))
             .await??;
         Ok(known && matches)
     }
@@ -75,29 +77,100 @@ impl Hasher {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let _permit = self.permits.acquire().await.context("hasher closed")?;
         let span = Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .await
-            .context("hashing task failed")
+        let kept = self.memory.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut memory = kept
+                .lock()
+                .expect("hasher memory")
+                .pop()
+                .unwrap_or_default();
+            let result = span.in_scope(|| work(&mut memory));
+            kept.lock().expect("hasher memory").push(memory);
+            result
+        })
+        .await
+        .context("hashing task failed")
     }
 }
 
 /// Hashes on the calling thread (for measurements; servers use [`Hasher`]).
 pub fn hash_blocking(secret: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))
+    hash_with(secret, &mut Memory::new())
 }
 
 /// Verifies on the calling thread (for measurements; servers use [`Hasher`]).
 pub fn verify_blocking(secret: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
+    verify_with(secret, hash, &mut Memory::new()).unwrap_or(false)
+}
+
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of `secret`
+/// under a new salt, computed in `memory`.
+fn hash_with(secret: &str, memory: &mut Memory) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let argon2 = argon2();
+    let hash = run(
+        &argon2,
+        secret,
+        salt.as_salt(),
+        Params::DEFAULT_OUTPUT_LEN,
+        memory,
+    )?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params())
+            .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(hash),
+    };
+    Ok(phc.to_string())
+}
+
+/// True when `secret` matches the PHC string `stored`, with the parameters
+/// it names, computed in `memory`.
+fn verify_with(secret: &str, stored: &str, memory: &mut Memory) -> anyhow::Result<bool> {
+    let malformed = |e: &dyn std::fmt::Display| anyhow::anyhow!("stored hash is malformed: {e}");
+    let parsed = PasswordHash::new(stored).map_err(|e| malformed(&e))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| malformed(&e))?;
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+        .map_err(|e| malformed(&e))?;
+    let params = Params::try_from(&parsed).map_err(|e| malformed(&e))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(malformed(&"no salt or no hash"));
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = run(&argon2, secret, salt, expected.len(), memory)?;
+    // `Output`'s comparison takes the same time wherever they differ.
+    Ok(computed == expected)
+}
+
+fn run(
+    argon2: &Argon2<'_>,
+    secret: &str,
+    salt: Salt<'_>,
+    len: usize,
+    memory: &mut Memory,
+) -> anyhow::Result<Output> {
+    let blocks = argon2.params().block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("bad salt: {e}"))?;
+    Output::init_with(len, |out| {
+        argon2
+            .hash_password_into_with_memory(secret.as_bytes(), salt, out, &mut memory[..])
+            .map_err(|_| password_hash::Error::Crypto)
+    })
+    .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))
 }
 
 #[cfg(test)]
@@ -130,5 +203,32 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash_blocking("s3cret").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"s3cret", &parsed).is_ok());
+        assert!(argon2().verify_password(b"s3cret!", &parsed).is_err());
+
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon2()
+            .hash_password(b"s3cret", &salt)
+            .unwrap()
+            .to_string();
+        let mut memory = Memory::new();
+        assert!(verify_with("s3cret", &theirs, &mut memory).unwrap());
+        assert!(!verify_with("s3cret!", &theirs, &mut memory).unwrap());
+        // Memory left by a bigger hash serves a smaller one, and the reverse.
+        let small = Params::new(1024, 1, 1, None).unwrap();
+        let small = Argon2::new(Algorithm::Argon2id, Version::V0x13, small)
+            .hash_password(b"x", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_with("x", &small, &mut memory).unwrap());
+        assert!(verify_with("s3cret", &theirs, &mut Memory::new()).unwrap());
+        assert!(verify_with("x", "$argon2id$v=19$nonsense", &mut memory).is_err());
     }
 }

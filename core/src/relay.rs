@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +16,11 @@ use crate::store::outbox::{self, Pending};
 use crate::{Clock, Db};
 
 const BATCH: i64 = 100;
-/// Jobs written by other api instances are found by polling at this pace.
+/// Jobs written by other processes wake the relay through PostgreSQL's
+/// `NOTIFY` on this channel (a trigger on the outbox raises it on commit).
+const CHANNEL: &str = "outbox";
+/// Should a notice be missed (the listening connection lost), jobs are still
+/// found by polling at this pace.
 const POLL: Duration = Duration::from_secs(1);
 
 /// Wakes the relay right after a transaction that wrote jobs commits.
@@ -52,6 +57,13 @@ impl Relay {
                 Ok(n) => tracing::info!(jobs = n, "re-queued jobs left unfinished by the last run"),
                 Err(error) => tracing::warn!(%error, "cannot re-queue unfinished jobs"),
             }
+        }
+        if let Some(url) = self.db.notices_url() {
+            tokio::spawn(wake_on_notice(
+                url.to_owned(),
+                self.waker.clone(),
+                shutdown.clone(),
+            ));
         }
         // Jobs wait in the outbox while the queue is away.
         let mut link = Reconnect::new(Outage::new("job queue (outbox relay)"));
@@ -134,5 +146,45 @@ impl Relay {
             }
         }
         Ok(rows.iter().map(|r| r.id).collect())
+    }
+}
+
+/// Wakes the relay whenever any process commits jobs to the outbox.
+async fn wake_on_notice(url: String, waker: RelayWaker, shutdown: CancellationToken) {
+    let mut link = Reconnect::new(Outage::new("database notices (outbox relay)"));
+    loop {
+        let listening = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let failure = match tokio::select! {
+            () = shutdown.cancelled() => return,
+            listener = listening => listener,
+        } {
+            Ok(mut listener) => {
+                link.recovered();
+                loop {
+                    // Whatever was written while not listening is found now.
+                    waker.wake();
+                    let notice = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        notice = listener.try_recv() => notice,
+                    };
+                    match notice {
+                        // A notice, or `None`: the connection was lost and is
+                        // made again on the next call.
+                        Ok(_) => {}
+                        Err(error) => break error,
+                    }
+                }
+            }
+            Err(error) => error,
+        };
+        let delay = link.failed(&crate::db::describe(&failure));
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
     }
 }

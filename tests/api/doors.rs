@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures::future::join_all;
+use locker_core::store::doors;
 use locker_core::{Clock, SystemClock};
 use locker_protocol::{Command, MqttEndpoint, agent_key};
 use locker_testkit::TcpProxy;
@@ -332,35 +334,107 @@ async fn an_unanswered_unlock_is_retried_then_reported() {
     let ghost = s.locker("ghost-agent").await;
     let waiting = s.drop_item(late).await;
     let stranded = s.drop_item(ghost).await;
+    s.app
+        .wait_until("both commands sent", || async {
+            s.app.count("SELECT COUNT(*) FROM commands").await == 2
+        })
+        .await;
 
-    // The first try goes unanswered (2 s); the agent comes up for the retry.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Nobody heard the first copies. The late agent comes up; once an
+    // answer is overdue (2 s here) the same command goes again, and runs.
     let agent = s
         .app
         .agent("late-agent", &[late], Some(Duration::from_millis(100)))
         .await;
+    s.app.advance(Duration::from_secs(3));
     s.wait_status(&waiting, "STORED").await;
     assert!(s.item(&waiting).await["unlock_failed_at"].is_null());
+    let sends = "SELECT sends FROM commands WHERE agent_id = 'ghost-agent'";
+    s.app
+        .wait_until("the ghost's command sent again", || async {
+            s.app.count(sends).await == 2
+        })
+        .await;
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'unlock.failed'")
+            .await,
+        0
+    );
 
-    // The ghost never answers: three tries, then reported and dead-lettered.
+    // The ghost never answers: once no copy can run (30 s of life and the
+    // 10 s allowance), the unlock is reported, once.
+    s.app.advance(Duration::from_secs(38));
     s.app
         .wait_until("ghost unlock reported", || async {
             s.item(&stranded).await["unlock_failed_at"].is_string()
         })
         .await;
     assert_eq!(s.item(&stranded).await["status"], "AWAITING_DROP");
+    let failures: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'unlock.failed'")
+            .fetch_all(s.app.state.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].contains("no answer from agent ghost-agent"),
+        "{failures:?}"
+    );
+    // Sent at 0 s and, its answer overdue, at 3 s; at 41 s no copy could run
+    // any more. Waiting on the agent held no job.
+    assert_eq!(s.app.count(sends).await, 2);
     let dead = s
         .app
         .queue
         .dead_letters(locker_core::jobs::JobKind::Unlock)
         .await
         .unwrap();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(
-        dead[0].1.contains("no answer from agent ghost-agent"),
-        "{dead:?}"
-    );
+    assert!(dead.is_empty(), "{dead:?}");
     agent.stop().await;
+}
+
+/// Every process serving unlocks tracks every command: racing trackers send
+/// a copy once per step, and report a failure once.
+#[tokio::test]
+async fn racing_trackers_take_each_step_of_a_command_once() {
+    let s = site().await;
+    let locker = s.locker("absent-agent").await;
+    let item = s.drop_item(locker).await;
+    s.app
+        .wait_until("command sent", || async {
+            s.app.count("SELECT COUNT(*) FROM commands").await == 1
+        })
+        .await;
+    let pool = s.app.state.db.pool();
+    let (id, due): (String, i64) = sqlx::query_as("SELECT id, next_send_at FROM commands")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+
+    let resends = (0..8).map(|_| doors::reschedule(pool, &id, due, due + 2000, true));
+    let taken = join_all(resends).await;
+    assert_eq!(taken.iter().filter(|t| *t.as_ref().unwrap()).count(), 1);
+    assert_eq!(s.app.count("SELECT sends FROM commands").await, 2);
+
+    let exchange = &s.app.state.exchange;
+    let failures = (0..8).map(|_| exchange.unlock_failed(&id, "no answer"));
+    let reported = join_all(failures).await;
+    assert_eq!(reported.iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'unlock.failed'")
+            .await,
+        1
+    );
+    assert!(s.item(&item).await["unlock_failed_at"].is_string());
+    // Failed, it is no longer tracked.
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM commands WHERE next_send_at IS NOT NULL")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]

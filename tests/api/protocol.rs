@@ -107,17 +107,20 @@ async fn an_agent_to_the_letter_never_opens_a_door_twice_across_retries_and_rest
     })
     .await;
     agent.kill().await;
-    // Time passes while the server retries: later tries happen 20 s on.
+    // Time passes while the server sends the command again, 20 s on.
     app.advance(Duration::from_secs(20));
-
-    // Every try goes unanswered; after the last the unlock is reported.
+    app.wait_until("the command sent again", || async {
+        app.count("SELECT sends FROM commands").await == 2
+    })
+    .await;
+    // The agent stays away until its memory of the command may lapse: 30 s
+    // of life and the 10 s allowance after the first issue. No copy can run
+    // any more, none answered: the unlock is reported.
+    app.advance(Duration::from_secs(21));
     app.wait_until("unlock reported failed", || async {
         item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_string()
     })
     .await;
-    // The agent stays away until its memory of the command may lapse: 30 s
-    // of life and the 10 s allowance after the first issue.
-    app.advance(Duration::from_secs(21));
     agent.start();
     app.wait_agent_online(&agent_id, true).await;
 
@@ -175,8 +178,14 @@ async fn a_copy_answered_replayed_completes_the_unlock() {
     })
     .await;
     agent.kill().await;
-    // Back before the server's second try has given up.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Its answer is overdue (2 s here): the server sends the command again,
+    // queued for the agent while it is away.
+    app.advance(Duration::from_secs(3));
+    app.wait_until("the command sent again", || async {
+        app.count("SELECT sends FROM commands").await == 2
+    })
+    .await;
+    // Back while the command can still run.
     agent.start();
     app.wait_until("a copy answered replayed", || async {
         agent
@@ -349,7 +358,12 @@ async fn the_best_answer_to_a_command_stands_whatever_the_order() {
             json!({"receiver_email": "r@example.com"}),
         )
         .await;
-    // Nobody answers: every try goes unanswered, the unlock is reported.
+    // Nobody answers: once no copy can run, the unlock is reported.
+    app.wait_until("command sent", || async {
+        app.count("SELECT COUNT(*) FROM commands").await == 1
+    })
+    .await;
+    app.advance(Duration::from_secs(41));
     app.wait_until("unlock reported failed", || async {
         item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_string()
     })

@@ -18,7 +18,7 @@ use locker_core::relay::RelayWaker;
 use locker_core::store::job_runs::Claims;
 use locker_core::{Db, SystemClock, shutdown, telemetry};
 use locker_workers::channels::Notifier;
-use locker_workers::doors::{Applier, DoorLink};
+use locker_workers::doors::{Applier, DoorLink, tracker};
 use locker_workers::{Doors, WorkerContext, spawn, sweeper};
 use tokio_util::sync::CancellationToken;
 
@@ -137,6 +137,9 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
     });
     let queue = JobQueue::from_config(&config.queue);
     let mut workers = spawn(ctx.clone(), queue, &kinds, cli.concurrency, stop.clone());
+    if kinds.contains(&JobKind::Unlock) {
+        workers.spawn(tracker::run(ctx.clone(), stop.clone()));
+    }
     if events {
         let every = Duration::from_secs(cli.sweep_seconds.max(1));
         let sweep_stop = stop.clone();

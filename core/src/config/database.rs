@@ -17,6 +17,8 @@ pub struct DatabaseConfig {
     /// How long a request waits for a connection before it is answered 503
     /// (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`, default 5).
     pub acquire_timeout: std::time::Duration,
+    /// Connections to PostgreSQL per process (`DATABASE_POOL_SIZE`).
+    pub pool_size: u32,
 }
 
 impl DatabaseConfig {
@@ -31,8 +33,12 @@ impl DatabaseConfig {
                 .ok()
         });
         let seconds = env.positive("DATABASE_ACQUIRE_TIMEOUT_SECONDS", " of seconds");
+        let pool_size = env
+            .positive("DATABASE_POOL_SIZE", " of connections")
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         Some(Self {
             acquire_timeout: std::time::Duration::from_secs(seconds?),
+            pool_size: pool_size?,
             ..config?
         })
     }
@@ -83,6 +89,7 @@ impl DatabaseConfig {
             url,
             backend,
             acquire_timeout: std::time::Duration::from_secs(5),
+            pool_size: 16,
         })
     }
 }

@@ -15,7 +15,7 @@ pub struct DoorsConfig {
     pub agent_secret: SecretString,
     /// How long a command may wait to be executed.
     pub command_ttl: Duration,
-    /// How long an unlock waits for the agent's answer before it is retried.
+    /// How long an unanswered command waits before it is sent again.
     pub ack_timeout: Duration,
     /// Split agents' events among worker processes with `$share/...`
     /// subscriptions (`MQTT_SHARED_SUBSCRIPTIONS`, default true). The embedded

@@ -42,6 +42,11 @@ pub const DATABASE: &[Var] = &[
          production binaries; `cargo run` uses sqlite://locker-exchange.db",
     ),
     var(
+        "DATABASE_POOL_SIZE",
+        Some("16"),
+        "Connections each process keeps open to PostgreSQL (SQLite uses 4: one writer, readers beside it)",
+    ),
+    var(
         "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
         Some("5"),
         "How long a request waits for a free connection before it is answered 503",

@@ -19,9 +19,9 @@ impl Backend {
         }
     }
 
-    pub(crate) fn pool_size(self) -> u32 {
+    pub(crate) fn pool_size(self, configured: u32) -> u32 {
         match self {
-            Self::Postgres => 10,
+            Self::Postgres => configured,
             // One writer; a few readers beside it are all SQLite can use.
             Self::Sqlite => 4,
         }

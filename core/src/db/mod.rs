@@ -21,6 +21,8 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Where notices are listened for (PostgreSQL only).
+    notices_url: Option<String>,
 }
 
 impl Db {
@@ -29,7 +31,7 @@ impl Db {
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
         install_default_drivers();
         let options = AnyPoolOptions::new()
-            .max_connections(config.backend.pool_size())
+            .max_connections(config.backend.pool_size(config.pool_size))
             .acquire_timeout(config.acquire_timeout);
 
         // One plain connection first: unlike the pool's, its error names the
@@ -67,6 +69,7 @@ impl Db {
         Ok(Self {
             pool,
             backend: config.backend,
+            notices_url: (config.backend == Backend::Postgres).then(|| config.url.clone()),
         })
     }
 
@@ -76,6 +79,12 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Where to `LISTEN` for notices other processes raise: PostgreSQL's
+    /// URL; `None` on SQLite, which serves one process.
+    pub fn notices_url(&self) -> Option<&str> {
+        self.notices_url.as_deref()
     }
 
     /// Starts a write transaction (see [`Backend::begin_write`]).

@@ -10,7 +10,7 @@ use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, statement};
 use crate::clock::Millis;
 use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
-use crate::jobs::{Message, UnlockJob};
+use crate::jobs::Message;
 use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::{audit, doors, lockers};
 
@@ -127,9 +127,10 @@ impl Exchange {
         Ok(Some(item))
     }
 
-    /// An agent's answer to an unlock command. When it says the command ran
-    /// after the unlock was reported failed (its answer was late), the item
-    /// is no longer flagged: an executed unlock is never left reported failed.
+    /// An agent's answer to an unlock command. One that says it did not run
+    /// reports the unlock failed (once). One that says it ran after the
+    /// unlock was reported failed (its answer was late) clears the flag: an
+    /// executed unlock is never left reported failed.
     pub async fn unlock_answered(&self, agent_id: &str, ack: &Ack) -> Result<bool> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -154,34 +155,57 @@ impl Exchange {
                 };
                 audit::record(&mut *tx, entry).await?;
             }
+        } else if stored {
+            let reason = ack.reason.map_or("no reason", AckReason::as_str);
+            let why = format!("agent {agent_id} refused: {reason}");
+            command_failed(&mut tx, &ack.command_id, &why, now).await?;
         }
         tx.commit().await.map_err(Error::Commit)?;
         Ok(stored)
     }
 
-    /// The door could not be unlocked (agent unreachable or refusing): the
-    /// item stays as it is, flagged for admins, and the failure audited.
-    pub async fn unlock_failed(&self, job: &UnlockJob, why: &str) -> Result<()> {
+    /// A command can no longer run and no answer said it ran: the door did
+    /// not open. The item stays as it is, flagged for admins, and the failure
+    /// audited, once however many trackers notice.
+    pub async fn unlock_failed(&self, command_id: &str, why: &str) -> Result<bool> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        if let Some(item_id) = job.item_id {
-            sqlx::query("UPDATE items SET unlock_failed_at = $2, updated_at = $2 WHERE id = $1")
-                .bind(item_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let entry = audit::Entry {
-            at: now,
-            actor_id: None,
-            action: "unlock.failed",
-            subject: format!("locker:{}", job.locker_id),
-            detail: format!("{} for item {:?}: {why}", job.purpose.as_str(), job.item_id),
-        };
-        audit::record(&mut *tx, entry).await?;
+        let failed = command_failed(&mut tx, command_id, why, now).await?;
         tx.commit().await.map_err(Error::Commit)?;
-        Ok(())
+        Ok(failed)
     }
+}
+
+/// Marks `command` failed, flags its item and audits it; false when it was
+/// already failed.
+async fn command_failed(
+    tx: &mut AnyConnection,
+    command_id: &str,
+    why: &str,
+    now: Millis,
+) -> Result<bool> {
+    let Some((locker_id, item_id, purpose)) =
+        doors::fail_command(&mut *tx, command_id, now).await?
+    else {
+        return Ok(false);
+    };
+    if let Some(item_id) = item_id {
+        sqlx::query("UPDATE items SET unlock_failed_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(item_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let entry = audit::Entry {
+        at: now,
+        actor_id: None,
+        action: "unlock.failed",
+        subject: format!("locker:{locker_id}"),
+        detail: format!("{purpose} for item {item_id:?}: {why}"),
+    };
+    audit::record(&mut *tx, entry).await?;
+    tracing::error!(locker_id, ?item_id, command_id, why, "unlock failed");
+    Ok(true)
 }
 
 /// The door of the item waiting on `command` opened: a drop whose door has
@@ -200,7 +224,8 @@ async fn door_opened(
     .bind(locker_id)
     .bind(command.to_owned())
     .bind(at)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    // It ran: nothing more to send.
+    doors::settle_command(&mut *conn, command).await
 }

@@ -18,16 +18,28 @@ pub struct NewCommand<'a> {
     pub trace_id: &'a str,
 }
 
-/// Records a command the first time it is issued and returns its lifetime
-/// as first recorded, `(issued_at, expires_at)`: a command sent again (a
-/// retry, a redelivered job) is the same command, never a longer-lived one.
+/// A command as recorded: its lifetime as first issued, and whether it is
+/// still waiting for an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issued {
+    pub issued_at: Millis,
+    pub expires_at: Millis,
+    /// Neither answered, nor seen opening a door, nor reported failed.
+    pub outstanding: bool,
+}
+
+/// Records a command the first time it is issued (tracked from then on, to
+/// be sent again at `resend_at`) and returns it as first recorded: a command
+/// issued again (a redelivered job) is the same command, never a
+/// longer-lived one.
 pub async fn issue_command(
     conn: &mut sqlx::AnyConnection,
     command: NewCommand<'_>,
-) -> Result<(Millis, Millis), sqlx::Error> {
+    resend_at: Millis,
+) -> Result<Issued, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO commands (id, agent_id, locker_id, item_id, purpose, issued_at, expires_at, trace_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO commands (id, agent_id, locker_id, item_id, purpose, issued_at, expires_at, trace_id, next_send_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
     )
     .bind(command.id.to_owned())
     .bind(command.agent_id.to_owned())
@@ -37,19 +49,131 @@ pub async fn issue_command(
     .bind(command.issued_at)
     .bind(command.expires_at)
     .bind(command.trace_id.to_owned())
+    .bind(resend_at)
     .execute(&mut *conn)
     .await?;
-    let row = sqlx::query("SELECT issued_at, expires_at FROM commands WHERE id = $1")
-        .bind(command.id.to_owned())
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT issued_at, expires_at, next_send_at IS NOT NULL AND acked_at IS NULL \
+         AND failed_at IS NULL AS outstanding FROM commands WHERE id = $1",
+    )
+    .bind(command.id.to_owned())
+    .fetch_one(&mut *conn)
+    .await?;
     let issued_at: Millis = row.try_get("issued_at")?;
     // Rows from before lifetimes were recorded: as issued with today's ttl.
     let expires_at: Option<Millis> = row.try_get("expires_at")?;
-    Ok((
+    Ok(Issued {
         issued_at,
-        expires_at.unwrap_or(issued_at + (command.expires_at - command.issued_at)),
-    ))
+        expires_at: expires_at.unwrap_or(issued_at + (command.expires_at - command.issued_at)),
+        outstanding: flag(&row, "outstanding")?,
+    })
+}
+
+/// A boolean expression's value: PostgreSQL says `bool`, SQLite an integer.
+fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    row.try_get::<bool, _>(column)
+        .or_else(|_| row.try_get::<i64, _>(column).map(|v| v != 0))
+}
+
+/// A command waiting for an answer, as recorded.
+#[derive(Debug, Clone)]
+pub struct Outstanding {
+    pub id: String,
+    pub agent_id: String,
+    pub locker_id: i64,
+    pub issued_at: Millis,
+    pub expires_at: Millis,
+    pub trace_id: String,
+    pub next_send_at: Millis,
+}
+
+/// Outstanding commands whose next step is due at `now`, oldest first.
+pub async fn due_commands<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    now: Millis,
+    limit: i64,
+) -> Result<Vec<Outstanding>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, agent_id, locker_id, issued_at, COALESCE(expires_at, issued_at) AS expires_at, \
+         trace_id, next_send_at FROM commands \
+         WHERE next_send_at IS NOT NULL AND next_send_at <= $1 ORDER BY next_send_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Outstanding {
+                id: r.try_get("id")?,
+                agent_id: r.try_get("agent_id")?,
+                locker_id: r.try_get("locker_id")?,
+                issued_at: r.try_get("issued_at")?,
+                expires_at: r.try_get("expires_at")?,
+                trace_id: r.try_get("trace_id")?,
+                next_send_at: r.try_get("next_send_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Moves a due command's next step from `due` to `next`, counting a send
+/// when `sending`; false when another tracker (or an answer) moved it first,
+/// so each step is taken once.
+pub async fn reschedule<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    command_id: &str,
+    due: Millis,
+    next: Millis,
+    sending: bool,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE commands SET next_send_at = $3, sends = sends + $4 \
+         WHERE id = $1 AND next_send_at = $2",
+    )
+    .bind(command_id.to_owned())
+    .bind(due)
+    .bind(next)
+    .bind(i64::from(sending))
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Stops tracking a command that ran (its door was seen opening).
+pub async fn settle_command<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    command_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE commands SET next_send_at = NULL WHERE id = $1")
+        .bind(command_id.to_owned())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Marks a command failed unless it already is: what it was for, once.
+pub async fn fail_command<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    command_id: &str,
+    now: Millis,
+) -> Result<Option<(i64, Option<i64>, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE commands SET failed_at = $2, next_send_at = NULL \
+         WHERE id = $1 AND failed_at IS NULL RETURNING locker_id, item_id, purpose",
+    )
+    .bind(command_id.to_owned())
+    .bind(now)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|r| {
+        Ok((
+            r.try_get("locker_id")?,
+            r.try_get("item_id")?,
+            r.try_get("purpose")?,
+        ))
+    })
+    .transpose()
 }
 
 /// What an answer says about a command, best last: a late copy's `expired`
@@ -74,7 +198,7 @@ pub async fn record_ack<'e>(
 ) -> Result<bool, sqlx::Error> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "UPDATE commands SET acked_at = $3, ok = $4, reason = $5 \
+            "UPDATE commands SET acked_at = $3, ok = $4, reason = $5, next_send_at = NULL \
              WHERE id = $1 AND agent_id = $2 AND (acked_at IS NULL OR {} < {})",
             rank_sql("ok", "reason"),
             rank_sql("$4", "$5"),

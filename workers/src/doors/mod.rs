@@ -6,26 +6,24 @@
 //! that are recognised and skipped).
 
 mod apply;
-
-use std::sync::Arc;
+pub mod tracker;
 
 use anyhow::Context;
 use locker_core::backoff::{Outage, Reconnect};
 use locker_core::config::DoorsConfig;
 use locker_core::exchange::Exchange;
-use locker_protocol::{self as mqtt, Command, MqttEndpoint, Topics};
-use rumqttc::{AsyncClient, Event, Packet, QoS};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use locker_core::store::doors::Outstanding;
+use locker_protocol::{self as mqtt, Command, MqttEndpoint, Topics, agent_key};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
+use secrecy::ExposeSecret;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct DoorLink {
     client: AsyncClient,
     pub topics: Topics,
-    /// Signalled whenever this process records an ack, so an unlock waiting
-    /// for its answer looks at once instead of at its next poll.
-    pub acks: Arc<Notify>,
 }
 
 /// What applying incoming messages needs: the exchange, whose rules door
@@ -34,6 +32,12 @@ pub struct DoorLink {
 pub struct Applier {
     pub exchange: Exchange,
 }
+
+/// Messages are applied by this many tasks beside the network loop, each
+/// agent's by one of them in the order received.
+const APPLIERS: usize = 4;
+/// Messages waiting for an applier before the network loop waits too.
+const APPLY_QUEUE: usize = 64;
 
 impl DoorLink {
     /// Connects (and keeps reconnecting) with a persistent session. With an
@@ -51,13 +55,17 @@ impl DoorLink {
         let (client, mut eventloop) = mqtt::client(options, 1000);
         let topics = Topics::new(&config.topic_root);
         let shared = config.shared_subscriptions;
-        let acks = Arc::new(Notify::new());
         let link = Self {
             client: client.clone(),
             topics: topics.clone(),
-            acks: acks.clone(),
         };
         let task = tokio::spawn(async move {
+            // Applying waits on the database; sending commands and reading
+            // the socket must not wait behind it.
+            let (queues, appliers) = match &applier {
+                Some(applier) => spawn_appliers(applier, &client, &topics),
+                None => (Vec::new(), JoinSet::new()),
+            };
             let mut link = Reconnect::new(Outage::new("MQTT broker"));
             loop {
                 let event = tokio::select! {
@@ -75,17 +83,13 @@ impl DoorLink {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        if let Some(applier) = &applier {
-                            apply::until_applied(
-                                applier,
-                                &topics,
-                                &publish.topic,
-                                &publish.payload,
-                            )
-                            .await;
-                        }
-                        if let Err(error) = client.try_ack(&publish) {
-                            tracing::warn!(%error, "cannot acknowledge an MQTT message");
+                        let agent = topics.parse(&publish.topic).map(|(agent, _)| shard(agent));
+                        match agent.and_then(|n| queues.get(n)) {
+                            Some(queue) => tokio::select! {
+                                () = shutdown.cancelled() => break,
+                                _ = queue.send(publish) => {}
+                            },
+                            None => ack(&client, &publish),
                         }
                     }
                     Ok(_) => {}
@@ -98,17 +102,35 @@ impl DoorLink {
                     }
                 }
             }
+            // Unacknowledged messages come again with the persistent session.
+            drop(queues);
+            let mut appliers = appliers;
+            appliers.abort_all();
+            while appliers.join_next().await.is_some() {}
             let _ = client.try_disconnect();
         });
         (link, task)
     }
 
-    /// Sends a command to an agent (QoS 1).
-    pub async fn send(&self, agent_id: &str, command: &Command) -> anyhow::Result<()> {
-        let payload = serde_json::to_vec(command)?;
+    /// Sends a recorded command to its agent (QoS 1), signed with the
+    /// agent's key: every copy of a command is the same bytes.
+    pub async fn send(&self, config: &DoorsConfig, command: &Outstanding) -> anyhow::Result<()> {
+        let key = agent_key(
+            config.agent_secret.expose_secret().as_bytes(),
+            &command.agent_id,
+        );
+        let mut signed = Command::signed(
+            command.id.clone(),
+            command.locker_id,
+            command.issued_at,
+            command.expires_at,
+            key.as_bytes(),
+        );
+        signed.trace_id.clone_from(&command.trace_id);
+        let payload = serde_json::to_vec(&signed)?;
         self.client
             .publish(
-                self.topics.commands(agent_id),
+                self.topics.commands(&command.agent_id),
                 QoS::AtLeastOnce,
                 false,
                 payload,
@@ -116,6 +138,41 @@ impl DoorLink {
             .await
             .context("cannot queue the command for the broker")
     }
+}
+
+/// Which applier takes an agent's messages.
+fn shard(agent_id: &str) -> usize {
+    agent_id.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    }) % APPLIERS
+}
+
+fn ack(client: &AsyncClient, publish: &Publish) {
+    if let Err(error) = client.try_ack(publish) {
+        tracing::warn!(%error, "cannot acknowledge an MQTT message");
+    }
+}
+
+fn spawn_appliers(
+    applier: &Applier,
+    client: &AsyncClient,
+    topics: &Topics,
+) -> (Vec<mpsc::Sender<Publish>>, JoinSet<()>) {
+    let mut tasks = JoinSet::new();
+    let queues = (0..APPLIERS)
+        .map(|_| {
+            let (queue, mut incoming) = mpsc::channel::<Publish>(APPLY_QUEUE);
+            let (applier, client, topics) = (applier.clone(), client.clone(), topics.clone());
+            tasks.spawn(async move {
+                while let Some(publish) = incoming.recv().await {
+                    apply::until_applied(&applier, &topics, &publish.topic, &publish.payload).await;
+                    ack(&client, &publish);
+                }
+            });
+            queue
+        })
+        .collect();
+    (queues, tasks)
 }
 
 async fn subscribe(

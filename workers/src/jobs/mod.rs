@@ -33,7 +33,7 @@ pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErro
         }
         JobKind::Unlock => {
             let job = envelope.decode().map_err(undecodable)?;
-            unlock::run(ctx, envelope.id, envelope.attempt, &envelope.trace_id, job).await?;
+            unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?;
         }
     }
     guard.finish(ctx.clock.now_millis()).await?;

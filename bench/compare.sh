@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs the same scenarios against two builds, in one run on this machine, in
+# the production topology (locker-api + locker-workers over PostgreSQL,
+# RabbitMQ and Mosquitto), and prints the figures side by side with the
+# ceilings each run measured. The same locker-bench drives both.
+#
+#   bench/compare.sh BEFORE_DIR AFTER_DIR
+#
+# Each DIR holds release binaries locker-api and locker-workers (e.g.
+# target/release of two checkouts). Settings (environment):
+#   SCENARIOS  which runs, in order (default: "read:32 read:64 unlock exchange")
+#   DURATION   seconds per run (default 15)
+#   BENCH      the locker-bench binary (default AFTER_DIR/locker-bench)
+#   DATABASE_SERVER  postgres://postgres@127.0.0.1:5432 (a scratch database
+#              lockerx_compare is made there for every run)
+#   AMQP_URL, MQTT_URL  the local RabbitMQ and Mosquitto
+#   OUT        where each run's JSON report and logs go (default target/compare)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -eq 2 ] || { echo "usage: $0 BEFORE_DIR AFTER_DIR" >&2; exit 2; }
+before=$(cd "$1" && pwd)
+after=$(cd "$2" && pwd)
+scenarios=${SCENARIOS:-"read:32 read:64 unlock exchange"}
+duration=${DURATION:-15}
+bench=${BENCH:-$after/locker-bench}
+server=${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}
+out=${OUT:-target/compare}
+mkdir -p "$out"
+
+export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:1883}
+export DATABASE_URL="$server/lockerx_compare"
+export LISTEN_ADDR=127.0.0.1:18400
+export ACCESS_SECRET_KEY=compare-access-secret-0123456789abcdef
+export REFRESH_SECRET_KEY=compare-refresh-secret-0123456789abcdef
+export OTP_SECRET=compare-otp-secret-0123456789abcdef0123
+export AGENT_SIGNING_SECRET=compare-agent-secret-0123456789abcdef0
+export ADMIN_EMAIL=admin@bench.test ADMIN_PASSWORD=compare-admin-password
+export SMTP_HOST=127.0.0.1 SMTP_PORT=12526 SMTP_TLS=none EMAIL_FROM=lockers@bench.test
+export OTP_RATE_PER_LOCKER=1000000 OTP_RATE_PER_CLIENT=1000000 \
+       OTP_RATE_PER_CONTACT=1000000 COLLECT_RATE_PER_CLIENT=1000000
+export RUST_LOG=warn LOG_FORMAT=json
+
+pids=()
+stop_stack() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
+trap stop_stack EXIT
+
+# One run: a fresh database, queues and topics, the build's two processes,
+# the benchmark, then both processes stopped.
+run() {
+    local label=$1 dir=$2 scenario=$3 concurrency=$4 name=$5
+    psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS lockerx_compare" -c "CREATE DATABASE lockerx_compare"
+    export AMQP_QUEUE_PREFIX="compare-$label-$name" MQTT_TOPIC_ROOT="compare-$label-$name" WORKER_ID="compare-$label-$name"
+    "$dir/locker-api" > "$out/$label-$name.api.log" 2>&1 &
+    pids+=($!)
+    local api=$!
+    for _ in $(seq 150); do curl -sf "http://$LISTEN_ADDR/healthz" >/dev/null && break; sleep 0.2; done
+    curl -sf "http://$LISTEN_ADDR/healthz" >/dev/null || { echo "$label: locker-api did not start" >&2; cat "$out/$label-$name.api.log" >&2; exit 1; }
+    "$dir/locker-workers" > "$out/$label-$name.workers.log" 2>&1 &
+    pids+=($!)
+    local workers=$!
+    sleep 2
+    local mosquitto
+    mosquitto=$(pgrep -x mosquitto | head -1 || true)
+    local args=(--scenario "$scenario" --duration "$duration" --concurrency "$concurrency"
+                --base "http://$LISTEN_ADDR" --smtp "$SMTP_HOST:$SMTP_PORT" --mqtt "$MQTT_URL"
+                --topic-root "$MQTT_TOPIC_ROOT" --database-url "$DATABASE_URL"
+                --pid "api=$api" --pid "workers=$workers" --json "$out/$label-$name.json")
+    [ -n "$mosquitto" ] && args+=(--pid "mosquitto=$mosquitto")
+    case $scenario in
+        read) args+=(--places 10 --lockers 200 --agents 0) ;;
+        *) args+=(--lockers "$concurrency" --agents 4) ;;
+    esac
+    echo "== $label: $name" >&2
+    "$bench" "${args[@]}" > "$out/$label-$name.txt" 2>"$out/$label-$name.bench.log" \
+        || echo "$label $name: the benchmark reported errors (see $out/$label-$name.txt)" >&2
+    stop_stack
+}
+
+names=()
+for entry in $scenarios; do
+    scenario=${entry%%:*}
+    concurrency=16
+    [ "$entry" != "$scenario" ] && concurrency=${entry#*:}
+    name="$scenario-$concurrency"
+    names+=("$name")
+    # Before and after back to back, so both meet the same machine.
+    run before "$before" "$scenario" "$concurrency" "$name"
+    run after "$after" "$scenario" "$concurrency" "$name"
+done
+
+python3 bench/compare_report.py "$out" "${names[@]}"

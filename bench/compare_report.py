@@ -1,0 +1,82 @@
+"""Prints the reports bench/compare.sh collected, before beside after, as
+Markdown tables: each series' rate and latency, each process's CPU and peak
+memory, and the ceilings each run measured with the ratios to them.
+
+    python3 bench/compare_report.py OUT_DIR NAME...
+"""
+
+import json
+import sys
+from pathlib import Path
+
+# One exchange costs one Argon2 hash (its code) and one verification (the collect).
+ARGON2_OPS_PER_EXCHANGE = 2
+
+
+def load(out, label, name):
+    path = Path(out) / f"{label}-{name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def ratios(report):
+    """The run's figures as shares of the ceilings it measured."""
+    lines = []
+    ceilings = report.get("ceilings") or {}
+    series = report.get("series", {})
+    argon = (ceilings.get("argon2") or {}).get("verifications_per_second")
+    exchange = series.get("exchange (drop → sender email)")
+    if argon and exchange:
+        bound = argon / ARGON2_OPS_PER_EXCHANGE
+        lines.append(
+            f"{exchange['per_second']:.1f} exchanges/s = {100 * exchange['per_second'] / bound:.1f}% "
+            f"of the Argon2 bound {bound:.1f}/s ({argon:.1f} Argon2 ops/s ÷ {ARGON2_OPS_PER_EXCHANGE})"
+        )
+    tps = ceilings.get("pgbench_select_only_tps")
+    reads = series.get("GET /lockers/by-place")
+    if tps and reads:
+        lines.append(
+            f"{reads['per_second']:.0f} reads/s = {100 * reads['per_second'] / tps:.1f}% "
+            f"of pgbench -S {tps:.0f} tps at {report['concurrency']} clients"
+        )
+    return lines
+
+
+def main():
+    out, names = sys.argv[1], sys.argv[2:]
+    for name in names:
+        before, after = load(out, "before", name), load(out, "after", name)
+        if not before or not after:
+            print(f"\n### {name}: missing report (see {out})")
+            continue
+        print(f"\n### {name}: {before['scenario']}, concurrency {before['concurrency']}\n")
+        print("| series | before /s | p50 ms | p99 ms | max ms | after /s | p50 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for key in sorted(set(before["series"]) | set(after["series"])):
+            cells = []
+            for report in (before, after):
+                s = report["series"].get(key)
+                cells += (
+                    [f"{s['per_second']:,.1f}", f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}", f"{s['max_ms']:.1f}"]
+                    if s
+                    else ["–"] * 4
+                )
+            print(f"| {key} | " + " | ".join(cells) + " |")
+        print("\n| process | before CPU s | peak RSS MiB | after CPU s | peak RSS MiB |")
+        print("|---|---|---|---|---|")
+        for proc in sorted(set(before["processes"]) | set(after["processes"])):
+            cells = []
+            for report in (before, after):
+                p = report["processes"].get(proc)
+                cells += [f"{p['cpu_seconds']:.2f}", f"{p['peak_rss_mib']:.1f}"] if p else ["–", "–"]
+            print(f"| {proc} | " + " | ".join(cells) + " |")
+        for label, report in (("before", before), ("after", after)):
+            errors = report.get("errors") or {}
+            print(f"\n{label}: errors {errors if errors else 'none'}")
+            for line in ratios(report):
+                print(f"- {line}")
+
+
+if __name__ == "__main__":
+    main()

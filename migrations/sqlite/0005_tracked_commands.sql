@@ -1,0 +1,11 @@
+-- An unlock job only issues its command; the command is then tracked here
+-- until it is answered: sent again at `next_send_at` while it can run,
+-- reported failed (`failed_at`) once it cannot. `next_send_at` is cleared
+-- when nothing more is to be done for it.
+ALTER TABLE commands ADD COLUMN next_send_at BIGINT;
+ALTER TABLE commands ADD COLUMN sends BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE commands ADD COLUMN failed_at BIGINT;
+CREATE INDEX commands_outstanding_idx ON commands (next_send_at) WHERE next_send_at IS NOT NULL;
+-- Unanswered commands that can still run when this is applied are tracked.
+UPDATE commands SET next_send_at = issued_at
+    WHERE acked_at IS NULL AND expires_at > CAST(strftime('%s', 'now') AS INTEGER) * 1000;
