@@ -14,6 +14,7 @@ use axum::http::{Request, Response, StatusCode};
 use locker_core::Clock;
 use locker_core::config::{ApiConfig, HttpConfig};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -73,8 +74,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(crate::limits::housekeeping(self.state.clone()));
+        let stop_following = CancellationToken::new();
+        let sessions = self.state.sessions.clone();
+        let notices_url = self.state.db.notices_url().map(str::to_owned);
+        let following = tokio::spawn(sessions.follow(notices_url, stop_following.clone()));
         crate::serve::serve(self.listener, self.router, &self.http, shutdown).await;
         housekeeping.abort();
+        stop_following.cancel();
+        let _ = following.await;
         self.state.db.close().await;
         Ok(())
     }

@@ -6,7 +6,7 @@ use locker_core::hashing::Hasher;
 use locker_core::relay::RelayWaker;
 use locker_core::{Clock, Db};
 
-use crate::auth::TokenKeys;
+use crate::auth::{SessionCache, TokenKeys};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -19,6 +19,8 @@ pub struct AppState {
     pub exchange: Exchange,
     /// Nudges the outbox relay after a commit that wrote jobs.
     pub relay: RelayWaker,
+    /// Sessions found live, while every change to them is heard.
+    pub sessions: SessionCache,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             clock,
             exchange,
             relay,
+            sessions: SessionCache::default(),
         })
     }
 }

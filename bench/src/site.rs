@@ -20,11 +20,13 @@ pub struct TimedDoors {
 
 impl Door for TimedDoors {
     fn unlock(&self, locker_id: i64, command_id: &str) -> Result<(), String> {
+        // Noted once the door is open, so whoever waits for it can close it.
+        let opened = self.doors.unlock(locker_id, command_id);
         self.unlocked
             .lock()
             .expect("lock")
             .insert(locker_id, Instant::now());
-        self.doors.unlock(locker_id, command_id)
+        opened
     }
 }
 

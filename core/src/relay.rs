@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Outage, Reconnect};
+use crate::db::notices::{self, Heard};
 use crate::jobs::{Envelope, JobKind};
 use crate::queue::JobQueue;
 use crate::store::outbox::{self, Pending};
@@ -38,6 +38,7 @@ pub struct Relay {
     queue: JobQueue,
     clock: Arc<dyn Clock>,
     waker: RelayWaker,
+    poll: Duration,
 }
 
 impl Relay {
@@ -47,7 +48,14 @@ impl Relay {
             queue,
             clock,
             waker,
+            poll: POLL,
         }
+    }
+
+    /// Polls the outbox this often in case a notice is missed (default 1 s).
+    pub fn poll_every(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -59,29 +67,38 @@ impl Relay {
             }
         }
         if let Some(url) = self.db.notices_url() {
-            tokio::spawn(wake_on_notice(
+            // Woken on every notice, and on (re)starting to listen, to catch
+            // up with what was written meanwhile.
+            let waker = self.waker.clone();
+            tokio::spawn(notices::follow(
                 url.to_owned(),
-                self.waker.clone(),
+                CHANNEL,
+                "database notices (outbox relay)",
                 shutdown.clone(),
+                move |heard| {
+                    if heard != Heard::Lost {
+                        waker.wake();
+                    }
+                },
             ));
         }
         // Jobs wait in the outbox while the queue is away.
         let mut link = Reconnect::new(Outage::new("job queue (outbox relay)"));
         // The backlog gauge is read at most once a poll, not once a wake.
         let now = tokio::time::Instant::now();
-        let mut counted = now.checked_sub(POLL).unwrap_or(now);
+        let mut counted = now.checked_sub(self.poll).unwrap_or(now);
         loop {
             let (wait, failing) = match self.publish_pending().await {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => {
                     link.recovered();
-                    if counted.elapsed() >= POLL {
+                    if counted.elapsed() >= self.poll.min(POLL) {
                         counted = tokio::time::Instant::now();
                         if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
                             crate::metrics::outbox_backlog(waiting);
                         }
                     }
-                    (POLL, false)
+                    (self.poll, false)
                 }
                 Err(error) => (link.failed(&format!("{error:#}")), true),
             };
@@ -146,45 +163,5 @@ impl Relay {
             }
         }
         Ok(rows.iter().map(|r| r.id).collect())
-    }
-}
-
-/// Wakes the relay whenever any process commits jobs to the outbox.
-async fn wake_on_notice(url: String, waker: RelayWaker, shutdown: CancellationToken) {
-    let mut link = Reconnect::new(Outage::new("database notices (outbox relay)"));
-    loop {
-        let listening = async {
-            let mut listener = PgListener::connect(&url).await?;
-            listener.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let failure = match tokio::select! {
-            () = shutdown.cancelled() => return,
-            listener = listening => listener,
-        } {
-            Ok(mut listener) => {
-                link.recovered();
-                loop {
-                    // Whatever was written while not listening is found now.
-                    waker.wake();
-                    let notice = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        notice = listener.try_recv() => notice,
-                    };
-                    match notice {
-                        // A notice, or `None`: the connection was lost and is
-                        // made again on the next call.
-                        Ok(_) => {}
-                        Err(error) => break error,
-                    }
-                }
-            }
-            Err(error) => error,
-        };
-        let delay = link.failed(&crate::db::describe(&failure));
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
     }
 }

@@ -562,8 +562,8 @@ impl Drop for TestQueues {
 }
 
 /// A database of the test's own, dropped afterwards.
-struct TestDb {
-    url: String,
+pub struct TestDb {
+    pub url: String,
     kind: TestDbKind,
 }
 
@@ -573,7 +573,7 @@ enum TestDbKind {
 }
 
 impl TestDb {
-    async fn create() -> Self {
+    pub async fn create() -> Self {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(server) if !server.is_empty() => Self::postgres(server).await,
             _ => {

@@ -299,3 +299,59 @@ async fn a_code_job_run_again_sends_the_same_code() {
     let (status, body) = app.collect(&place["id"], &first).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A job written by another process (a worker's door-closed notice, the
+/// sweeper) is published as soon as it commits: PostgreSQL's `NOTIFY` wakes
+/// the relay, which here polls only once an hour.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
+async fn jobs_written_by_another_process_wake_the_relay() {
+    use locker_core::config::DatabaseConfig;
+    use locker_core::jobs::{Job, OtpJob};
+    use locker_core::queue::{JobQueue, MemoryQueue};
+    use locker_core::relay::{Relay, RelayWaker};
+    use locker_core::store::outbox;
+    use locker_core::{Clock, Db, SystemClock};
+
+    assert!(
+        std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()),
+        "TEST_DATABASE_URL must name a PostgreSQL server for this test"
+    );
+    let database = crate::helpers::TestDb::create().await;
+    let config = DatabaseConfig::parse(&database.url).unwrap();
+    let (relaying, writing) = (
+        Db::connect(&config).await.unwrap(),
+        Db::connect(&config).await.unwrap(),
+    );
+    let memory = MemoryQueue::new();
+    let queue = JobQueue::Memory(memory.clone());
+    let mut consumer = memory.consume(JobKind::Otp);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let relay = Relay::new(
+        relaying,
+        queue.clone(),
+        std::sync::Arc::new(SystemClock),
+        RelayWaker::default(),
+    )
+    .poll_every(Duration::from_secs(3600));
+    let relay = tokio::spawn(relay.run(stop.clone()));
+
+    for n in 1..=3 {
+        // Written through a pool of its own, as another process would.
+        let job = Job::Otp(OtpJob {
+            item_id: n,
+            contact: format!("r{n}@example.com"),
+        });
+        let id = outbox::enqueue(writing.pool(), &job, "trace", SystemClock.now_millis())
+            .await
+            .unwrap();
+        let delivery = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("the job published without waiting for a poll")
+            .expect("a delivery");
+        assert_eq!(delivery.envelope.id, id);
+        delivery.ack().await.unwrap();
+    }
+    stop.cancel();
+    relay.await.unwrap();
+}

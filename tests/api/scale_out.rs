@@ -228,3 +228,37 @@ async fn limits_hold_across_api_processes() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     other.shutdown().await;
 }
+
+/// An api remembers the sessions it found live; a logout through another api
+/// ends the session there too, told by PostgreSQL's `NOTIFY` (the memory's
+/// own lifetime, 60 s, is longer than this test waits).
+#[tokio::test]
+#[ignore = "needs PostgreSQL, RabbitMQ and Mosquitto: run with TEST_* set and --include-ignored"]
+async fn a_logout_through_one_api_ends_the_session_in_every_api() {
+    require_services();
+    let app = TestApp::spawn().await;
+    let other = app.another_stack("b").await;
+    let b = format!("http://{}", other.addr);
+    app.signup("A", "a@example.com", crate::helpers::PASSWORD)
+        .await;
+    let pair = app.login("a@example.com", crate::helpers::PASSWORD).await;
+    let access = crate::helpers::access(&pair);
+    let me = || app.request_to(&b, Method::GET, "/Auth/me", Some(&access), None);
+    for _ in 0..3 {
+        assert_eq!(me().await.0, StatusCode::OK);
+    }
+
+    let (status, _) = app
+        .post(
+            "/Auth/logout",
+            None,
+            json!({"refresh_token": crate::helpers::refresh(&pair)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.wait_until("the other api refuses the ended session", || async {
+        me().await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    other.shutdown().await;
+}

@@ -62,6 +62,9 @@ async fn a_spent_refresh_token_shown_again_ends_the_login() {
 async fn logout_revokes_the_login() {
     let app = TestApp::spawn().await;
     let pair = logged_in(&app).await;
+    // In use (and so remembered live) until the logout.
+    assert_eq!(me(&app, &access(&pair)).await, StatusCode::OK);
+    assert_eq!(me(&app, &access(&pair)).await, StatusCode::OK);
     let (status, _) = app
         .post(
             "/Auth/logout",

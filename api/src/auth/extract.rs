@@ -9,8 +9,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The logged-in caller, from `Authorization: Bearer <access token>`. The
-/// session is looked up on every request, so logout and reuse detection take
-/// effect at once and a role change applies to the next request.
+/// session behind the token is looked up, or found in the session cache
+/// (`SessionCache`) that every change to sessions and users empties: logout
+/// and reuse detection take effect at once, and a role change applies to
+/// the next request.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
@@ -44,9 +46,21 @@ impl FromRequestParts<AppState> for Caller {
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthorized(INVALID_TOKEN))?;
-        let user = sessions::active_user(state.db.pool(), &claims.sid, user_id)
-            .await?
-            .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+        let user = match state.sessions.get(&claims.sid, user_id) {
+            Some(user) => user,
+            None => {
+                let ticket = state.sessions.ticket();
+                let user = sessions::active_user(state.db.pool(), &claims.sid, user_id)
+                    .await?
+                    .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+                if let Some(ticket) = ticket {
+                    state
+                        .sessions
+                        .put(ticket, &claims.sid, user_id, user.clone());
+                }
+                user
+            }
+        };
         Ok(Self {
             user,
             session_id: claims.sid,

@@ -51,9 +51,11 @@ pub async fn rotate(state: &AppState, refresh_token: &str) -> Result<TokenPair> 
         tx.commit().await?;
         return Ok(pair);
     }
+    let mut revoked = false;
     if let Some(session_id) = sessions::session_of_spent_token(&mut *tx, &claims.jti).await?
         && sessions::revoke(&mut *tx, &session_id, now, "refresh token reused").await?
     {
+        revoked = true;
         audit::record(
             &mut *tx,
             audit::Entry {
@@ -68,6 +70,9 @@ pub async fn rotate(state: &AppState, refresh_token: &str) -> Result<TokenPair> 
         tracing::warn!(user_id, %session_id, "refresh token reused; session revoked");
     }
     tx.commit().await?;
+    if revoked {
+        state.sessions.clear();
+    }
     Err(ApiError::Unauthorized(INVALID_REFRESH))
 }
 
@@ -78,7 +83,11 @@ pub async fn end(state: &AppState, refresh_token: &str) -> Result<()> {
         .tokens
         .verify(TokenKind::Refresh, refresh_token, now)
         .ok_or(ApiError::Unauthorized(INVALID_REFRESH))?;
-    sessions::revoke(state.db.pool(), &claims.sid, now, "logout").await?;
+    if sessions::revoke(state.db.pool(), &claims.sid, now, "logout").await? {
+        // Ended here: not served from this process's cache, even before the
+        // notice of the change comes back.
+        state.sessions.clear();
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! `Any` driver; where the two differ is said in [`dialect`].
 
 mod dialect;
+pub mod notices;
 
 use std::time::Duration;
 
