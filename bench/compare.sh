@@ -10,6 +10,8 @@
 # target/release of two checkouts). Settings (environment):
 #   SCENARIOS  which runs, in order (default: "read:32 read:64 unlock exchange")
 #   DURATION   seconds per run (default 15)
+#   ROUNDS     how many times each scenario runs, before and after in turn
+#              (default 1; the machine's noise shows between rounds)
 #   BENCH      the locker-bench binary (default AFTER_DIR/locker-bench)
 #   DATABASE_SERVER  postgres://postgres@127.0.0.1:5432 (a scratch database
 #              lockerx_compare is made there for every run)
@@ -22,6 +24,7 @@ before=$(cd "$1" && pwd)
 after=$(cd "$2" && pwd)
 scenarios=${SCENARIOS:-"read:32 read:64 unlock exchange"}
 duration=${DURATION:-15}
+rounds=${ROUNDS:-1}
 bench=${BENCH:-$after/locker-bench}
 server=${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}
 out=${OUT:-target/compare}
@@ -86,11 +89,14 @@ for entry in $scenarios; do
     scenario=${entry%%:*}
     concurrency=16
     [ "$entry" != "$scenario" ] && concurrency=${entry#*:}
-    name="$scenario-$concurrency"
-    names+=("$name")
-    # Before and after back to back, so both meet the same machine.
-    run before "$before" "$scenario" "$concurrency" "$name"
-    run after "$after" "$scenario" "$concurrency" "$name"
+    for round in $(seq "$rounds"); do
+        name="$scenario-$concurrency"
+        [ "$rounds" -gt 1 ] && name="$name-round$round"
+        names+=("$name")
+        # Before and after back to back, so both meet the same machine.
+        run before "$before" "$scenario" "$concurrency" "$name"
+        run after "$after" "$scenario" "$concurrency" "$name"
+    done
 done
 
 python3 bench/compare_report.py "$out" "${names[@]}"

@@ -34,11 +34,16 @@ struct Inner {
     queue_type: QueueType,
     /// The publishing session, opened on first use and again after a failure.
     publisher: Mutex<Option<Session>>,
+    /// The process's one connection (each holds an I/O thread and its
+    /// buffers), made again when lost; publisher and consumers each have a
+    /// channel on it.
+    connection: Mutex<Option<Arc<Connection>>>,
 }
 
-/// A connection with one confirm-mode channel on which the topology is declared.
+/// A channel in confirm mode on which the topology is declared, and the
+/// connection it lives on.
 struct Session {
-    _connection: Connection,
+    _connection: Arc<Connection>,
     channel: Channel,
 }
 
@@ -51,6 +56,7 @@ impl AmqpQueue {
                 retry_delays: retry_delays.to_vec(),
                 queue_type,
                 publisher: Mutex::new(None),
+                connection: Mutex::new(None),
             }),
         }
     }
@@ -66,12 +72,36 @@ impl AmqpQueue {
         (main, dead)
     }
 
-    async fn open(&self) -> anyhow::Result<Session> {
+    /// The shared connection, made (again) unless it is up.
+    async fn connection(&self) -> anyhow::Result<Arc<Connection>> {
+        let mut shared = self.inner.connection.lock().await;
+        if let Some(connection) = shared.as_ref()
+            && connection.status().connected()
+        {
+            return Ok(connection.clone());
+        }
         let connection = Connection::connect(&self.inner.url, ConnectionProperties::default())
             .await
             // lapin's message already ends with its cause: not chained again.
             .map_err(|error| anyhow::anyhow!("cannot connect to AMQP_URL: {error}"))?;
-        let channel = connection.create_channel().await?;
+        let connection = Arc::new(connection);
+        *shared = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn open(&self) -> anyhow::Result<Session> {
+        let connection = self.connection().await?;
+        let channel = match connection.create_channel().await {
+            Ok(channel) => channel,
+            Err(error) => {
+                // Not to be handed out again: the next open connects anew.
+                let mut shared = self.inner.connection.lock().await;
+                if shared.as_ref().is_some_and(|c| Arc::ptr_eq(c, &connection)) {
+                    *shared = None;
+                }
+                return Err(error.into());
+            }
+        };
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
