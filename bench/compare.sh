@@ -82,6 +82,9 @@ run() {
     "$bench" "${args[@]}" > "$out/$label-$name.txt" 2>"$out/$label-$name.bench.log" \
         || echo "$label $name: the benchmark reported errors (see $out/$label-$name.txt)" >&2
     stop_stack
+    # Each run's 18 quorum queues would otherwise pile up in the broker.
+    rabbitmqctl -q list_queues name 2>/dev/null | grep "^$AMQP_QUEUE_PREFIX\." \
+        | xargs -r -n 1 -P 6 rabbitmqctl -q delete_queue >/dev/null 2>&1 || true
 }
 
 names=()

@@ -83,8 +83,8 @@ impl DoorLink {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        let agent = topics.parse(&publish.topic).map(|(agent, _)| shard(agent));
-                        match agent.and_then(|n| queues.get(n)) {
+                        let lane = topics.parse(&publish.topic).map(|(agent, _)| shard(agent));
+                        match lane.and_then(|n| queues.get(n)) {
                             Some(queue) => tokio::select! {
                                 () = shutdown.cancelled() => break,
                                 _ = queue.send(publish) => {}
