@@ -11,12 +11,13 @@ UPDATE commands SET next_send_at = issued_at
     WHERE acked_at IS NULL AND expires_at > (extract(epoch FROM now()) * 1000)::BIGINT;
 
 -- Jobs written by any process wake every relay listening (LISTEN outbox), on
--- commit; relays still poll in case a notice is missed.
-CREATE FUNCTION outbox_written() RETURNS trigger LANGUAGE plpgsql AS $$
+-- commit; relays still poll in case a notice is missed. `announce` raises a
+-- notice on the channel its trigger names.
+CREATE FUNCTION announce() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('outbox', '');
+    PERFORM pg_notify(TG_ARGV[0], '');
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER outbox_written AFTER INSERT ON outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_written();
+    FOR EACH STATEMENT EXECUTE FUNCTION announce('outbox');
