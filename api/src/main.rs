@@ -1,5 +1,9 @@
 //! `locker-api`: serve the HTTP API, or create the first admin.
 
+// mimalloc in place of glibc's malloc: measured in docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 

@@ -2,6 +2,10 @@
 //! `--queues` picks this process's share of the work, so each kind scales on
 //! its own; several processes may serve the same queue.
 
+// mimalloc in place of glibc's malloc: measured in docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
