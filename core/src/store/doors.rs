@@ -53,8 +53,8 @@ pub async fn issue_command(
     .execute(&mut *conn)
     .await?;
     let row = sqlx::query(
-        "SELECT issued_at, expires_at, next_send_at IS NOT NULL AND acked_at IS NULL \
-         AND failed_at IS NULL AS outstanding FROM commands WHERE id = $1",
+        "SELECT issued_at, expires_at, CASE WHEN next_send_at IS NOT NULL AND acked_at IS NULL \
+         AND failed_at IS NULL THEN 1 ELSE 0 END AS outstanding FROM commands WHERE id = $1",
     )
     .bind(command.id.to_owned())
     .fetch_one(&mut *conn)
@@ -65,14 +65,8 @@ pub async fn issue_command(
     Ok(Issued {
         issued_at,
         expires_at: expires_at.unwrap_or(issued_at + (command.expires_at - command.issued_at)),
-        outstanding: flag(&row, "outstanding")?,
+        outstanding: row.try_get::<i64, _>("outstanding")? != 0,
     })
-}
-
-/// A boolean expression's value: PostgreSQL says `bool`, SQLite an integer.
-fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
-    row.try_get::<bool, _>(column)
-        .or_else(|_| row.try_get::<i64, _>(column).map(|v| v != 0))
 }
 
 /// A command waiting for an answer, as recorded.

@@ -103,7 +103,6 @@ impl DoorLink {
                 }
             }
             // Unacknowledged messages come again with the persistent session.
-            drop(queues);
             let mut appliers = appliers;
             appliers.abort_all();
             while appliers.join_next().await.is_some() {}

@@ -19,7 +19,7 @@ use locker_core::store::doors::{self, Outstanding};
 use locker_protocol::CLOCK_ALLOWANCE_MS;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::WorkerContext;
+use crate::context::{Doors, WorkerContext};
 
 /// How often due commands are looked for.
 const TICK: Duration = Duration::from_millis(250);
@@ -73,17 +73,14 @@ pub async fn pass(ctx: &WorkerContext) -> anyhow::Result<usize> {
         } else {
             let next = now + doors_link.config.ack_timeout.as_millis() as Millis;
             if doors::reschedule(pool, &command.id, command.next_send_at, next, true).await? {
-                resend(ctx, command).await;
+                resend(doors_link, command).await;
             }
         }
     }
     Ok(due.len())
 }
 
-async fn resend(ctx: &WorkerContext, command: &Outstanding) {
-    let Some(doors_link) = &ctx.doors else {
-        return;
-    };
+async fn resend(doors_link: &Doors, command: &Outstanding) {
     tracing::info!(command_id = %command.id, agent_id = %command.agent_id, "no answer yet; command sent again");
     if let Err(error) = doors_link.link.send(&doors_link.config, command).await {
         tracing::warn!(command_id = %command.id, error = format!("{error:#}"), "cannot send the command again");

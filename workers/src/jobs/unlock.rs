@@ -15,7 +15,6 @@ use locker_core::clock::Millis;
 use locker_core::jobs::UnlockJob;
 use locker_core::store::doors::{self, NewCommand, Outstanding};
 use locker_core::store::items;
-use locker_protocol::CLOCK_ALLOWANCE_MS;
 
 use crate::context::WorkerContext;
 use crate::error::JobError;
@@ -67,13 +66,9 @@ pub async fn run(
         items::set_unlock_command(&mut *conn, item_id, &command_id).await?;
     }
     drop(conn);
-    if !issued.outstanding {
-        // A redelivery of a job whose command was answered or given up.
-        return Ok(());
-    }
-    if now > issued.expires_at + CLOCK_ALLOWANCE_MS {
-        let why = format!("agent {agent_id} did not answer before the command expired");
-        ctx.exchange.unlock_failed(&command_id, &why).await?;
+    // A redelivery of a job whose command was answered or given up, or that
+    // can no longer run: the tracker has it (and reports it failed).
+    if !issued.outstanding || now > issued.expires_at {
         return Ok(());
     }
     let command = Outstanding {
