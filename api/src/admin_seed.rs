@@ -105,5 +105,6 @@ fn entry<'a>(at: i64, action: &'a str, email: &Email, detail: String) -> audit::
         action,
         subject: format!("email:{email}"),
         detail,
+        reason: None,
     }
 }

@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::admin_seed;
 use crate::error::ApiError;
-use crate::routes::{admin, auth, docs, health, items, lockers};
+use crate::routes::{admin, audit, auth, docs, health, items, lockers};
 use crate::state::AppState;
 use crate::trace;
 
@@ -93,6 +93,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(lockers::router())
         .merge(items::router())
         .merge(admin::router())
+        .merge(audit::router())
         .split_for_parts();
     let mut openapi = docs::with_common_refusals(openapi);
     items::require_a_receiver(&mut openapi);

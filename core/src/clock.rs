@@ -23,3 +23,38 @@ pub fn human(millis: Millis) -> String {
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
 }
+
+/// A time as people and clients write it: RFC 3339 (`2026-11-28T10:44:00Z`),
+/// or without an offset (`2026-11-28T10:44`, as a browser's date-time field
+/// sends it), read as UTC.
+pub fn parse_time(text: &str) -> Option<Millis> {
+    use time::format_description::well_known::Rfc3339;
+    let text = text.trim();
+    let at = time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .or_else(|| {
+            let minutes = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+            let seconds =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            time::PrimitiveDateTime::parse(text, &seconds)
+                .or_else(|_| time::PrimitiveDateTime::parse(text, &minutes))
+                .ok()
+                .map(time::PrimitiveDateTime::assume_utc)
+        })?;
+    Millis::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_times_as_clients_and_browsers_write_them() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_time("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_time("1970-01-01T00:01"), Some(60_000));
+        assert_eq!(parse_time("1970-01-01T00:01:02"), Some(62_000));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2026-13-01T00:00"), None);
+    }
+}

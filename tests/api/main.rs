@@ -3,6 +3,7 @@
 
 mod admin;
 mod agents;
+mod audit;
 mod auth;
 mod doc_agent;
 mod docs_pages;

@@ -64,6 +64,7 @@ pub async fn rotate(state: &AppState, refresh_token: &str) -> Result<TokenPair> 
                 action: "session.revoked.refresh_reuse",
                 subject: format!("user:{user_id}"),
                 detail: format!("session {session_id}"),
+                reason: None,
             },
         )
         .await?;

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use locker_core::domain::{Item, Locker, LockerSize, LockerStatus};
-use locker_core::exchange::LockerEdit;
+use locker_core::exchange::{Actor, LockerEdit};
 use locker_core::store::lockers::NewLocker;
 use locker_protocol::valid_agent_id;
 use serde::{Deserialize, Deserializer};
@@ -195,7 +195,7 @@ async fn update_locker(
     };
     let locker = state
         .exchange
-        .edit_locker(admin.user.id, locker_id, edit)
+        .edit_locker(Actor::user(admin.user.id), locker_id, edit)
         .await?;
     Ok(Json(locker))
 }
@@ -219,7 +219,7 @@ async fn delete_locker(
 ) -> Result<StatusCode> {
     state
         .exchange
-        .delete_locker(admin.user.id, locker_id)
+        .delete_locker(Actor::user(admin.user.id), locker_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -245,7 +245,7 @@ async fn force_clear(
 ) -> Result<Json<Item>> {
     let item = state
         .exchange
-        .force_clear(admin.user.id, locker_id, &trace_id)
+        .force_clear(Actor::user(admin.user.id), locker_id, &trace_id)
         .await?;
     Ok(Json(item))
 }
@@ -277,7 +277,7 @@ async fn unlock_locker(
 ) -> Result<(StatusCode, Json<UnlockQueued>)> {
     state
         .exchange
-        .remote_unlock(admin.user.id, locker_id, &trace_id)
+        .remote_unlock(Actor::user(admin.user.id), locker_id, &trace_id)
         .await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -1,6 +1,7 @@
 //! One module per resource, each with its own router; merged in `app`.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod health;

@@ -2,7 +2,7 @@
 //! and back), delete when empty, force-clear whatever it holds, and unlock a
 //! door for maintenance. Every change is audited with the admin who made it.
 
-use super::notices;
+use super::notices::{self, Actor};
 use super::{Error, Exchange, Result, once_more, statement};
 use crate::domain::{Item, ItemMove, Locker, LockerSize, LockerStatus};
 use crate::jobs::{Message, UnlockPurpose};
@@ -32,11 +32,8 @@ impl Exchange {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let locker = lockers::insert(&mut tx, new, now).await?;
-        audit::record(
-            &mut *tx,
-            locker_entry(now, admin_id, "locker.created", &locker),
-        )
-        .await?;
+        let by = Actor::user(admin_id);
+        audit::record(&mut *tx, locker_entry(now, by, "locker.created", &locker)).await?;
         tx.commit().await.map_err(Error::Commit)?;
         Ok(locker)
     }
@@ -44,11 +41,11 @@ impl Exchange {
     /// Changes a locker's details; a status change (out of service, back in
     /// service) only while the locker holds no item, decided by the same
     /// statement, so it never overrides a racing drop.
-    pub async fn edit_locker(&self, admin_id: i64, id: i64, edit: LockerEdit) -> Result<Locker> {
-        once_more(|| self.try_edit_locker(admin_id, id, edit.clone())).await
+    pub async fn edit_locker(&self, by: Actor<'_>, id: i64, edit: LockerEdit) -> Result<Locker> {
+        once_more(|| self.try_edit_locker(by, id, edit.clone())).await
     }
 
-    async fn try_edit_locker(&self, admin_id: i64, id: i64, edit: LockerEdit) -> Result<Locker> {
+    async fn try_edit_locker(&self, by: Actor<'_>, id: i64, edit: LockerEdit) -> Result<Locker> {
         if edit.status.is_some_and(|s| !s.settable_by_admin()) {
             return Err(Error::LockerOccupied);
         }
@@ -84,21 +81,17 @@ impl Exchange {
             (None, Some(_)) => return Err(Error::LockerOccupied),
             (_, None) => return Err(Error::LockerNotFound),
         };
-        audit::record(
-            &mut *tx,
-            locker_entry(now, admin_id, "locker.updated", &locker),
-        )
-        .await?;
+        audit::record(&mut *tx, locker_entry(now, by, "locker.updated", &locker)).await?;
         tx.commit().await.map_err(Error::Commit)?;
         Ok(locker)
     }
 
     /// Removes a locker that holds no item.
-    pub async fn delete_locker(&self, admin_id: i64, id: i64) -> Result<Locker> {
-        once_more(|| self.try_delete_locker(admin_id, id)).await
+    pub async fn delete_locker(&self, by: Actor<'_>, id: i64) -> Result<Locker> {
+        once_more(|| self.try_delete_locker(by, id)).await
     }
 
-    async fn try_delete_locker(&self, admin_id: i64, id: i64) -> Result<Locker> {
+    async fn try_delete_locker(&self, by: Actor<'_>, id: i64) -> Result<Locker> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let row = sqlx::query(statement!(
@@ -117,22 +110,18 @@ impl Exchange {
             }
             None => return Err(Error::LockerNotFound),
         };
-        audit::record(
-            &mut *tx,
-            locker_entry(now, admin_id, "locker.deleted", &locker),
-        )
-        .await?;
+        audit::record(&mut *tx, locker_entry(now, by, "locker.deleted", &locker)).await?;
         tx.commit().await.map_err(Error::Commit)?;
         Ok(locker)
     }
 
     /// Empties a locker whatever it holds: the item is kept, `CLEARED`; the
     /// locker is available again; the sender is told.
-    pub async fn force_clear(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<Item> {
-        once_more(|| self.try_force_clear(admin_id, locker_id, trace_id)).await
+    pub async fn force_clear(&self, by: Actor<'_>, locker_id: i64, trace_id: &str) -> Result<Item> {
+        once_more(|| self.try_force_clear(by, locker_id, trace_id)).await
     }
 
-    async fn try_force_clear(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<Item> {
+    async fn try_force_clear(&self, by: Actor<'_>, locker_id: i64, trace_id: &str) -> Result<Item> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let row = sqlx::query(statement!(
@@ -156,7 +145,7 @@ impl Exchange {
             &mut tx,
             &item,
             "item.cleared",
-            Some(admin_id),
+            by,
             trace_id,
             now,
             |item, location| Message::ItemCleared { item, location },
@@ -168,11 +157,11 @@ impl Exchange {
     }
 
     /// Unlocks a locker's door for maintenance.
-    pub async fn remote_unlock(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<()> {
-        once_more(|| self.try_remote_unlock(admin_id, locker_id, trace_id)).await
+    pub async fn remote_unlock(&self, by: Actor<'_>, locker_id: i64, trace_id: &str) -> Result<()> {
+        once_more(|| self.try_remote_unlock(by, locker_id, trace_id)).await
     }
 
-    async fn try_remote_unlock(&self, admin_id: i64, locker_id: i64, trace_id: &str) -> Result<()> {
+    async fn try_remote_unlock(&self, by: Actor<'_>, locker_id: i64, trace_id: &str) -> Result<()> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         match doors::agent_of(&mut *tx, locker_id).await? {
@@ -191,10 +180,11 @@ impl Exchange {
         .await?;
         let entry = audit::Entry {
             at: now,
-            actor_id: Some(admin_id),
+            actor_id: by.id,
             action: "locker.unlocked",
             subject: format!("locker:{locker_id}"),
             detail: "maintenance".into(),
+            reason: by.reason.map(str::to_owned),
         };
         audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(Error::Commit)?;
@@ -213,12 +203,13 @@ fn admin_leaves() -> String {
     list.join(", ")
 }
 
-fn locker_entry<'a>(at: i64, actor: i64, action: &'a str, locker: &Locker) -> audit::Entry<'a> {
+fn locker_entry<'a>(at: i64, by: Actor<'_>, action: &'a str, locker: &Locker) -> audit::Entry<'a> {
     audit::Entry {
         at,
-        actor_id: Some(actor),
+        actor_id: by.id,
         action,
         subject: format!("locker:{}", locker.id),
         detail: serde_json::to_string(locker).unwrap_or_default(),
+        reason: by.reason.map(str::to_owned),
     }
 }

@@ -122,7 +122,7 @@ impl Exchange {
                 &mut tx,
                 &item,
                 "item.collected",
-                None,
+                notices::Actor::default(),
                 trace_id,
                 now,
                 |item, location| Message::ItemCollected { item, location },

@@ -33,7 +33,7 @@ impl Exchange {
                 &mut tx,
                 item,
                 "item.cancelled",
-                None,
+                notices::Actor::default(),
                 TRACE,
                 now,
                 |item, location| Message::DropCancelled { item, location },

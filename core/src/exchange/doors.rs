@@ -61,6 +61,7 @@ impl Exchange {
                     action: "door.left_open",
                     subject: format!("locker:{}", event.locker_id),
                     detail: format!("agent {agent_id}"),
+                    reason: None,
                 };
                 audit::record(&mut *tx, entry).await?;
                 None
@@ -117,7 +118,7 @@ impl Exchange {
                 tx,
                 &item,
                 "item.collected",
-                None,
+                notices::Actor::default(),
                 &trace,
                 now,
                 |item, location| Message::ItemCollected { item, location },
@@ -152,6 +153,7 @@ impl Exchange {
                     action: "unlock.confirmed",
                     subject: format!("item:{item_id}"),
                     detail: format!("command {} ran after all", ack.command_id),
+                    reason: None,
                 };
                 audit::record(&mut *tx, entry).await?;
             }
@@ -202,6 +204,7 @@ async fn command_failed(
         action: "unlock.failed",
         subject: format!("locker:{locker_id}"),
         detail: format!("{purpose} for item {item_id:?}: {why}"),
+        reason: None,
     };
     audit::record(&mut *tx, entry).await?;
     tracing::error!(locker_id, ?item_id, command_id, why, "unlock failed");

@@ -32,6 +32,7 @@ pub use admin::LockerEdit;
 pub use codes::Collected;
 pub use doors::DoorOutcome;
 pub use drop::Parcel;
+pub use notices::Actor;
 
 /// A statement assembled once from the transition tables and kept for the
 /// life of the process (so it is as cheap as a literal).

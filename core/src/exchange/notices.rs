@@ -66,7 +66,7 @@ pub(super) async fn vacate(
     conn: &mut AnyConnection,
     item: &Item,
     action: &str,
-    actor_id: Option<i64>,
+    actor: Actor<'_>,
     trace_id: &str,
     now: Millis,
     message: impl FnOnce(String, String) -> Message,
@@ -75,7 +75,25 @@ pub(super) async fn vacate(
         lockers::apply(&mut *conn, locker_id, LockerMove::Vacate, now).await?;
     }
     tell_sender(conn, item, trace_id, now, message).await?;
-    audit::record(conn, item_entry(now, actor_id, action, item)).await
+    let mut entry = item_entry(now, actor.id, action, item);
+    entry.reason = actor.reason.map(str::to_owned);
+    audit::record(conn, entry).await
+}
+
+/// Who moved an item: a user (and an admin's reason), or the system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Actor<'a> {
+    pub id: Option<i64>,
+    pub reason: Option<&'a str>,
+}
+
+impl Actor<'_> {
+    pub fn user(id: i64) -> Self {
+        Self {
+            id: Some(id),
+            reason: None,
+        }
+    }
 }
 
 /// Queues the unlock of a locker's door.
@@ -109,5 +127,6 @@ pub(super) fn item_entry<'a>(
         action,
         subject: format!("item:{}", item.id),
         detail: format!("locker {}", item.locker_id.unwrap_or_default()),
+        reason: None,
     }
 }

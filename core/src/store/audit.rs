@@ -1,8 +1,11 @@
-//! The audit trail: who changed what, when.
+//! The audit trail: who changed what, when, and why.
 
-use sqlx::{Any, Executor};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+use utoipa::ToSchema;
 
-use crate::clock::Millis;
+use crate::clock::{Millis, rfc3339};
 
 pub struct Entry<'a> {
     pub at: Millis,
@@ -11,20 +14,37 @@ pub struct Entry<'a> {
     /// What was acted on, e.g. `locker:12`.
     pub subject: String,
     pub detail: String,
+    /// Why, in the admin's words, when an admin acted.
+    pub reason: Option<String>,
 }
 
+/// Records `entry`. The locker and item its subject names are kept beside it
+/// (an item's locker looked up), so the log can be searched by either.
 pub async fn record<'e>(
     executor: impl Executor<'e, Database = Any>,
     entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
+    let id_after = |prefix: &str| {
+        entry
+            .subject
+            .strip_prefix(prefix)
+            .and_then(|id| id.parse::<i64>().ok())
+    };
+    let locker_id = id_after("locker:");
+    let item_id = id_after("item:");
     sqlx::query(
-        "INSERT INTO audit_log (at, actor_id, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO audit_log (at, actor_id, action, subject, detail, reason, locker_id, item_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, \
+           COALESCE($7, (SELECT locker_id FROM items WHERE id = $8)), $8)",
     )
     .bind(entry.at)
     .bind(entry.actor_id)
     .bind(entry.action.to_owned())
     .bind(entry.subject)
     .bind(entry.detail)
+    .bind(entry.reason)
+    .bind(locker_id)
+    .bind(item_id)
     .execute(executor)
     .await?;
     Ok(())
@@ -39,4 +59,88 @@ pub async fn actions_for<'e>(
         .bind(subject.to_owned())
         .fetch_all(executor)
         .await
+}
+
+/// What to look for in the log; every filter given must match.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub locker_id: Option<i64>,
+    pub item_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    /// An action (`locker.unlocked`) or a family of them (`locker`).
+    pub action: Option<String>,
+    /// From this time on (inclusive).
+    pub since: Option<Millis>,
+    /// Before this time (exclusive).
+    pub until: Option<Millis>,
+    /// Entries older than this one: the next page.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// RFC 3339
+    pub at: String,
+    /// The user who acted; `null` for the system (agents, deadlines).
+    pub actor_id: Option<i64>,
+    pub actor_email: Option<String>,
+    pub action: String,
+    /// What was acted on, e.g. `locker:12` or `item:7`.
+    pub subject: String,
+    pub locker_id: Option<i64>,
+    pub item_id: Option<i64>,
+    pub detail: String,
+    /// The admin's reason, where one was given.
+    pub reason: Option<String>,
+}
+
+/// Entries matching `search`, newest first, at most `search.limit`.
+pub async fn search<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    search: &Search,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let family = search.action.as_ref().map(|a| format!("{a}.%"));
+    let rows = sqlx::query(
+        "SELECT a.id, a.at, a.actor_id, u.email AS actor_email, a.action, a.subject, \
+           a.locker_id, a.item_id, a.detail, a.reason \
+         FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id \
+         WHERE ($1 IS NULL OR a.locker_id = $1) \
+           AND ($2 IS NULL OR a.item_id = $2) \
+           AND ($3 IS NULL OR a.actor_id = $3) \
+           AND ($4 IS NULL OR a.action = $4 OR a.action LIKE $5) \
+           AND ($6 IS NULL OR a.at >= $6) \
+           AND ($7 IS NULL OR a.at < $7) \
+           AND ($8 IS NULL OR a.id < $8) \
+         ORDER BY a.id DESC LIMIT $9",
+    )
+    .bind(search.locker_id)
+    .bind(search.item_id)
+    .bind(search.actor_id)
+    .bind(search.action.clone())
+    .bind(family)
+    .bind(search.since)
+    .bind(search.until)
+    .bind(search.before_id)
+    .bind(search.limit)
+    .fetch_all(executor)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        at: rfc3339(row.try_get("at")?),
+        actor_id: row.try_get("actor_id")?,
+        actor_email: row.try_get("actor_email")?,
+        action: row.try_get("action")?,
+        subject: row.try_get("subject")?,
+        locker_id: row.try_get("locker_id")?,
+        item_id: row.try_get("item_id")?,
+        detail: row.try_get("detail")?,
+        reason: row.try_get("reason")?,
+    })
 }

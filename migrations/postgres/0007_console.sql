@@ -1,0 +1,26 @@
+-- What the operators' console searches and follows.
+
+-- The locker and item an audit entry concerns, kept beside its subject so
+-- the log can be searched by either; and the reason an admin gave.
+ALTER TABLE audit_log ADD COLUMN locker_id BIGINT;
+ALTER TABLE audit_log ADD COLUMN item_id BIGINT;
+ALTER TABLE audit_log ADD COLUMN reason TEXT;
+UPDATE audit_log SET locker_id = CAST(substr(subject, 8) AS BIGINT) WHERE subject LIKE 'locker:%';
+UPDATE audit_log SET item_id = CAST(substr(subject, 6) AS BIGINT) WHERE subject LIKE 'item:%';
+UPDATE audit_log SET locker_id = (SELECT locker_id FROM items WHERE items.id = audit_log.item_id)
+    WHERE item_id IS NOT NULL;
+CREATE INDEX audit_log_locker_idx ON audit_log (locker_id, id);
+CREATE INDEX audit_log_item_idx ON audit_log (item_id, id);
+CREATE INDEX audit_log_at_idx ON audit_log (at);
+CREATE INDEX commands_locker_idx ON commands (locker_id, issued_at);
+
+-- Any change to what the console shows is announced on commit (channel
+-- `console`), so every api process's live pages refresh.
+CREATE TRIGGER lockers_changed AFTER INSERT OR UPDATE OR DELETE ON lockers
+    FOR EACH STATEMENT EXECUTE FUNCTION announce('console');
+CREATE TRIGGER items_changed AFTER INSERT OR UPDATE OR DELETE ON items
+    FOR EACH STATEMENT EXECUTE FUNCTION announce('console');
+CREATE TRIGGER agents_changed AFTER INSERT OR UPDATE OR DELETE ON agents
+    FOR EACH STATEMENT EXECUTE FUNCTION announce('console');
+CREATE TRIGGER commands_failed AFTER UPDATE OF failed_at ON commands
+    FOR EACH STATEMENT EXECUTE FUNCTION announce('console');
