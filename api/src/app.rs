@@ -78,10 +78,22 @@ impl Application {
         let sessions = self.state.sessions.clone();
         let notices_url = self.state.db.notices_url().map(str::to_owned);
         let following = tokio::spawn(sessions.follow(notices_url, stop_following.clone()));
+        let changes = self.state.changes.clone();
+        let watching = tokio::spawn(
+            changes
+                .clone()
+                .follow(self.state.db.clone(), stop_following.clone()),
+        );
+        // Open console pages stream until told to stop; tell them first.
+        let shutdown = async move {
+            shutdown.await;
+            changes.close();
+        };
         crate::serve::serve(self.listener, self.router, &self.http, shutdown).await;
         housekeeping.abort();
         stop_following.cancel();
         let _ = following.await;
+        let _ = watching.await;
         self.state.db.close().await;
         Ok(())
     }
@@ -100,6 +112,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
 
     let traced = api
         .merge(docs::router(openapi))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::NotFound("Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::Status(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into())

@@ -2,7 +2,7 @@
 //! internal causes are logged, never sent.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use locker_core::exchange;
 use serde::Serialize;
@@ -117,82 +117,106 @@ impl From<exchange::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, detail) = match self {
-            Self::Invalid(fields) => {
-                return (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    Json(ValidationErrorBody { detail: fields }),
-                )
-                    .into_response();
-            }
-            Self::Unauthorized(detail) => {
-                let mut response = (
-                    StatusCode::UNAUTHORIZED,
-                    Json(ErrorBody {
-                        detail: detail.into(),
-                    }),
-                )
-                    .into_response();
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return response;
-            }
+/// What an error answers, whatever the page or document it is shown in.
+pub struct Answer {
+    pub status: StatusCode,
+    pub detail: Detail,
+    /// `WWW-Authenticate` or `Retry-After`, where the status calls for one.
+    pub header: Option<(HeaderName, HeaderValue)>,
+}
+
+pub enum Detail {
+    Text(String),
+    Fields(Vec<FieldError>),
+}
+
+impl Detail {
+    /// As one sentence: the text, or each refused field's message.
+    pub fn sentence(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Fields(fields) => fields
+                .iter()
+                .map(|f| f.msg.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn answer(self) -> Answer {
+        let text = |status, detail: String| Answer {
+            status,
+            detail: Detail::Text(detail),
+            header: None,
+        };
+        match self {
+            Self::Invalid(fields) => Answer {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                detail: Detail::Fields(fields),
+                header: None,
+            },
+            Self::Unauthorized(detail) => Answer {
+                header: Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))),
+                ..text(StatusCode::UNAUTHORIZED, detail.into())
+            },
             Self::TooManyRequests {
                 detail,
                 retry_after_secs,
-            } => {
-                let mut response = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Json(ErrorBody {
-                        detail: detail.into(),
-                    }),
-                )
-                    .into_response();
-                response.headers_mut().insert(
+            } => Answer {
+                header: Some((
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after_secs.max(1)),
-                );
-                return response;
-            }
-            Self::Unavailable => {
-                let mut response = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(ErrorBody {
-                        detail: "The service is briefly unavailable; try again in a few seconds"
-                            .into(),
-                    }),
-                )
-                    .into_response();
-                response.headers_mut().insert(
+                )),
+                ..text(StatusCode::TOO_MANY_REQUESTS, detail.into())
+            },
+            Self::Unavailable => Answer {
+                header: Some((
                     header::RETRY_AFTER,
                     HeaderValue::from(RETRY_UNAVAILABLE_SECS),
-                );
-                return response;
-            }
-            Self::BadRequest(detail) => (StatusCode::BAD_REQUEST, detail),
-            Self::Forbidden(detail) => (StatusCode::FORBIDDEN, detail.into()),
-            Self::NotFound(detail) => (StatusCode::NOT_FOUND, detail.into()),
-            Self::Conflict(detail) => (StatusCode::CONFLICT, detail),
-            Self::Status(status, detail) => (status, detail),
+                )),
+                ..text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is briefly unavailable; try again in a few seconds".into(),
+                )
+            },
+            Self::BadRequest(detail) => text(StatusCode::BAD_REQUEST, detail),
+            Self::Forbidden(detail) => text(StatusCode::FORBIDDEN, detail.into()),
+            Self::NotFound(detail) => text(StatusCode::NOT_FOUND, detail.into()),
+            Self::Conflict(detail) => text(StatusCode::CONFLICT, detail),
+            Self::Status(status, detail) => text(status, detail),
             Self::Internal(error)
                 if error
                     .chain()
                     .filter_map(|e| e.downcast_ref::<sqlx::Error>())
                     .any(locker_core::db::is_unavailable) =>
             {
-                return Self::Unavailable.into_response();
+                Self::Unavailable.answer()
             }
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
-                (
+                text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Internal server error".to_owned(),
                 )
             }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let answer = self.answer();
+        let mut response = match answer.detail {
+            Detail::Text(detail) => (answer.status, Json(ErrorBody { detail })).into_response(),
+            Detail::Fields(detail) => {
+                (answer.status, Json(ValidationErrorBody { detail })).into_response()
+            }
         };
-        (status, Json(ErrorBody { detail })).into_response()
+        if let Some((name, value)) = answer.header {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }

@@ -7,6 +7,7 @@ use locker_core::relay::RelayWaker;
 use locker_core::{Clock, Db};
 
 use crate::auth::{SessionCache, TokenKeys};
+use crate::console::Changes;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct AppState {
     pub relay: RelayWaker,
     /// Sessions found live, while every change to them is heard.
     pub sessions: SessionCache,
+    /// Changes the console's live pages follow.
+    pub changes: Changes,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             exchange,
             relay,
             sessions: SessionCache::default(),
+            changes: Changes::default(),
         })
     }
 }

@@ -5,6 +5,7 @@ mod admin;
 mod agents;
 mod audit;
 mod auth;
+mod console;
 mod doc_agent;
 mod docs_pages;
 mod doors;

@@ -5,6 +5,7 @@ use locker_core::domain::{Role, User};
 use locker_core::store::sessions;
 
 use super::TokenKind;
+use super::tokens::Claims;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -42,30 +43,32 @@ impl FromRequestParts<AppState> for Caller {
             .tokens
             .verify(TokenKind::Access, token.trim(), state.clock.now_millis())
             .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
-        let user_id: i64 = claims
-            .sub
-            .parse()
-            .map_err(|_| ApiError::Unauthorized(INVALID_TOKEN))?;
-        let user = match state.sessions.get(&claims.sid, user_id) {
-            Some(user) => user,
-            None => {
-                let ticket = state.sessions.ticket();
-                let user = sessions::active_user(state.db.pool(), &claims.sid, user_id)
-                    .await?
-                    .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
-                if let Some(ticket) = ticket {
-                    state
-                        .sessions
-                        .put(ticket, &claims.sid, user_id, user.clone());
-                }
-                user
-            }
-        };
+        let user = user_of(state, &claims)
+            .await?
+            .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
         Ok(Self {
             user,
             session_id: claims.sid,
         })
     }
+}
+
+/// The user a genuine token's session belongs to, while that session lasts.
+pub(crate) async fn user_of(state: &AppState, claims: &Claims) -> Result<Option<User>, ApiError> {
+    let Ok(user_id) = claims.sub.parse::<i64>() else {
+        return Ok(None);
+    };
+    if let Some(user) = state.sessions.get(&claims.sid, user_id) {
+        return Ok(Some(user));
+    }
+    let ticket = state.sessions.ticket();
+    let user = sessions::active_user(state.db.pool(), &claims.sid, user_id).await?;
+    if let (Some(ticket), Some(user)) = (ticket, &user) {
+        state
+            .sessions
+            .put(ticket, &claims.sid, user_id, user.clone());
+    }
+    Ok(user)
 }
 
 /// A caller with the admin role; 403 for anyone else.

@@ -7,5 +7,6 @@ pub mod session;
 pub mod tokens;
 
 pub use cache::SessionCache;
+pub(crate) use extract::user_of;
 pub use extract::{Admin, Caller};
 pub use tokens::{TokenKeys, TokenKind};

@@ -14,7 +14,13 @@ use serde::{Deserialize, Serialize};
 pub enum TokenKind {
     Access,
     Refresh,
+    /// The operators' console's session cookie: signed with the access key,
+    /// told apart by its `typ`.
+    Console,
 }
+
+/// How long a console sign-in lasts.
+const CONSOLE_TTL: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -45,6 +51,7 @@ pub struct TokenKeys {
     validation: Validation,
     access: KeyPair,
     refresh: KeyPair,
+    console: KeyPair,
 }
 
 /// How far ahead of this instance's clock a token's `iat` may be.
@@ -71,6 +78,7 @@ impl TokenKeys {
             validation,
             access: pair(&config.access_secret, config.access_ttl),
             refresh: pair(&config.refresh_secret, config.refresh_ttl),
+            console: pair(&config.access_secret, CONSOLE_TTL),
         }
     }
 
@@ -78,6 +86,7 @@ impl TokenKeys {
         match kind {
             TokenKind::Access => &self.access,
             TokenKind::Refresh => &self.refresh,
+            TokenKind::Console => &self.console,
         }
     }
 

@@ -183,21 +183,27 @@ async fn update_locker(
     Path(locker_id): Path<i64>,
     ValidJson(body): ValidJson<UpdateLocker>,
 ) -> Result<Json<Locker>> {
-    let trimmed = |v: Option<Option<String>>| {
-        v.map(|inner| inner.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
-    };
-    let edit = LockerEdit {
-        location: body.location.map(|l| l.trim().to_owned()),
-        name: trimmed(body.name),
-        size: body.size,
-        agent_id: body.agent_id,
-        status: body.status,
-    };
     let locker = state
         .exchange
-        .edit_locker(Actor::user(admin.user.id), locker_id, edit)
+        .edit_locker(Actor::user(admin.user.id), locker_id, body.edit())
         .await?;
     Ok(Json(locker))
+}
+
+impl UpdateLocker {
+    /// The edit a valid body asks for, text trimmed and blank names cleared.
+    pub fn edit(self) -> LockerEdit {
+        let trimmed = |v: Option<Option<String>>| {
+            v.map(|inner| inner.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+        };
+        LockerEdit {
+            location: self.location.map(|l| l.trim().to_owned()),
+            name: trimmed(self.name),
+            size: self.size,
+            agent_id: self.agent_id,
+            status: self.status,
+        }
+    }
 }
 
 /// Remove an empty locker.

@@ -28,6 +28,13 @@ pub struct AuditQuery {
     pub item_id: Option<i64>,
     /// Entries by this user.
     pub actor_id: Option<i64>,
+    /// Entries by the user with this email.
+    #[validate(length(
+        min = 1,
+        max = 254,
+        message = "actor_email must be 1 to 254 characters"
+    ))]
+    pub actor_email: Option<String>,
     /// An action (`locker.unlocked`) or a family of them (`locker`).
     #[validate(length(min = 1, max = 64, message = "action must be 1 to 64 characters"))]
     pub action: Option<String>,
@@ -61,6 +68,7 @@ impl AuditQuery {
             locker_id: self.locker_id,
             item_id: self.item_id,
             actor_id: self.actor_id,
+            actor_email: self.actor_email.as_ref().map(|e| e.trim().to_owned()),
             action: self.action.as_ref().map(|a| a.trim().to_owned()),
             since: self.since.as_deref().and_then(parse_time),
             until: self.until.as_deref().and_then(parse_time),

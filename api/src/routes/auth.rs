@@ -129,11 +129,23 @@ async fn login(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     ValidJson(body): ValidJson<LoginRequest>,
 ) -> Result<Json<TokenPair>> {
+    let user = authenticate(&state, client.ip(), &body.email, body.password).await?;
+    Ok(Json(session::start(&state, user.id).await?))
+}
+
+/// The account `email` and `password` belong to; 401 otherwise, 429 once
+/// too many wrong passwords came from `client` or for the account.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    client: std::net::IpAddr,
+    email: &str,
+    password: String,
+) -> Result<User> {
     // Wrong passwords are counted per client address and per account (known
     // or not, alike). The account's budget refills in minutes, so a stranger
     // guessing at it cannot keep its owner out for long.
-    let account = body.email.trim().to_lowercase();
-    let per_client = format!("login:fail:client:{}", client.ip());
+    let account = email.trim().to_lowercase();
+    let per_client = format!("login:fail:client:{client}");
     let per_account = format!("login:fail:account:{account}");
     let budgets = [
         limits::Budget {
@@ -150,20 +162,20 @@ async fn login(
         },
     ];
     for budget in &budgets {
-        budget.ensure_left(&state).await?;
+        budget.ensure_left(state).await?;
     }
     // An unknown or malformed email does the same hashing work as a wrong password.
-    let found = match Email::parse(&body.email) {
+    let found = match Email::parse(email) {
         Ok(email) => users::find_with_hash(state.db.pool(), &email).await?,
         Err(_) => None,
     };
     let (user, hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
-    let matches = state.hasher.verify(body.password.into(), hash).await?;
+    let matches = state.hasher.verify(password.into(), hash).await?;
     match user {
-        Some(user) if matches => Ok(Json(session::start(&state, user.id).await?)),
+        Some(user) if matches => Ok(user),
         _ => {
             for budget in &budgets {
-                match budget.spend(&state).await {
+                match budget.spend(state).await {
                     // This try is answered 401 all the same; the next waits.
                     Ok(()) | Err(ApiError::TooManyRequests { .. }) => {}
                     Err(error) => return Err(error),

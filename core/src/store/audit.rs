@@ -67,6 +67,7 @@ pub struct Search {
     pub locker_id: Option<i64>,
     pub item_id: Option<i64>,
     pub actor_id: Option<i64>,
+    pub actor_email: Option<String>,
     /// An action (`locker.unlocked`) or a family of them (`locker`).
     pub action: Option<String>,
     /// From this time on (inclusive).
@@ -114,6 +115,7 @@ pub async fn search<'e>(
            AND ($6 IS NULL OR a.at >= $6) \
            AND ($7 IS NULL OR a.at < $7) \
            AND ($8 IS NULL OR a.id < $8) \
+           AND ($10 IS NULL OR u.email = $10) \
          ORDER BY a.id DESC LIMIT $9",
     )
     .bind(search.locker_id)
@@ -125,6 +127,7 @@ pub async fn search<'e>(
     .bind(search.until)
     .bind(search.before_id)
     .bind(search.limit)
+    .bind(search.actor_email.as_deref().map(str::to_lowercase))
     .fetch_all(executor)
     .await?;
     rows.iter().map(from_row).collect()

@@ -11,6 +11,7 @@ pub mod items;
 pub mod job_runs;
 pub mod lockers;
 pub mod outbox;
+pub mod overview;
 pub mod rate_limits;
 pub mod sessions;
 pub mod users;
