@@ -141,3 +141,19 @@ async fn bad_filters_are_refused_and_only_admins_may_look() {
     let (status, _) = app.get("/Admin/audit", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn filters_with_control_characters_are_refused_not_sent_to_the_database() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    for query in [
+        "action=locker%00",
+        "actor_email=a%00b@example.com",
+        "action=%0A",
+    ] {
+        let (status, body) = app
+            .get(&format!("/Admin/audit?{query}"), Some(&admin))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+    }
+}

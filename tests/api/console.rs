@@ -430,3 +430,37 @@ async fn pages_allow_nothing_from_elsewhere_and_stream_changes() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn odd_input_to_the_pages_is_refused_or_harmless() {
+    let app = TestApp::spawn().await;
+    let mut visitor = Visitor::new(&app);
+    visitor.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    for (path, status) in [
+        ("/console/?place=%00", StatusCode::UNPROCESSABLE_ENTITY),
+        ("/console/?status=OPEN", StatusCode::UNPROCESSABLE_ENTITY),
+        ("/console/lockers/abc", StatusCode::NOT_FOUND),
+        ("/console/lockers/424242", StatusCode::NOT_FOUND),
+        (
+            "/console/audit?action=a%00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/console/audit?locker_id=one",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let answer = visitor.get(path).await;
+        assert_eq!(answer.status, status, "{path}: {}", answer.body);
+    }
+    let admin = app.admin_token().await;
+    let locker = app.locker(&admin, "Far Page").await;
+    let far = visitor
+        .get(&format!(
+            "/console/lockers/{}?page=9223372036854775807",
+            locker["id"]
+        ))
+        .await;
+    assert_eq!(far.status, StatusCode::OK);
+    assert!(far.body.contains("Nothing yet"), "{}", far.body);
+}

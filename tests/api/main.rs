@@ -6,6 +6,7 @@ mod agents;
 mod audit;
 mod auth;
 mod console;
+mod console_browser;
 mod doc_agent;
 mod docs_pages;
 mod doors;

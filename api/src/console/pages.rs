@@ -26,6 +26,8 @@ pub const THRESHOLDS: AlarmThresholds = AlarmThresholds {
 };
 /// Lines of a locker's history per page.
 const HISTORY_PAGE: i64 = 25;
+/// Pages beyond this are as empty as any past the end.
+const MAX_HISTORY_PAGE: i64 = 1_000_000;
 
 type Page = Result<Response, Response>;
 
@@ -51,6 +53,10 @@ pub async fn places(
             views::refused(StatusCode::UNPROCESSABLE_ENTITY, "Unknown locker status")
         })?),
     };
+    if crate::text::line("place", &query.place, 0, 200).is_err() {
+        let problem = "A place is at most 200 characters, none of them control characters";
+        return Err(views::refused(StatusCode::UNPROCESSABLE_ENTITY, problem));
+    }
     let key = (!query.place.trim().is_empty()).then(|| place_key(&query.place));
     let pool = state.db.pool();
     let now = state.clock.now_millis();
@@ -252,7 +258,7 @@ pub async fn locker(
         return Err(views::refused(StatusCode::NOT_FOUND, "Locker not found"));
     };
     let notice = done_notice(&query.done);
-    let page = query.page.unwrap_or(0).max(0);
+    let page = query.page.unwrap_or(0).clamp(0, MAX_HISTORY_PAGE);
     Ok(locker_page(&state, &operator, id, page, notice, None).await)
 }
 

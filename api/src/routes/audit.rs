@@ -29,14 +29,10 @@ pub struct AuditQuery {
     /// Entries by this user.
     pub actor_id: Option<i64>,
     /// Entries by the user with this email.
-    #[validate(length(
-        min = 1,
-        max = 254,
-        message = "actor_email must be 1 to 254 characters"
-    ))]
+    #[validate(custom(function = "valid_actor_email"))]
     pub actor_email: Option<String>,
     /// An action (`locker.unlocked`) or a family of them (`locker`).
-    #[validate(length(min = 1, max = 64, message = "action must be 1 to 64 characters"))]
+    #[validate(custom(function = "valid_action"))]
     pub action: Option<String>,
     /// From this time on: RFC 3339, or a date-time without offset read as UTC.
     #[validate(custom(function = "valid_time"))]
@@ -50,6 +46,14 @@ pub struct AuditQuery {
     #[validate(range(min = 1, max = 200, message = "limit must be between 1 and 200"))]
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+fn valid_actor_email(email: &str) -> Result<(), ValidationError> {
+    crate::text::line("actor_email", email, 1, 254)
+}
+
+fn valid_action(action: &str) -> Result<(), ValidationError> {
+    crate::text::line("action", action, 1, 64)
 }
 
 fn valid_time(text: &str) -> Result<(), ValidationError> {
