@@ -27,8 +27,13 @@ pub struct Answer {
 
 impl Visitor {
     pub fn new(app: &TestApp) -> Self {
+        Self::at(&app.base)
+    }
+
+    /// A visitor of the api at `base` (another process's, say).
+    pub fn at(base: &str) -> Self {
         Self {
-            base: app.base.clone(),
+            base: base.to_owned(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -97,6 +102,48 @@ impl Visitor {
             &[("email", email), ("password", password), ("csrf", &csrf)],
         )
         .await
+    }
+}
+
+/// The console's event stream, as a page holds it.
+pub struct Events {
+    response: reqwest::Response,
+    seen: String,
+}
+
+impl Visitor {
+    pub async fn events(&self) -> Events {
+        let response = self
+            .client
+            .get(format!("{}/console/events", self.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        Events {
+            response,
+            seen: String::new(),
+        }
+    }
+}
+
+impl Events {
+    /// Reads on until the stream has said `needle`; panics after 10 s.
+    pub async fn wait_for(&mut self, needle: &str) {
+        let reading = async {
+            while !self.seen.contains(needle) {
+                let chunk = self.response.chunk().await.unwrap().expect("stream open");
+                self.seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), reading)
+            .await
+            .is_err()
+        {
+            panic!("no {needle} in {}", self.seen);
+        }
+        self.seen.clear();
     }
 }
 
@@ -392,32 +439,10 @@ async fn pages_allow_nothing_from_elsewhere_and_stream_changes() {
     assert_eq!(response.headers()["cache-control"], "no-store");
 
     // The event stream says when it listens, then when anything changes.
-    let mut stream = visitor
-        .client
-        .get(format!("{}/console/events", app.base))
-        .header(COOKIE, visitor.cookie_header())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), StatusCode::OK);
-    let mut seen = String::new();
-    let mut read_until = async |needle: &str, seen: &mut String| {
-        let reading = async {
-            while !seen.contains(needle) {
-                let chunk = stream.chunk().await.unwrap().expect("stream open");
-                seen.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        };
-        if tokio::time::timeout(Duration::from_secs(10), reading)
-            .await
-            .is_err()
-        {
-            panic!("no {needle} in {seen}");
-        }
-    };
-    read_until("event: ready", &mut seen).await;
+    let mut events = visitor.events().await;
+    events.wait_for("event: ready").await;
     app.locker(&admin, "Somewhere New").await;
-    read_until("event: change", &mut seen).await;
+    events.wait_for("event: change").await;
 
     // Without a sign-in there is no stream.
     let anonymous = reqwest::Client::builder()

@@ -262,3 +262,25 @@ async fn a_logout_through_one_api_ends_the_session_in_every_api() {
     .await;
     other.shutdown().await;
 }
+
+/// A console page open on one api hears of a change made through another,
+/// by PostgreSQL's `NOTIFY`.
+#[tokio::test]
+#[ignore = "needs PostgreSQL, RabbitMQ and Mosquitto: run with TEST_* set and --include-ignored"]
+async fn a_console_on_one_api_sees_changes_made_through_another() {
+    require_services();
+    let app = TestApp::spawn().await;
+    let other = app.another_stack("b").await;
+    let mut visitor = crate::console::Visitor::at(&format!("http://{}", other.addr));
+    visitor
+        .sign_in(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD)
+        .await;
+    let mut events = visitor.events().await;
+    events.wait_for("event: ready").await;
+    // Listening begins counted as a change; let it pass.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let admin = app.admin_token().await;
+    app.locker(&admin, "Made Elsewhere").await;
+    events.wait_for("event: change").await;
+    other.shutdown().await;
+}
