@@ -118,6 +118,7 @@ async fn run(
          \x20 API          {base}\n\
          \x20 Swagger UI   {base}/docs\n\
          \x20 ReDoc        {base}/redoc\n\
+         \x20 Console      {base}/console (sign in as the admin)\n\
          \x20 Admin login  {admin_email} / {admin_password}\n\
          \x20   curl -s {base}/Auth/login -H 'content-type: application/json' \\\n\
          \x20     -d '{{\"email\":\"{admin_email}\",\"password\":\"{admin_password}\"}}'\n\

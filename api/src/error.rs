@@ -100,6 +100,11 @@ impl From<exchange::Error> for ApiError {
             E::LockerNotFound => Self::NotFound("Locker not found"),
             E::LockerNotAvailable => Self::Conflict("Locker is not available".into()),
             E::LockerEmpty => Self::Conflict("Locker holds no item".into()),
+            E::PlaceNotFound => Self::NotFound("No lockers at that place"),
+            E::NoneFits { size, free } => Self::Conflict(format!(
+                "No free locker at that place fits a {} item; free now: {free}",
+                size.as_str()
+            )),
             E::LockerOccupied => Self::Conflict(
                 "Locker holds an item; wait until it is collected or force-clear it first".into(),
             ),

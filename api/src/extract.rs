@@ -129,3 +129,12 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Er
         .or_else(|| n.as_f64().filter(|f| whole(*f)).map(|f| f as i64))
         .ok_or_else(|| D::Error::custom(format!("expected a whole number, got {n}")))
 }
+
+/// An optional [`whole_number`]: absent or `null` is `None`.
+pub fn maybe_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => whole_number(n).map(Some).map_err(serde::de::Error::custom),
+    }
+}

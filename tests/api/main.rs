@@ -18,5 +18,6 @@ mod outage;
 mod pipeline;
 mod protocol;
 mod scale_out;
+mod sizes;
 mod surface;
 mod tokens;

@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use locker_core::domain::{Contact, Email, Item, Phone, Role};
-use locker_core::exchange::{self, Parcel};
+use locker_core::domain::{Contact, Email, Item, LockerSize, Phone, Role};
+use locker_core::exchange::{self, Destination, Parcel};
 use locker_core::store::items;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder, Schema};
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, Type,
+};
 use utoipa::openapi::{OpenApi, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,10 +37,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const ITEM_NOT_FOUND: &str = "Item not found";
 
+/// Where: `locker_id`, or `location` and `size` (the smallest free locker
+/// there that fits is reserved).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateItem {
-    #[serde(deserialize_with = "crate::extract::whole_number")]
-    pub locker_id: i64,
+    /// The locker to drop into.
+    #[serde(default, deserialize_with = "crate::extract::maybe_whole_number")]
+    pub locker_id: Option<i64>,
+    /// Instead of `locker_id`: the place to drop at.
+    #[validate(custom(function = "valid_location"))]
+    #[schema(schema_with = location_schema)]
+    pub location: Option<String>,
+    /// With `location`: the size the item needs; a bigger locker is taken
+    /// when no smaller one is free.
+    pub size: Option<LockerSize>,
     #[validate(custom(function = "valid_item_name"))]
     #[schema(schema_with = item_name_schema)]
     pub name: String,
@@ -51,9 +63,10 @@ pub struct CreateItem {
     pub receiver_email: Option<String>,
 }
 
-/// `CreateItem` needs `receiver_phone`, `receiver_email` or both, which the
-/// derive cannot say: the document says it with `anyOf` after the routes
-/// have added the schema.
+/// `CreateItem` needs `receiver_phone`, `receiver_email` or both, and
+/// `locker_id` or else `location` with `size`, which the derive cannot say:
+/// the document says it with `anyOf` and `oneOf` after the routes have added
+/// the schema.
 pub fn require_a_receiver(doc: &mut OpenApi) {
     let Some(schemas) = doc.components.as_mut().map(|c| &mut c.schemas) else {
         return;
@@ -64,7 +77,30 @@ pub fn require_a_receiver(doc: &mut OpenApi) {
     let either = AnyOfBuilder::new()
         .item(ObjectBuilder::new().required("receiver_phone"))
         .item(ObjectBuilder::new().required("receiver_email"));
-    let whole = AllOfBuilder::new().item(item).item(either).build();
+    // A property no value satisfies: "not given" (utoipa has no `not`).
+    let absent = || {
+        ObjectBuilder::new()
+            .description(Some("Not given with this choice."))
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(0))
+    };
+    let by_locker = ObjectBuilder::new()
+        .required("locker_id")
+        .property("location", absent())
+        .property("size", absent())
+        .build();
+    let by_place = ObjectBuilder::new()
+        .required("location")
+        .required("size")
+        .property("locker_id", absent())
+        .build();
+    let somewhere = Schema::OneOf(OneOfBuilder::new().item(by_locker).item(by_place).build());
+    let whole = AllOfBuilder::new()
+        .item(item)
+        .item(either)
+        .item(somewhere)
+        .build();
     schemas.insert("CreateItem".into(), RefOr::T(whole.into()));
 }
 
@@ -92,6 +128,42 @@ fn receiver_phone_schema() -> Object {
 
 fn receiver_email_schema() -> Object {
     text::email_schema().build()
+}
+
+fn location_schema() -> Object {
+    text::line_schema(1, 200)
+        .description(Some(
+            "Instead of `locker_id`: the place (matched as `/lockers/by-place` matches it).",
+        ))
+        .examples(["Mall Entrance"])
+        .build()
+}
+
+fn valid_location(location: &str) -> Result<(), ValidationError> {
+    crate::text::line("location", location, 1, 200)
+}
+
+/// Where the body says to drop: exactly one of a locker or a place and size.
+fn destination(body: &CreateItem) -> Result<Destination> {
+    match (body.locker_id, &body.location, body.size) {
+        (Some(id), None, None) => Ok(Destination::Locker(id)),
+        (None, Some(location), Some(size)) => Ok(Destination::Place {
+            location: location.trim().to_owned(),
+            size,
+        }),
+        (None, Some(_), None) => Err(ApiError::invalid(
+            &["body", "size"],
+            "give the size the item needs: SMALL, MEDIUM or LARGE",
+        )),
+        (None, None, _) => Err(ApiError::invalid(
+            &["body", "locker_id"],
+            "give locker_id, or location and size",
+        )),
+        (Some(_), _, _) => Err(ApiError::invalid(
+            &["body", "locker_id"],
+            "give locker_id, or location and size, not both",
+        )),
+    }
 }
 
 fn valid_item_name(name: &str) -> Result<(), ValidationError> {
@@ -151,8 +223,8 @@ fn receiver(body: &CreateItem, region: Option<&str>) -> Result<(Option<Phone>, O
     responses(
         (status = 201, body = Item),
         (status = 401, body = ErrorBody),
-        (status = 404, description = "No such locker", body = ErrorBody),
-        (status = 409, description = "Locker is not available", body = ErrorBody),
+        (status = 404, description = "No such locker, or no lockers at that place", body = ErrorBody),
+        (status = 409, description = "Locker is not available, or none free at that place fits (the answer says which sizes are free)", body = ErrorBody),
         (status = 422, description = "Invalid name or contacts", body = ValidationErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(locker_id = body.locker_id))]
@@ -162,9 +234,10 @@ async fn drop_item(
     TraceId(trace_id): TraceId,
     ValidJson(body): ValidJson<CreateItem>,
 ) -> Result<(StatusCode, Json<Item>)> {
+    let to = destination(&body)?;
     let (phone, email) = receiver(&body, state.exchange.rules().phone_region.as_deref())?;
     let parcel = Parcel {
-        locker_id: body.locker_id,
+        to,
         name: body.name.trim().to_owned(),
         description: body
             .description

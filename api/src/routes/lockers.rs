@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use locker_core::domain::{Locker, LockerStatus};
-use locker_core::store::lockers;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use locker_core::domain::{Locker, LockerStatus, place_key};
+use locker_core::store::lockers::{self, FreeBySize};
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::Ref;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::Validate;
@@ -86,12 +86,23 @@ fn valid_place(location: &str) -> Result<(), validator::ValidationError> {
     crate::text::line("location", location, 1, 200)
 }
 
-/// Lockers at a named place, e.g. `?location=Mall Entrance`.
+/// A locker at a place, with how many lockers of each size are free there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaceLocker {
+    #[serde(flatten)]
+    pub locker: Locker,
+    /// Available lockers at this place by size: what a drop by `location`
+    /// and `size` can get. The same on every locker of one answer.
+    pub free_at_place: FreeBySize,
+}
+
+/// Lockers at a named place, e.g. `?location=Mall Entrance`, each with the
+/// place's free lockers by size.
 #[utoipa::path(get, path = "/lockers/by-place", tag = "lockers",
     security(("bearer" = [])),
     params(PlaceQuery),
     responses(
-        (status = 200, body = Vec<Locker>),
+        (status = 200, body = Vec<PlaceLocker>),
         (status = 401, body = ErrorBody),
         (status = 422, description = "Missing or blank location", body = ValidationErrorBody),
     ))]
@@ -99,7 +110,7 @@ async fn lockers_by_place(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<PlaceQuery>,
-) -> Result<Json<Vec<Locker>>> {
+) -> Result<Json<Vec<PlaceLocker>>> {
     if query.location.trim().is_empty() {
         return Err(ApiError::invalid(
             &["query", "location"],
@@ -114,6 +125,16 @@ async fn lockers_by_place(
         query.offset,
     )
     .await?;
+    let free_at_place = lockers::free_by_size(state.db.pool(), &place_key(&query.location))
+        .await?
+        .unwrap_or_default();
+    let found = found
+        .into_iter()
+        .map(|locker| PlaceLocker {
+            locker,
+            free_at_place,
+        })
+        .collect();
     Ok(Json(found))
 }
 

@@ -94,6 +94,22 @@ pub enum LockerSize {
 }
 
 impl LockerSize {
+    /// Smallest first.
+    pub const ALL: [Self; 3] = [Self::Small, Self::Medium, Self::Large];
+
+    /// Whether an item that needs `needed` fits in a locker this size.
+    pub fn fits(self, needed: Self) -> bool {
+        self.rank() >= needed.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::Small => 0,
+            Self::Medium => 1,
+            Self::Large => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Small => "SMALL",
@@ -214,5 +230,19 @@ mod tests {
         for m in LockerMove::ALL {
             assert_ne!(m.from(), m.to(), "{m:?}");
         }
+    }
+
+    #[test]
+    fn bigger_lockers_fit_smaller_items() {
+        use LockerSize::*;
+        let fitting = |needed| {
+            LockerSize::ALL
+                .into_iter()
+                .filter(|s| s.fits(needed))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fitting(Small), [Small, Medium, Large]);
+        assert_eq!(fitting(Medium), [Medium, Large]);
+        assert_eq!(fitting(Large), [Large]);
     }
 }

@@ -7,20 +7,32 @@ use sqlx::AnyConnection;
 use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, once_more, statement};
 use crate::clock::Millis;
-use crate::domain::{Item, ItemStatus, LockerMove};
+use crate::domain::{Item, ItemStatus, LockerMove, LockerSize, place_key};
 use crate::jobs::UnlockPurpose;
 use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::{audit, doors, lockers};
 
-/// What the sender leaves, for whom. Contacts are already normalised.
+/// What the sender leaves, where, for whom. Contacts are already normalised.
 #[derive(Clone)]
 pub struct Parcel {
-    pub locker_id: i64,
+    pub to: Destination,
     pub name: String,
     pub description: Option<String>,
     pub receiver_phone: Option<String>,
     pub receiver_email: Option<String>,
 }
+
+/// Where a sender drops: a locker they chose, or the smallest free one that
+/// fits at a place.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Locker(i64),
+    Place { location: String, size: LockerSize },
+}
+
+/// Racing drops pass over lockers another holds; a locker taken between the
+/// look and the reservation (SQLite never, PostgreSQL rarely) means looking again.
+const PICKS: usize = 3;
 
 impl Exchange {
     pub async fn drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
@@ -29,15 +41,22 @@ impl Exchange {
 
     async fn try_drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
         let now = self.now();
-        let locker_id = parcel.locker_id;
         let mut tx = self.db.begin().await?;
-        // The conditional move is the reservation: of racing senders one wins.
-        if !lockers::apply(&mut *tx, locker_id, LockerMove::Reserve, now).await? {
-            return Err(match lockers::get(&mut *tx, locker_id).await? {
-                None => Error::LockerNotFound,
-                Some(_) => Error::LockerNotAvailable,
-            });
-        }
+        let locker_id = match &parcel.to {
+            Destination::Locker(id) => {
+                // The conditional move is the reservation: of racing senders one wins.
+                if !lockers::apply(&mut *tx, *id, LockerMove::Reserve, now).await? {
+                    return Err(match lockers::get(&mut *tx, *id).await? {
+                        None => Error::LockerNotFound,
+                        Some(_) => Error::LockerNotAvailable,
+                    });
+                }
+                *id
+            }
+            Destination::Place { location, size } => {
+                self.reserve_at_place(&mut tx, location, *size, now).await?
+            }
+        };
         let has_door = doors::agent_of(&mut *tx, locker_id)
             .await?
             .flatten()
@@ -47,6 +66,7 @@ impl Exchange {
             let item = insert(
                 &mut tx,
                 sender_id,
+                locker_id,
                 parcel,
                 Entry::AwaitingDrop { drop_deadline },
                 now,
@@ -69,6 +89,7 @@ impl Exchange {
             let item = insert(
                 &mut tx,
                 sender_id,
+                locker_id,
                 parcel,
                 Entry::Stored { collect_by },
                 now,
@@ -86,6 +107,30 @@ impl Exchange {
         self.relay.wake();
         Ok(item)
     }
+
+    /// Reserves the smallest available locker at `location` that fits `size`.
+    async fn reserve_at_place(
+        &self,
+        conn: &mut AnyConnection,
+        location: &str,
+        size: LockerSize,
+        now: Millis,
+    ) -> Result<i64> {
+        let key = place_key(location);
+        for _ in 0..PICKS {
+            let Some(id) = lockers::smallest_free(conn, &key, size, self.db.backend()).await?
+            else {
+                break;
+            };
+            if lockers::apply(&mut *conn, id, LockerMove::Reserve, now).await? {
+                return Ok(id);
+            }
+        }
+        match lockers::free_by_size(&mut *conn, &key).await? {
+            None => Err(Error::PlaceNotFound),
+            Some(free) => Err(Error::NoneFits { size, free }),
+        }
+    }
 }
 
 /// How an item enters its (already reserved) locker.
@@ -99,6 +144,7 @@ enum Entry {
 async fn insert(
     conn: &mut AnyConnection,
     sender_id: i64,
+    locker_id: i64,
     parcel: Parcel,
     entry: Entry,
     now: Millis,
@@ -114,7 +160,7 @@ async fn insert(
            status, created_at, updated_at, stored_at, drop_deadline, collect_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING {ITEM_COLUMNS}"
     ))
-    .bind(parcel.locker_id)
+    .bind(locker_id)
     .bind(sender_id)
     .bind(parcel.name)
     .bind(parcel.description)

@@ -31,7 +31,7 @@ use crate::{Clock, Db};
 pub use admin::LockerEdit;
 pub use codes::Collected;
 pub use doors::DoorOutcome;
-pub use drop::Parcel;
+pub use drop::{Destination, Parcel};
 pub use notices::Actor;
 
 /// A statement assembled once from the transition tables and kept for the
@@ -55,6 +55,15 @@ pub enum Error {
     LockerNotAvailable,
     #[error("locker holds no item")]
     LockerEmpty,
+    /// A drop by place at a place with no lockers.
+    #[error("no lockers at that place")]
+    PlaceNotFound,
+    /// A drop by place where no available locker is big enough.
+    #[error("no free locker fits {size:?}; free: {free}")]
+    NoneFits {
+        size: crate::domain::LockerSize,
+        free: crate::store::lockers::FreeBySize,
+    },
     /// A status change or deletion asked of a locker that holds an item.
     #[error("locker holds an item")]
     LockerOccupied,

@@ -2,7 +2,9 @@
 //! edits live with the exchange's other rules ([`crate::exchange`]).
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
+
+use crate::config::Backend;
 
 use crate::clock::{Millis, rfc3339};
 use crate::domain::{DoorState, Locker, LockerMove, LockerSize, LockerStatus, place_key};
@@ -118,6 +120,87 @@ pub async fn at_place<'e>(
     .fetch_all(executor)
     .await?;
     from_rows(rows)
+}
+
+/// The smallest available locker at a place (its [`place_key`]) that fits
+/// an item of `size`, the lowest id among equals. Inside a transaction,
+/// where rows can be locked, it is taken for that transaction and lockers
+/// another one holds are passed over, so racing drops pick different ones.
+pub async fn smallest_free(
+    conn: &mut AnyConnection,
+    place_key: &str,
+    size: LockerSize,
+    backend: Backend,
+) -> Result<Option<i64>, sqlx::Error> {
+    let fitting: Vec<&str> = LockerSize::ALL
+        .into_iter()
+        .filter(|s| s.fits(size))
+        .map(LockerSize::as_str)
+        .collect();
+    // Three slots, the fitting sizes repeated to fill them.
+    let slot = |i: usize| fitting[i.min(fitting.len() - 1)].to_owned();
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT id FROM lockers WHERE place_key = $1 AND status = $2 AND size IN ($3, $4, $5) \
+         ORDER BY CASE size WHEN 'SMALL' THEN 0 WHEN 'MEDIUM' THEN 1 ELSE 2 END, id \
+         LIMIT 1{}",
+        backend.skip_locked()
+    )))
+    .bind(place_key.to_owned())
+    .bind(LockerStatus::Available.as_str())
+    .bind(slot(0))
+    .bind(slot(1))
+    .bind(slot(2))
+    .fetch_optional(conn)
+    .await
+}
+
+/// How many lockers of each size, smallest first, are available at a place;
+/// `None` when no locker at all is there.
+pub async fn free_by_size<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    place_key: &str,
+) -> Result<Option<FreeBySize>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT size, SUM(CASE WHEN status = $2 THEN 1 ELSE 0 END) AS free \
+         FROM lockers WHERE place_key = $1 GROUP BY size",
+    )
+    .bind(place_key.to_owned())
+    .bind(LockerStatus::Available.as_str())
+    .fetch_all(executor)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut free = FreeBySize::default();
+    for row in rows {
+        let size: String = row.try_get("size")?;
+        let count: i64 = row.try_get("free")?;
+        match LockerSize::parse(&size).ok_or_else(|| decode_error("size", &size))? {
+            LockerSize::Small => free.small = count,
+            LockerSize::Medium => free.medium = count,
+            LockerSize::Large => free.large = count,
+        }
+    }
+    Ok(Some(free))
+}
+
+/// Available lockers at a place, by size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct FreeBySize {
+    pub small: i64,
+    pub medium: i64,
+    pub large: i64,
+}
+
+impl std::fmt::Display for FreeBySize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SMALL {}, MEDIUM {}, LARGE {}",
+            self.small, self.medium, self.large
+        )
+    }
 }
 
 /// Makes a locker's move if, and only if, it is still in the status the
