@@ -101,6 +101,13 @@ impl From<exchange::Error> for ApiError {
             E::LockerNotAvailable => Self::Conflict("Locker is not available".into()),
             E::LockerEmpty => Self::Conflict("Locker holds no item".into()),
             E::PlaceNotFound => Self::NotFound("No lockers at that place"),
+            E::ItemNotFound => Self::NotFound("Item not found"),
+            E::NotWaiting => {
+                Self::Conflict("Only an item waiting in its locker can be given more time".into())
+            }
+            E::NoMoreExtensions(max) => Self::Conflict(format!(
+                "The pickup deadline can be extended {max} time(s), and already was"
+            )),
             E::NoneFits { size, free } => Self::Conflict(format!(
                 "No free locker at that place fits a {} item; free now: {free}",
                 size.as_str()

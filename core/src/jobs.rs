@@ -132,6 +132,22 @@ pub enum Message {
     DropCancelled { item: String, location: String },
     /// To the sender: the receiver did not collect in time.
     ItemExpired { item: String, location: String },
+    /// To the receiver: the pickup deadline is near.
+    PickupReminder {
+        item: String,
+        location: String,
+        locker: String,
+        until: String,
+    },
+    /// To the receiver: the sender gave them more time.
+    PickupExtended {
+        item: String,
+        location: String,
+        locker: String,
+        until: String,
+    },
+    /// To the receiver: the pickup time passed.
+    PickupMissed { item: String, location: String },
 }
 
 impl Envelope {

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod console;
 mod console_browser;
+mod deadlines;
 mod doc_agent;
 mod docs_pages;
 mod doors;

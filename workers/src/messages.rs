@@ -58,6 +58,38 @@ pub fn render(message: &Message) -> Text {
                  Contact support to get it back."
             ),
         },
+        Message::PickupReminder {
+            item,
+            location,
+            locker,
+            until,
+        } => Text {
+            subject: format!("Reminder: \"{item}\" is waiting for you at {location}"),
+            body: format!(
+                "\"{item}\" is still waiting for you in locker {locker} at {location}, \
+                 until {until}. At the locker, ask for a code with this phone number or \
+                 email address."
+            ),
+        },
+        Message::PickupExtended {
+            item,
+            location,
+            locker,
+            until,
+        } => Text {
+            subject: format!("More time to collect \"{item}\""),
+            body: format!(
+                "The sender gave you more time: \"{item}\" waits in locker {locker} at \
+                 {location} until {until}."
+            ),
+        },
+        Message::PickupMissed { item, location } => Text {
+            subject: format!("\"{item}\" can no longer be collected"),
+            body: format!(
+                "The time to collect \"{item}\" from the locker at {location} has passed. \
+                 It goes back to its sender."
+            ),
+        },
         Message::ItemCleared { item, location } => Text {
             subject: format!("\"{item}\" was removed from its locker"),
             body: format!(

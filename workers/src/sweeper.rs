@@ -1,5 +1,6 @@
 //! Deadlines, swept on a timer: drops whose door was never opened are
-//! cancelled, items not collected in time expire (the rules are the
+//! cancelled, receivers are reminded before their deadline, items not
+//! collected in time expire (the rules are the
 //! exchange's; any number of workers may sweep).
 
 use std::time::Duration;
@@ -24,9 +25,10 @@ pub async fn run(ctx: &WorkerContext, every: Duration, shutdown: CancellationTok
 /// One pass; returns how many items were cancelled and expired.
 pub async fn sweep(ctx: &WorkerContext) -> Result<(usize, usize), exchange::Error> {
     let cancelled = ctx.exchange.cancel_unopened_drops().await?.len();
+    let reminded = ctx.exchange.remind_receivers().await?.len();
     let expired = ctx.exchange.expire_uncollected().await?.len();
-    if cancelled + expired > 0 {
-        tracing::info!(cancelled, expired, "deadlines swept");
+    if cancelled + reminded + expired > 0 {
+        tracing::info!(cancelled, reminded, expired, "deadlines swept");
     }
     Ok((cancelled, expired))
 }

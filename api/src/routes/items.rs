@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(drop_item, my_items))
         .routes(routes!(get_item))
+        .routes(routes!(extend_item))
         .routes(routes!(request_otp))
         .routes(routes!(collect))
 }
@@ -293,6 +294,34 @@ async fn get_item(
         // Someone else's item is as invisible as a missing one.
         _ => Err(ApiError::NotFound(ITEM_NOT_FOUND)),
     }
+}
+
+/// Give the receiver more time: the pickup deadline moves by
+/// `PICKUP_EXTENSION_HOURS` (24 by default), at most `PICKUP_EXTENSIONS_MAX`
+/// times (once by default), while the item waits in its locker. The receiver
+/// is told the new deadline, and reminded again before it. Senders only.
+#[utoipa::path(post, path = "/Items/{item_id}/extend", tag = "items",
+    security(("bearer" = [])),
+    params(("item_id" = i64, Path)),
+    responses(
+        (status = 200, description = "The item with its new `collect_by`", body = Item),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such item of the caller's", body = ErrorBody),
+        (status = 409, description = "Not waiting in its locker, or extended as often as allowed", body = ErrorBody),
+        (status = 422, body = ValidationErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(item_id))]
+async fn extend_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    TraceId(trace_id): TraceId,
+    Path(item_id): Path<i64>,
+) -> Result<Json<Item>> {
+    let item = state
+        .exchange
+        .extend_pickup(caller.user.id, item_id, &trace_id)
+        .await?;
+    Ok(Json(item))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]

@@ -20,6 +20,14 @@ pub struct ExchangeConfig {
     pub drop_window: Duration,
     /// How long a receiver has to collect (`PICKUP_HOURS`, default 72).
     pub pickup_window: Duration,
+    /// How long before the pickup deadline the receiver is reminded
+    /// (`PICKUP_REMINDER_HOURS`, default 24).
+    pub reminder_before: Duration,
+    /// What one extension adds to the deadline (`PICKUP_EXTENSION_HOURS`,
+    /// default 24).
+    pub extension: Duration,
+    /// How many times a sender may extend (`PICKUP_EXTENSIONS_MAX`, default 1).
+    pub max_extensions: i64,
     /// ISO country for numbers written without `+` (`PHONE_DEFAULT_REGION`).
     pub phone_region: Option<String>,
 }
@@ -63,6 +71,13 @@ impl ExchangeConfig {
         let collects_per_client = count("COLLECT_RATE_PER_CLIENT");
         let drop_window = minutes("DROP_WINDOW_MINUTES");
         let pickup_window = minutes("PICKUP_HOURS");
+        let hours = |name| {
+            env.positive(name, " of hours")
+                .map(|n| Duration::from_secs(n * 3600))
+        };
+        let reminder_before = hours("PICKUP_REMINDER_HOURS");
+        let extension = hours("PICKUP_EXTENSION_HOURS");
+        let max_extensions = env.parse::<u32>("PICKUP_EXTENSIONS_MAX", "a whole number");
         Some(Self {
             otp_expiry: otp_expiry?,
             otp_max_attempts: 5,
@@ -77,6 +92,9 @@ impl ExchangeConfig {
             },
             drop_window: drop_window?,
             pickup_window: pickup_window? * 60,
+            reminder_before: reminder_before?,
+            extension: extension?,
+            max_extensions: i64::from(max_extensions?),
             phone_region,
         })
     }

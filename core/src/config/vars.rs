@@ -167,6 +167,21 @@ pub const EXCHANGE: &[Var] = &[
         "Time the receiver has to collect",
     ),
     var(
+        "PICKUP_REMINDER_HOURS",
+        Some("24"),
+        "How long before the pickup deadline the receiver is reminded",
+    ),
+    var(
+        "PICKUP_EXTENSION_HOURS",
+        Some("24"),
+        "How much one extension by the sender adds to the pickup deadline",
+    ),
+    var(
+        "PICKUP_EXTENSIONS_MAX",
+        Some("1"),
+        "How many times a sender may extend an item's pickup deadline (0: never)",
+    ),
+    var(
         "PHONE_DEFAULT_REGION",
         None,
         "Country (e.g. US) of numbers written without +country code",

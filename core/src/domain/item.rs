@@ -164,6 +164,8 @@ pub struct Item {
     /// The door could not be unlocked (agent unreachable or refusing); the
     /// item stays as it is for an admin to resolve.
     pub unlock_failed_at: Option<String>,
+    /// How many times the sender has extended `collect_by`.
+    pub extensions: i64,
 }
 
 #[cfg(test)]

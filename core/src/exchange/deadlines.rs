@@ -1,14 +1,19 @@
 //! Deadlines: a drop whose door never opened in its window is cancelled (the
-//! locker is free again); an item not collected by its deadline expires (it
-//! stays in its locker for an admin to clear). Both tell the sender. Each is
-//! one conditional update, so any number of workers may sweep.
+//! locker is free again); a receiver is reminded before the pickup deadline,
+//! which the sender may extend a few times; an item not collected by it
+//! expires (it stays in its locker for an admin to clear), and sender and
+//! receiver are told. Each is one conditional update, so any number of
+//! workers may sweep, and each happens once.
 
 use super::notices::{self, item_entry};
-use super::{Error, Exchange, Result, statement};
-use crate::domain::{Item, ItemMove};
+use sqlx::Row;
+
+use super::{Error, Exchange, Result, once_more, statement};
+use crate::clock::{Millis, human};
+use crate::domain::{Item, ItemMove, ItemStatus};
 use crate::jobs::Message;
 use crate::store::audit;
-use crate::store::items::{ITEM_COLUMNS, from_rows};
+use crate::store::items::{self, ITEM_COLUMNS, from_row, from_rows};
 
 /// Jobs written by a sweep carry this as their trace id.
 const TRACE: &str = "sweeper";
@@ -66,6 +71,10 @@ impl Exchange {
                 Message::ItemExpired { item, location }
             })
             .await?;
+            notices::tell_receiver(&mut tx, item, TRACE, now, |item, location, _| {
+                Message::PickupMissed { item, location }
+            })
+            .await?;
             audit::record(&mut *tx, item_entry(now, None, "item.expired", item)).await?;
         }
         tx.commit().await.map_err(Error::Commit)?;
@@ -73,5 +82,114 @@ impl Exchange {
             self.relay.wake();
         }
         Ok(expired)
+    }
+
+    /// Stored items whose pickup deadline is `reminder_before` away or
+    /// nearer: the receiver is reminded, once per deadline. An item stored
+    /// after that point already heard its deadline when it was stored.
+    pub async fn remind_receivers(&self) -> Result<Vec<Item>> {
+        let now = self.now();
+        let before = self.rules.reminder_before.as_millis() as Millis;
+        let mut tx = self.db.begin().await?;
+        let rows = sqlx::query(statement!(
+            "UPDATE items SET reminded_at = $1 \
+             WHERE status = '{}' AND reminded_at IS NULL AND collect_by > $1 \
+               AND collect_by <= $2 AND stored_at < collect_by - $3 \
+             RETURNING {ITEM_COLUMNS}",
+            ItemStatus::Stored.as_str(),
+        ))
+        .bind(now)
+        .bind(now + before)
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
+        let due = from_rows(&rows)?;
+        for (item, row) in due.iter().zip(&rows) {
+            let until = human(row.try_get("collect_by")?);
+            notices::tell_receiver(&mut tx, item, TRACE, now, |item, location, locker| {
+                Message::PickupReminder {
+                    item,
+                    location,
+                    locker,
+                    until: until.clone(),
+                }
+            })
+            .await?;
+            audit::record(&mut *tx, item_entry(now, None, "item.reminded", item)).await?;
+        }
+        tx.commit().await.map_err(Error::Commit)?;
+        if !due.is_empty() {
+            self.relay.wake();
+        }
+        Ok(due)
+    }
+
+    /// The sender gives the receiver `extension` more time, while the item
+    /// waits in its locker and fewer than `max_extensions` were given. The
+    /// receiver is told the new deadline, and reminded again before it.
+    pub async fn extend_pickup(
+        &self,
+        sender_id: i64,
+        item_id: i64,
+        trace_id: &str,
+    ) -> Result<Item> {
+        once_more(|| self.try_extend_pickup(sender_id, item_id, trace_id)).await
+    }
+
+    async fn try_extend_pickup(
+        &self,
+        sender_id: i64,
+        item_id: i64,
+        trace_id: &str,
+    ) -> Result<Item> {
+        let now = self.now();
+        let rules = &self.rules;
+        let mut tx = self.db.begin().await?;
+        let row = sqlx::query(statement!(
+            "UPDATE items SET collect_by = collect_by + $3, extensions = extensions + 1, \
+               reminded_at = NULL, updated_at = $4 \
+             WHERE id = $1 AND sender_id = $2 AND status = '{}' AND extensions < $5 \
+             RETURNING {ITEM_COLUMNS}",
+            ItemStatus::Stored.as_str(),
+        ))
+        .bind(item_id)
+        .bind(sender_id)
+        .bind(rules.extension.as_millis() as Millis)
+        .bind(now)
+        .bind(rules.max_extensions)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            // Why not, from the item as it is: the caller's own items only.
+            return Err(match items::get(&mut *tx, item_id).await? {
+                Some((item, sender)) if sender == sender_id => {
+                    if item.status != ItemStatus::Stored {
+                        Error::NotWaiting
+                    } else {
+                        Error::NoMoreExtensions(rules.max_extensions)
+                    }
+                }
+                _ => Error::ItemNotFound,
+            });
+        };
+        let item = from_row(&row)?;
+        let until = human(row.try_get("collect_by")?);
+        notices::tell_receiver(&mut tx, &item, trace_id, now, |item, location, locker| {
+            Message::PickupExtended {
+                item,
+                location,
+                locker,
+                until: until.clone(),
+            }
+        })
+        .await?;
+        audit::record(
+            &mut *tx,
+            item_entry(now, Some(sender_id), "item.extended", &item),
+        )
+        .await?;
+        tx.commit().await.map_err(Error::Commit)?;
+        self.relay.wake();
+        Ok(item)
     }
 }

@@ -55,6 +55,15 @@ pub enum Error {
     LockerNotAvailable,
     #[error("locker holds no item")]
     LockerEmpty,
+    /// No such item, or not the caller's.
+    #[error("no such item")]
+    ItemNotFound,
+    /// The item is not waiting in its locker.
+    #[error("the item is not waiting in its locker")]
+    NotWaiting,
+    /// The sender has extended the deadline as often as allowed.
+    #[error("the deadline was already extended {0} times")]
+    NoMoreExtensions(i64),
     /// A drop by place at a place with no lockers.
     #[error("no lockers at that place")]
     PlaceNotFound,

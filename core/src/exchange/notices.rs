@@ -17,6 +17,26 @@ pub(super) async fn tell_receiver_stored(
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
+    tell_receiver(conn, item, trace_id, now, |item, location, locker| {
+        Message::ItemStored {
+            item,
+            location,
+            locker,
+            until: collect_by.map(human),
+        }
+    })
+    .await
+}
+
+/// Queues a message to each of the receiver's contacts; `message` gets the
+/// item's name, place and locker.
+pub(super) async fn tell_receiver(
+    conn: &mut AnyConnection,
+    item: &Item,
+    trace_id: &str,
+    now: Millis,
+    message: impl Fn(String, String, String) -> Message,
+) -> Result<(), sqlx::Error> {
     let Some((name, location, locker)) = items::whereabouts(&mut *conn, item.id).await? else {
         return Ok(());
     };
@@ -24,15 +44,9 @@ pub(super) async fn tell_receiver_stored(
         .into_iter()
         .flatten()
     {
-        let message = Message::ItemStored {
-            item: name.clone(),
-            location: location.clone(),
-            locker: locker.clone(),
-            until: collect_by.map(human),
-        };
         let job = Job::Notify(NotifyJob {
             to: to.clone(),
-            message,
+            message: message(name.clone(), location.clone(), locker.clone()),
         });
         outbox::enqueue(&mut *conn, &job, trace_id, now).await?;
     }

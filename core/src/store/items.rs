@@ -13,7 +13,7 @@ macro_rules! item_columns {
     () => {
         "id, locker_id, name, description, receiver_phone, receiver_email, status, \
          created_at, updated_at, stored_at, collected_at, cleared_at, drop_deadline, collect_by, \
-         unlock_failed_at"
+         unlock_failed_at, extensions"
     };
 }
 
@@ -41,6 +41,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Item, sqlx::Error> {
         drop_deadline: time("drop_deadline")?,
         collect_by: time("collect_by")?,
         unlock_failed_at: time("unlock_failed_at")?,
+        extensions: row.try_get("extensions")?,
     })
 }
 
