@@ -132,6 +132,8 @@ pub enum Message {
     DropCancelled { item: String, location: String },
     /// To the sender: the receiver did not collect in time.
     ItemExpired { item: String, location: String },
+    /// To the sender: they took the item back.
+    ItemReturned { item: String, location: String },
     /// To the receiver: the pickup deadline is near.
     PickupReminder {
         item: String,

@@ -1,7 +1,8 @@
 //! Pickup deadlines on a controllable clock: the receiver is reminded once
 //! before the deadline (and again after the sender extends it), the sender
-//! may extend a limited number of times, and when the time is up sender and
-//! receiver are both told.
+//! may extend a limited number of times, when the time is up sender and
+//! receiver are both told, and the sender can take the item back with a
+//! code of their own.
 
 use std::time::Duration;
 
@@ -199,4 +200,117 @@ async fn extensions_can_be_turned_off() {
         .post(&w.extend_path(), Some(&w.sender().await), json!({}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
+/// Expires the waiting item and has its sender ask for a code at its locker.
+async fn expired_and_asked_back(w: &Waiting, locker: &Value) -> String {
+    w.pass(73 * HOUR).await;
+    let told = w.app.smtp.wait_for(SENDER, 1, WAIT).await;
+    assert!(
+        told[0].body().contains("ask for a code"),
+        "{}",
+        told[0].data
+    );
+
+    // The receiver's time is over: no code for them any more.
+    let (status, _) = w.app.request_otp(locker, RECEIVER).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = w.app.request_otp(locker, SENDER).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let code = w.app.email_code(SENDER, 1).await;
+    w.app.drain().await;
+    let codes_to_receiver = w
+        .subjects_to(RECEIVER)
+        .iter()
+        .filter(|s| s.contains("code"))
+        .count();
+    assert_eq!(codes_to_receiver, 0);
+    code
+}
+
+#[tokio::test]
+async fn the_sender_takes_an_expired_item_back_once() {
+    let w = waiting(&[]).await;
+    let locker = w.item["locker_id"].clone();
+    let code = expired_and_asked_back(&w, &locker).await;
+
+    let (status, body) = w.app.collect(&locker, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = w.app.collect(&locker, &code).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a code opens once");
+    let (_, item) = w
+        .app
+        .get(&format!("/Items/{}", w.item["id"]), Some(&w.sender().await))
+        .await;
+    assert_eq!(item["status"], "RETURNED");
+    assert!(item["collected_at"].is_string());
+    let (_, now) = w
+        .app
+        .get(&format!("/lockers/{locker}"), Some(&w.sender().await))
+        .await;
+    assert_eq!(now["status"], "AVAILABLE");
+    let mails = w.app.smtp.wait_for(SENDER, 3, WAIT).await;
+    assert!(
+        mails[2]
+            .header("Subject")
+            .unwrap()
+            .contains("back with you"),
+        "{}",
+        mails[2].data
+    );
+    assert_eq!(w.audited("item.returned").await, 1);
+    assert_eq!(w.audited("item.collected").await, 0);
+}
+
+#[tokio::test]
+async fn an_expired_item_goes_back_through_its_door() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (_, locker) = app
+        .post(
+            "/Admin/",
+            Some(&admin),
+            json!({"location": "Door Wait", "agent_id": "door-wait"}),
+        )
+        .await;
+    let agent = app
+        .agent(
+            "door-wait",
+            &[locker["id"].as_i64().unwrap()],
+            Some(Duration::from_millis(200)),
+        )
+        .await;
+    let sender = app.user_token(SENDER).await;
+    let (status, item) = app
+        .drop_item(&sender, &locker["id"], json!({"receiver_email": RECEIVER}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let w = Waiting { app, item };
+    w.app
+        .wait_until("stored", || async {
+            w.app
+                .get(&format!("/Items/{}", w.item["id"]), Some(&sender))
+                .await
+                .1["status"]
+                == "STORED"
+        })
+        .await;
+    let code = expired_and_asked_back(&w, &locker["id"]).await;
+
+    let (status, body) = w.app.collect(&locker["id"], &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sender = w.sender().await;
+    w.app
+        .wait_until("returned once the door has closed", || async {
+            w.app
+                .get(&format!("/Items/{}", w.item["id"]), Some(&sender))
+                .await
+                .1["status"]
+                == "RETURNED"
+        })
+        .await;
+    assert_eq!(agent.doors.openings(locker["id"].as_i64().unwrap()), 2);
+    assert_eq!(w.audited("item.returning").await, 1);
+    assert_eq!(w.audited("item.returned").await, 1);
+    agent.stop().await;
 }

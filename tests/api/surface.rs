@@ -144,6 +144,12 @@ async fn openapi_documents_every_endpoint_with_its_refusals() {
         ("/Items/", "get", &["200", "401", "422"]),
         ("/Items/{item_id}", "get", &["200", "401", "404"]),
         (
+            "/Items/{item_id}/extend",
+            "post",
+            &["200", "401", "404", "409", "422"],
+        ),
+        ("/Admin/audit", "get", &["200", "401", "403", "422"]),
+        (
             "/Items/lockers/{locker_id}/request-otp",
             "post",
             &["202", "422", "429"],

@@ -55,7 +55,14 @@ pub fn render(message: &Message) -> Text {
             subject: format!("\"{item}\" was not collected"),
             body: format!(
                 "\"{item}\" was not collected from the locker at {location} in time. \
-                 Contact support to get it back."
+                 To take it back, ask for a code at the locker with this email address, \
+                 then type it there."
+            ),
+        },
+        Message::ItemReturned { item, location } => Text {
+            subject: format!("\"{item}\" is back with you"),
+            body: format!(
+                "You took \"{item}\" back from the locker at {location}. The locker is free again."
             ),
         },
         Message::PickupReminder {

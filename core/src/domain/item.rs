@@ -2,8 +2,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// An item's life: reserved → stored → released → collected, with the side
-/// exits cancelled (never dropped), expired (never collected) and cleared (by
-/// an admin).
+/// exits cancelled (never dropped), expired (never collected; then perhaps
+/// returning → returned to its sender) and cleared (by an admin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ItemStatus {
@@ -14,10 +14,14 @@ pub enum ItemStatus {
     Cancelled,
     Expired,
     Cleared,
+    /// Expired, and its door open for the sender to take it back.
+    Returning,
+    /// Taken back by its sender.
+    Returned,
 }
 
 impl ItemStatus {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::AwaitingDrop,
         Self::Stored,
         Self::Releasing,
@@ -25,6 +29,8 @@ impl ItemStatus {
         Self::Cancelled,
         Self::Expired,
         Self::Cleared,
+        Self::Returning,
+        Self::Returned,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -36,6 +42,8 @@ impl ItemStatus {
             Self::Cancelled => "CANCELLED",
             Self::Expired => "EXPIRED",
             Self::Cleared => "CLEARED",
+            Self::Returning => "RETURNING",
+            Self::Returned => "RETURNED",
         }
     }
 
@@ -70,9 +78,10 @@ impl ItemStatus {
 pub enum ItemMove {
     /// The door, opened for the sender or the receiver, closed again.
     DoorClosed,
-    /// The receiver's right code, at a locker whose door we drive: it opens.
+    /// A right code (the receiver's, or the sender's for an expired item),
+    /// at a locker whose door we drive: it opens.
     CodeSpentAtDoor,
-    /// The receiver's right code, at a locker without an agent.
+    /// A right code at a locker without an agent.
     CodeSpentWithoutDoor,
     /// The drop window ran out and the door never opened.
     CancelUnopened,
@@ -96,9 +105,13 @@ impl ItemMove {
     pub fn steps(self) -> &'static [(ItemStatus, ItemStatus)] {
         use ItemStatus::*;
         match self {
-            Self::DoorClosed => &[(AwaitingDrop, Stored), (Releasing, Collected)],
-            Self::CodeSpentAtDoor => &[(Stored, Releasing)],
-            Self::CodeSpentWithoutDoor => &[(Stored, Collected)],
+            Self::DoorClosed => &[
+                (AwaitingDrop, Stored),
+                (Releasing, Collected),
+                (Returning, Returned),
+            ],
+            Self::CodeSpentAtDoor => &[(Stored, Releasing), (Expired, Returning)],
+            Self::CodeSpentWithoutDoor => &[(Stored, Collected), (Expired, Returned)],
             Self::CancelUnopened => &[(AwaitingDrop, Cancelled)],
             Self::Expire => &[(Stored, Expired)],
             Self::Clear => &[
@@ -106,6 +119,7 @@ impl ItemMove {
                 (Stored, Cleared),
                 (Releasing, Cleared),
                 (Expired, Cleared),
+                (Returning, Cleared),
             ],
         }
     }
@@ -206,13 +220,26 @@ mod tests {
     }
 
     #[test]
-    fn collected_cancelled_and_cleared_are_final() {
+    fn collected_cancelled_cleared_and_returned_are_final() {
         let finals: Vec<_> = ItemStatus::ALL
             .into_iter()
             .filter(|s| s.is_final())
             .collect();
-        assert_eq!(finals, [Collected, Cancelled, Cleared]);
-        assert!(Expired.holds_locker(), "an expired item waits for an admin");
+        assert_eq!(finals, [Collected, Cancelled, Cleared, Returned]);
+        assert!(
+            Expired.holds_locker(),
+            "an expired item waits for its sender or an admin"
+        );
+    }
+
+    #[test]
+    fn only_an_expired_item_goes_back_to_its_sender() {
+        assert_eq!(ItemMove::CodeSpentAtDoor.from(Expired), Some(Returning));
+        assert_eq!(ItemMove::CodeSpentWithoutDoor.from(Expired), Some(Returned));
+        assert_eq!(ItemMove::DoorClosed.from(Returning), Some(Returned));
+        for from in [AwaitingDrop, Stored, Releasing] {
+            assert!(!from.can_become(Returning) && !from.can_become(Returned));
+        }
     }
 
     #[test]
@@ -240,7 +267,11 @@ mod tests {
             .into_iter()
             .filter(|&m| m != ItemMove::DoorClosed && m != ItemMove::Clear)
             .flat_map(|m| m.steps().iter().map(|(from, _)| *from));
-        assert!(by_other_moves.into_iter().all(|from| from != Releasing));
+        assert!(
+            by_other_moves
+                .into_iter()
+                .all(|from| from != Releasing && from != Returning)
+        );
     }
 
     #[test]
@@ -258,11 +289,12 @@ mod tests {
     fn moves_read_as_sql() {
         assert_eq!(
             ItemMove::DoorClosed.sql_leaves(),
-            "status IN ('AWAITING_DROP', 'RELEASING')"
+            "status IN ('AWAITING_DROP', 'RELEASING', 'RETURNING')"
         );
         assert_eq!(
             ItemMove::DoorClosed.sql_next(),
-            "CASE status WHEN 'AWAITING_DROP' THEN 'STORED' WHEN 'RELEASING' THEN 'COLLECTED' END"
+            "CASE status WHEN 'AWAITING_DROP' THEN 'STORED' WHEN 'RELEASING' THEN 'COLLECTED' \
+             WHEN 'RETURNING' THEN 'RETURNED' END"
         );
     }
 }

@@ -9,7 +9,7 @@ use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, once_more, statement};
 use crate::clock::Millis;
 use crate::domain::{Contact, Item, ItemMove, ItemStatus};
-use crate::jobs::{Job, Message, OtpJob, UnlockPurpose};
+use crate::jobs::{Job, OtpJob, UnlockPurpose};
 use crate::store::items::{self, ITEM_COLUMNS, from_row};
 use crate::store::{audit, codes, doors, outbox, rate_limits};
 
@@ -38,8 +38,7 @@ impl Exchange {
     ) -> Result<()> {
         let pool = self.db.pool();
         let now = self.now();
-        let Some(item_id) = items::stored_for_receiver(pool, locker_id, contact.as_str()).await?
-        else {
+        let Some(item_id) = items::waiting_for(pool, locker_id, contact.as_str()).await? else {
             return Ok(());
         };
         if codes::locked_until(pool, locker_id, now).await?.is_some() {
@@ -116,18 +115,14 @@ impl Exchange {
                 now,
             )
             .await?;
-            audit::record(&mut *tx, item_entry(now, None, "item.releasing", &item)).await?;
+            let action = if item.status == ItemStatus::Returning {
+                "item.returning"
+            } else {
+                "item.releasing"
+            };
+            audit::record(&mut *tx, item_entry(now, None, action, &item)).await?;
         } else {
-            notices::vacate(
-                &mut tx,
-                &item,
-                "item.collected",
-                notices::Actor::default(),
-                trace_id,
-                now,
-                |item, location| Message::ItemCollected { item, location },
-            )
-            .await?;
+            notices::leave(&mut tx, &item, trace_id, now).await?;
         }
         tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
@@ -156,12 +151,14 @@ async fn spend(
     } else {
         statement!(
             "UPDATE items SET status = {next}, updated_at = $3, \
-               collected_at = CASE WHEN {next} = '{collected}' THEN $3 ELSE collected_at END, \
+               collected_at = CASE WHEN {next} IN ('{collected}', '{returned}') \
+                 THEN $3 ELSE collected_at END, \
                otp_hash = NULL, otp_expires_at = NULL, otp_failures = 0 \
              WHERE id = $1 AND {leaves} AND otp_hash = $2 RETURNING {ITEM_COLUMNS}",
             next = ItemMove::CodeSpentWithoutDoor.sql_next(),
             leaves = ItemMove::CodeSpentWithoutDoor.sql_leaves(),
             collected = ItemStatus::Collected.as_str(),
+            returned = ItemStatus::Returned.as_str(),
         )
     };
     let row = sqlx::query(sql)

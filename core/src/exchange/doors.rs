@@ -10,7 +10,6 @@ use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, statement};
 use crate::clock::Millis;
 use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
-use crate::jobs::Message;
 use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::{audit, doors, lockers};
 
@@ -89,7 +88,8 @@ impl Exchange {
             "UPDATE items SET status = {next}, \
                stored_at = CASE WHEN {next} = '{stored}' THEN $4 ELSE stored_at END, \
                collect_by = CASE WHEN {next} = '{stored}' THEN $3 ELSE collect_by END, \
-               collected_at = CASE WHEN {next} = '{collected}' THEN $4 ELSE collected_at END, \
+               collected_at = CASE WHEN {next} IN ('{collected}', '{returned}') \
+                 THEN $4 ELSE collected_at END, \
                door_opened_at = NULL, unlock_failed_at = NULL, updated_at = $4 \
              WHERE locker_id = $1 AND unlock_command_id = $2 AND {leaves} \
              RETURNING {ITEM_COLUMNS}",
@@ -97,6 +97,7 @@ impl Exchange {
             leaves = ItemMove::DoorClosed.sql_leaves(),
             stored = ItemStatus::Stored.as_str(),
             collected = ItemStatus::Collected.as_str(),
+            returned = ItemStatus::Returned.as_str(),
         ))
         .bind(locker_id)
         .bind(command.to_owned())
@@ -114,16 +115,7 @@ impl Exchange {
             notices::tell_receiver_stored(tx, &item, Some(collect_by), &trace, now).await?;
             audit::record(&mut *tx, item_entry(now, None, "item.stored", &item)).await?;
         } else {
-            notices::vacate(
-                tx,
-                &item,
-                "item.collected",
-                notices::Actor::default(),
-                &trace,
-                now,
-                |item, location| Message::ItemCollected { item, location },
-            )
-            .await?;
+            notices::leave(tx, &item, &trace, now).await?;
         }
         Ok(Some(item))
     }

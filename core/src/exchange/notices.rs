@@ -5,7 +5,7 @@
 use sqlx::AnyConnection;
 
 use crate::clock::{Millis, human};
-use crate::domain::{Item, LockerMove};
+use crate::domain::{Item, ItemStatus, LockerMove};
 use crate::jobs::{Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
 use crate::store::{audit, items, lockers, outbox};
 
@@ -107,6 +107,39 @@ impl Actor<'_> {
             id: Some(id),
             reason: None,
         }
+    }
+}
+
+/// An item taken out with a code (`COLLECTED` by its receiver, `RETURNED`
+/// to its sender) leaves its locker; the sender is told which.
+pub(super) async fn leave(
+    conn: &mut AnyConnection,
+    item: &Item,
+    trace_id: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    if item.status == ItemStatus::Returned {
+        vacate(
+            conn,
+            item,
+            "item.returned",
+            Actor::default(),
+            trace_id,
+            now,
+            |item, location| Message::ItemReturned { item, location },
+        )
+        .await
+    } else {
+        vacate(
+            conn,
+            item,
+            "item.collected",
+            Actor::default(),
+            trace_id,
+            now,
+            |item, location| Message::ItemCollected { item, location },
+        )
+        .await
     }
 }
 

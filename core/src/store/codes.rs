@@ -1,6 +1,7 @@
-//! One-time codes on stored items: issued (hash only), tried (each try
-//! counted before it is checked), and a cool-down after too many wrong ones.
-//! A code is only ever held by a `STORED` item.
+//! One-time codes: issued (hash only), tried (each try counted before it is
+//! checked), and a cool-down after too many wrong ones. A code is only ever
+//! held by a `STORED` item (for its receiver) or an `EXPIRED` one (for its
+//! sender, to take it back).
 
 use sqlx::{Any, Executor, Row};
 
@@ -8,6 +9,7 @@ use crate::clock::Millis;
 use crate::domain::ItemStatus;
 
 const STORED: &str = ItemStatus::Stored.as_str();
+const EXPIRED: &str = ItemStatus::Expired.as_str();
 
 pub struct NewCode<'a> {
     pub item_id: i64,
@@ -19,8 +21,11 @@ pub struct NewCode<'a> {
     pub job_id: i64,
 }
 
-/// Stores a new code for a stored item, replacing the current one and its
-/// count of wrong tries. False when the item has moved on or holds a newer code.
+/// Stores a new code for the item, replacing the current one and its count
+/// of wrong tries: for its receiver while it is stored, for its sender (by
+/// their account's email) once it has expired. False when the item has
+/// moved on, the contact is no longer the one it waits for, or it holds a
+/// newer code.
 pub async fn store<'e>(
     executor: impl Executor<'e, Database = Any>,
     code: NewCode<'_>,
@@ -28,7 +33,9 @@ pub async fn store<'e>(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE items SET otp_hash = $3, otp_expires_at = $4, otp_job_id = $5, otp_attempts = 0, updated_at = $6 \
-         WHERE id = $1 AND status = $7 AND (receiver_email = $2 OR receiver_phone = $2) \
+         WHERE id = $1 \
+           AND ((status = $7 AND (receiver_email = $2 OR receiver_phone = $2)) \
+             OR (status = $8 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id))) \
            AND (otp_job_id IS NULL OR otp_job_id < $5)",
     )
     .bind(code.item_id)
@@ -38,27 +45,29 @@ pub async fn store<'e>(
     .bind(code.job_id)
     .bind(now)
     .bind(STORED)
+    .bind(EXPIRED)
     .execute(executor)
     .await?;
     Ok(done.rows_affected() > 0)
 }
 
-/// The job that issued the stored item's current code, if it has one.
+/// The job that issued the item's current code, if it has one.
 pub async fn issuer<'e>(
     executor: impl Executor<'e, Database = Any>,
     item_id: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
     let job: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT otp_job_id FROM items WHERE id = $1 AND status = $2 AND otp_hash IS NOT NULL",
+        "SELECT otp_job_id FROM items WHERE id = $1 AND status IN ($2, $3) AND otp_hash IS NOT NULL",
     )
     .bind(item_id)
     .bind(STORED)
+    .bind(EXPIRED)
     .fetch_optional(executor)
     .await?;
     Ok(job.flatten())
 }
 
-/// A try against the current code of the stored item in a locker, counted
+/// A try against the current code of the item in a locker, counted
 /// before the code is checked so parallel guesses cannot exceed the limit.
 /// `None` when there is no usable code (none, expired, used up, or cooling down).
 pub async fn take_attempt<'e>(
@@ -69,7 +78,7 @@ pub async fn take_attempt<'e>(
 ) -> Result<Option<(i64, String)>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE items SET otp_attempts = otp_attempts + 1 \
-         WHERE locker_id = $1 AND status = $4 AND otp_hash IS NOT NULL \
+         WHERE locker_id = $1 AND status IN ($4, $5) AND otp_hash IS NOT NULL \
            AND otp_expires_at > $2 AND otp_attempts < $3 \
            AND (otp_locked_until IS NULL OR otp_locked_until <= $2) \
          RETURNING id, otp_hash",
@@ -78,13 +87,14 @@ pub async fn take_attempt<'e>(
     .bind(now)
     .bind(max_attempts)
     .bind(STORED)
+    .bind(EXPIRED)
     .fetch_optional(executor)
     .await?;
     row.map(|r| Ok((r.try_get("id")?, r.try_get("otp_hash")?)))
         .transpose()
 }
 
-/// When the stored item in a locker is cooling down after too many wrong
+/// When the item in a locker is cooling down after too many wrong
 /// codes, the moment it may be tried again.
 pub async fn locked_until<'e>(
     executor: impl Executor<'e, Database = Any>,
@@ -93,11 +103,12 @@ pub async fn locked_until<'e>(
 ) -> Result<Option<Millis>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT otp_locked_until FROM items \
-         WHERE locker_id = $1 AND status = $3 AND otp_locked_until > $2",
+         WHERE locker_id = $1 AND status IN ($3, $4) AND otp_locked_until > $2",
     )
     .bind(locker_id)
     .bind(now)
     .bind(STORED)
+    .bind(EXPIRED)
     .fetch_optional(executor)
     .await
 }

@@ -89,19 +89,23 @@ pub async fn for_sender<'e>(
     .collect()
 }
 
-/// The stored item in a locker whose receiver is `contact`.
-pub async fn stored_for_receiver<'e>(
+/// The item in a locker that waits for `contact`: a stored one for its
+/// receiver (email or phone), an expired one for its sender (their
+/// account's email), to take it back.
+pub async fn waiting_for<'e>(
     executor: impl Executor<'e, Database = Any>,
     locker_id: i64,
     contact: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT id FROM items WHERE locker_id = $1 AND status = $3 \
-           AND (receiver_email = $2 OR receiver_phone = $2)",
+        "SELECT id FROM items WHERE locker_id = $1 \
+           AND ((status = $3 AND (receiver_email = $2 OR receiver_phone = $2)) \
+             OR (status = $4 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id)))",
     )
     .bind(locker_id)
     .bind(contact.to_owned())
     .bind(ItemStatus::Stored.as_str())
+    .bind(ItemStatus::Expired.as_str())
     .fetch_optional(executor)
     .await
 }

@@ -10,7 +10,7 @@ use crate::store::decode_error;
 /// An item's statuses while it is in a locker, for `IN (...)`.
 macro_rules! in_locker {
     () => {
-        "'AWAITING_DROP', 'STORED', 'RELEASING', 'EXPIRED'"
+        "'AWAITING_DROP', 'STORED', 'RELEASING', 'EXPIRED', 'RETURNING'"
     };
 }
 
