@@ -294,12 +294,8 @@ async fn audited(app: &TestApp, admin: &str, locker: &Value, action: &str) -> Ve
 async fn every_action_needs_the_form_token_a_reason_and_is_audited_with_both() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let (_, locker) = app
-        .post(
-            "/Admin/",
-            Some(&admin),
-            json!({"location": "Depot", "agent_id": "depot-1"}),
-        )
+    let locker = app
+        .locker_with(&admin, json!({"location": "Depot", "agent_id": "depot-1"}))
         .await;
     let id = locker["id"].as_i64().unwrap();
     let mut visitor = Visitor::new(&app);
@@ -364,7 +360,12 @@ async fn every_action_needs_the_form_token_a_reason_and_is_audited_with_both() {
     let bad = visitor
         .post(
             &format!("/console/lockers/{id}/edit"),
-            &[("csrf", &token), ("location", "  "), ("size", "HUGE")],
+            &[
+                ("csrf", &token),
+                ("location", "  "),
+                ("size", "HUGE"),
+                ("reason", "typo"),
+            ],
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -377,10 +378,13 @@ async fn every_action_needs_the_form_token_a_reason_and_is_audited_with_both() {
                 ("name", "D1"),
                 ("size", "LARGE"),
                 ("agent_id", "depot-1"),
+                ("reason", "moved to the east wall"),
             ],
         )
         .await;
     assert_eq!(edited.status, StatusCode::SEE_OTHER);
+    let updated = audited(&app, &admin, &locker, "locker.updated").await;
+    assert_eq!(updated[0]["reason"], "moved to the east wall");
     let (_, now) = app.get(&format!("/lockers/{id}"), Some(&admin)).await;
     assert_eq!(
         (now["location"].as_str(), now["size"].as_str()),

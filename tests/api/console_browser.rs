@@ -205,15 +205,8 @@ async fn operators_watch_doors_live_and_audit_what_they_do_in_chromium() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let locker = async |location: &str, name: &str, agent: Option<&str>| {
-        let (status, body) = app
-            .post(
-                "/Admin/",
-                Some(&admin),
-                json!({"location": location, "name": name, "agent_id": agent}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_i64().unwrap()
+        let body = json!({"location": location, "name": name, "agent_id": agent});
+        app.locker_with(&admin, body).await["id"].as_i64().unwrap()
     };
     // A site to look at: a door to watch, a locker holding an item, one out
     // of service; and another place.

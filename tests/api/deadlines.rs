@@ -266,10 +266,9 @@ async fn the_sender_takes_an_expired_item_back_once() {
 async fn an_expired_item_goes_back_through_its_door() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let (_, locker) = app
-        .post(
-            "/Admin/",
-            Some(&admin),
+    let locker = app
+        .locker_with(
+            &admin,
             json!({"location": "Door Wait", "agent_id": "door-wait"}),
         )
         .await;

@@ -302,11 +302,14 @@ impl TestApp {
 
     /// Creates a locker as admin and returns it.
     pub async fn locker(&self, admin: &str, location: &str) -> Value {
-        let (status, body) = self
-            .post("/Admin/", Some(admin), json!({"location": location}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body
+        self.locker_with(admin, json!({"location": location})).await
+    }
+
+    /// Creates a locker as admin from a whole body (size, agent...).
+    pub async fn locker_with(&self, admin: &str, body: Value) -> Value {
+        let (status, locker) = self.post("/Admin/", Some(admin), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{locker}");
+        locker
     }
 
     /// Drops an item into a locker as `sender`.

@@ -8,15 +8,8 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 
 async fn locker(app: &TestApp, admin: &str, location: &str, size: &str) -> i64 {
-    let (status, body) = app
-        .post(
-            "/Admin/",
-            Some(admin),
-            json!({"location": location, "size": size}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_i64().unwrap()
+    let body = json!({"location": location, "size": size});
+    app.locker_with(admin, body).await["id"].as_i64().unwrap()
 }
 
 async fn drop_at(app: &TestApp, sender: &str, location: &str, size: &str) -> (StatusCode, Value) {

@@ -1,7 +1,7 @@
 //! What an operator does to a locker from its page: unlock the door, put it
-//! out of service or back, force-clear it, delete it, edit it. Each goes
-//! through the same transition as the JSON API and is audited with the
-//! admin and the reason given.
+//! out of service or back, force-clear it, delete it, edit it. Each needs a
+//! reason, goes through the same transition as the JSON API and is audited
+//! with the admin and that reason.
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -113,9 +113,9 @@ pub async fn act(
     }
 }
 
-/// Every action but an edit needs a reason; destructive ones a confirmation.
+/// Every action needs a reason; destructive ones a confirmation.
 fn checked_reason(action: &str, reason: &str, confirm: &str) -> Result<(), String> {
-    if action != "edit" && reason.is_empty() {
+    if reason.is_empty() {
         return Err("Give a reason: it is kept in the audit log.".into());
     }
     crate::text::line("reason", reason, 0, 200).map_err(|e| {

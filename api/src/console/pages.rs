@@ -368,8 +368,8 @@ pub async fn locker_page(
                 }
                 label for="edit-agent" { "Agent" }
                 input #edit-agent type="text" name="agent_id" value=(locker.agent_id.clone().unwrap_or_default()) maxlength="64";
-                label for="edit-reason" { "Reason (optional)" }
-                input #edit-reason type="text" name="reason" maxlength="200";
+                label for="edit-reason" { "Reason" }
+                input #edit-reason type="text" name="reason" maxlength="200" required;
                 button type="submit" { "Save" }
             }
         }

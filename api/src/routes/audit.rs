@@ -5,6 +5,7 @@ use axum::extract::State;
 use locker_core::clock::parse_time;
 use locker_core::store::audit::{self, AuditEntry};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,15 +31,19 @@ pub struct AuditQuery {
     pub actor_id: Option<i64>,
     /// Entries by the user with this email.
     #[validate(custom(function = "valid_actor_email"))]
+    #[param(schema_with = actor_email_schema)]
     pub actor_email: Option<String>,
     /// An action (`locker.unlocked`) or a family of them (`locker`).
     #[validate(custom(function = "valid_action"))]
+    #[param(schema_with = action_schema)]
     pub action: Option<String>,
     /// From this time on: RFC 3339, or a date-time without offset read as UTC.
     #[validate(custom(function = "valid_time"))]
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Before this time: RFC 3339, or a date-time without offset read as UTC.
     #[validate(custom(function = "valid_time"))]
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Entries older than this id: the `next_before` of the previous page.
     pub before: Option<i64>,
@@ -46,6 +51,16 @@ pub struct AuditQuery {
     #[validate(range(min = 1, max = 200, message = "limit must be between 1 and 200"))]
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+fn actor_email_schema() -> Object {
+    crate::text::line_schema(1, 254).build()
+}
+
+fn action_schema() -> Object {
+    crate::text::line_schema(1, 64)
+        .examples(["locker.unlocked", "locker"])
+        .build()
 }
 
 fn valid_actor_email(email: &str) -> Result<(), ValidationError> {

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{
     AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, Type,
 };
-use utoipa::openapi::{OpenApi, RefOr};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
@@ -88,12 +88,14 @@ pub fn require_a_receiver(doc: &mut OpenApi) {
     };
     let by_locker = ObjectBuilder::new()
         .required("locker_id")
+        .property("locker_id", ObjectBuilder::new().schema_type(Type::Integer))
         .property("location", absent())
         .property("size", absent())
         .build();
     let by_place = ObjectBuilder::new()
         .required("location")
         .required("size")
+        .property("size", Ref::from_schema_name("LockerSize"))
         .property("locker_id", absent())
         .build();
     let somewhere = Schema::OneOf(OneOfBuilder::new().item(by_locker).item(by_place).build());
