@@ -455,36 +455,22 @@ impl AuditForm {
 
     /// This search's address with `before` set.
     fn page_link(&self, before: i64) -> String {
-        let pairs = [
-            ("locker_id", &self.locker_id),
+        let before = before.to_string();
+        let pairs: Vec<(&str, &str)> = [
+            ("locker_id", self.locker_id.as_str()),
             ("item_id", &self.item_id),
             ("actor", &self.actor),
             ("action", &self.action),
             ("since", &self.since),
             ("until", &self.until),
-        ];
-        let mut link = String::from("/console/audit?");
-        for (name, value) in pairs {
-            if !value.is_empty() {
-                link.push_str(&format!("{name}={}&", encode(value)));
-            }
-        }
-        link.push_str(&format!("before={before}"));
-        link
+            ("before", &before),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+        let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+        format!("/console/audit?{query}")
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `/console/audit`: the log searched, 50 entries a page.

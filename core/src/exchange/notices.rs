@@ -118,29 +118,19 @@ pub(super) async fn leave(
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
-    if item.status == ItemStatus::Returned {
-        vacate(
-            conn,
-            item,
-            "item.returned",
-            Actor::default(),
-            trace_id,
-            now,
-            |item, location| Message::ItemReturned { item, location },
-        )
-        .await
-    } else {
-        vacate(
-            conn,
-            item,
-            "item.collected",
-            Actor::default(),
-            trace_id,
-            now,
-            |item, location| Message::ItemCollected { item, location },
-        )
-        .await
-    }
+    let (action, message): (&str, fn(String, String) -> Message) =
+        if item.status == ItemStatus::Returned {
+            ("item.returned", |item, location| Message::ItemReturned {
+                item,
+                location,
+            })
+        } else {
+            ("item.collected", |item, location| Message::ItemCollected {
+                item,
+                location,
+            })
+        };
+    vacate(conn, item, action, Actor::default(), trace_id, now, message).await
 }
 
 /// Queues the unlock of a locker's door.
