@@ -67,6 +67,7 @@ impl Stack {
             .context("no MQTT broker for the doors")?;
         let applier = Applier {
             exchange: state.exchange.clone(),
+            agent_secret: options.doors.agent_secret.clone(),
         };
         let (link, link_task) =
             DoorLink::start(&options.doors, &broker, Some(applier), stop.clone());
@@ -77,6 +78,7 @@ impl Stack {
             hasher: state.hasher.clone(),
             notifier: Some(Notifier::new(&options.notify, options.console_fallback)?),
             code_secret: Some(options.notify.code_secret.clone()),
+            public_url: options.notify.public_url.clone(),
             clock: clock.clone(),
             exchange: state.exchange.clone(),
             retry_delays: config.queue.retry_delays.clone(),

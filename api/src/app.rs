@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::admin_seed;
 use crate::error::ApiError;
-use crate::routes::{admin, audit, auth, docs, health, items, lockers};
+use crate::routes::{admin, audit, auth, docs, health, items, lockers, pickup};
 use crate::state::AppState;
 use crate::trace;
 
@@ -106,6 +106,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(items::router())
         .merge(admin::router())
         .merge(audit::router())
+        .merge(pickup::router())
         .split_for_parts();
     let mut openapi = docs::with_common_refusals(openapi);
     items::require_a_receiver(&mut openapi);

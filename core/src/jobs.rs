@@ -11,7 +11,8 @@ pub enum JobKind {
     Otp,
     /// Send an email or SMS.
     Notify,
-    /// Send a signed unlock command to a locker's agent and await its answer.
+    /// What goes to a locker's agent: a signed unlock command (tracked
+    /// until answered), or the locker's offline pickup grant.
     Unlock,
 }
 
@@ -53,6 +54,7 @@ pub enum Job {
     Otp(OtpJob),
     Notify(NotifyJob),
     Unlock(UnlockJob),
+    Grant(GrantJob),
 }
 
 impl Job {
@@ -60,7 +62,7 @@ impl Job {
         match self {
             Self::Otp(_) => JobKind::Otp,
             Self::Notify(_) => JobKind::Notify,
-            Self::Unlock(_) => JobKind::Unlock,
+            Self::Unlock(_) | Self::Grant(_) => JobKind::Unlock,
         }
     }
 }
@@ -96,6 +98,21 @@ pub struct UnlockJob {
     pub purpose: UnlockPurpose,
 }
 
+/// Send a locker's agent its current offline pickup grant (or its
+/// revocation): read when the job runs, so jobs may run in any order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantJob {
+    pub grant_locker_id: i64,
+}
+
+/// What a job on the unlock queue asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DoorJob {
+    Grant(GrantJob),
+    Unlock(UnlockJob),
+}
+
 /// Issue a code for the item to the receiver's contact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OtpJob {
@@ -123,6 +140,11 @@ pub enum Message {
         /// Collect before this, e.g. "2026-11-28 10:44 UTC".
         #[serde(default)]
         until: Option<String>,
+        /// The item whose pickup PIN and link the message carries (derived
+        /// where it is sent, never stored); absent at a locker without an
+        /// agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pickup: Option<i64>,
     },
     /// To the sender: the receiver took the item.
     ItemCollected { item: String, location: String },

@@ -1,24 +1,31 @@
 //! The agent's MQTT side: a persistent session; a retained online status and
 //! a last will saying offline; unlock commands checked (signature, expiry,
 //! replay, ownership) before a door is driven; an ack for every command; door
-//! events published at QoS 1 and kept while the broker is away.
+//! events published at QoS 1 and kept while the broker is away. And pickups
+//! at the locker: a code from the keypad or the scanner goes to the server
+//! while the link is up, and is checked against the locker's grant while it
+//! is down (the collection reported when the link is back).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use locker_protocol::{
-    self as mqtt, Ack, AckReason, Command, DoorEvent, MqttEndpoint, Status, Topics,
+    self as mqtt, Ack, AckReason, Command, DoorEvent, Grant, MqttEndpoint, OfflineCollection,
+    PickupEntry, PickupMethod, Reply, ReplyReason, Status, Topics,
 };
 use locker_runtime::Clock;
 use locker_runtime::backoff::{Outage, Reconnect};
 use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::check::CommandCheck;
 use crate::door::{Door, DoorSignal};
+use crate::pickups::{OfflineRefusal, Pickups};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -31,7 +38,77 @@ pub struct AgentConfig {
     pub key: SecretString,
     /// Where the ids of executed commands are kept across restarts; `None`
     /// keeps them in memory only (a process whose doors restart with it).
+    /// Pickup grants and unreported offline collections are kept beside it
+    /// (the same name, with `.pickups` before the extension).
     pub state_file: Option<PathBuf>,
+}
+
+/// How long a code entered while online waits for the server's reply.
+const REPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// What became of a code entered at a locker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryOutcome {
+    /// The server took it: the door's unlock command follows.
+    Accepted,
+    /// The site is offline: the locker's grant took it and the door opened;
+    /// the collection is reported when the link is back.
+    OpenedOffline,
+    /// The server refused it.
+    Refused(ReplyReason),
+    /// The site is offline and the locker's grant refused it.
+    RefusedOffline(OfflineRefusal),
+    /// The link is up but no reply came in time: try again.
+    NoAnswer,
+    /// The latch did not release.
+    DoorFault,
+    /// The agent is not running.
+    Unavailable,
+}
+
+impl EntryOutcome {
+    /// In words, for a display or a log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::OpenedOffline => "opened_offline",
+            Self::Refused(reason) => reason.as_str(),
+            Self::RefusedOffline(refusal) => refusal.as_str(),
+            Self::NoAnswer => "no_answer",
+            Self::DoorFault => "door_fault",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The locker's keypad and scanner: where codes are entered.
+#[derive(Clone)]
+pub struct Keypad {
+    entries: mpsc::Sender<KeyEntry>,
+}
+
+struct KeyEntry {
+    locker_id: i64,
+    method: PickupMethod,
+    code: String,
+    answer: oneshot::Sender<EntryOutcome>,
+}
+
+impl Keypad {
+    /// Enters a code at `locker_id` and waits for what became of it.
+    pub async fn enter(&self, locker_id: i64, method: PickupMethod, code: &str) -> EntryOutcome {
+        let (answer, outcome) = oneshot::channel();
+        let entry = KeyEntry {
+            locker_id,
+            method,
+            code: code.to_owned(),
+            answer,
+        };
+        if self.entries.send(entry).await.is_err() {
+            return EntryOutcome::Unavailable;
+        }
+        outcome.await.unwrap_or(EntryOutcome::Unavailable)
+    }
 }
 
 /// Events and acks buffered in memory while the broker is unreachable.
@@ -43,11 +120,23 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     topics: Topics,
     check: CommandCheck,
+    pickups: Pickups,
+    keypad: Keypad,
+    entries: mpsc::Receiver<KeyEntry>,
+    /// The link to the broker is up (a CONNACK, and no error since).
+    online: bool,
+    /// Entries sent to the server, waiting for its reply.
+    waiting: HashMap<String, oneshot::Sender<EntryOutcome>>,
 }
 
 enum Incoming {
     Connected,
+    Disconnected,
     Command(Vec<u8>),
+    Reply(Vec<u8>),
+    Grant(Vec<u8>),
+    /// An entry's wait for its reply is over.
+    ReplyDue(String),
 }
 
 impl Agent {
@@ -57,17 +146,33 @@ impl Agent {
         door: Arc<dyn Door>,
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Self> {
+        let key = config.key.expose_secret().as_bytes();
+        let pickups_file = config.state_file.as_ref().map(|path| {
+            let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("json");
+            path.with_extension(format!("pickups.{extension}"))
+        });
+        let (keypad, entries) = mpsc::channel(16);
         Ok(Self {
             topics: Topics::new(&config.topic_root),
             check: CommandCheck::new(
-                config.key.expose_secret().as_bytes(),
+                key,
                 config.lockers.iter().copied(),
                 config.state_file.clone(),
             )?,
+            pickups: Pickups::new(key, config.lockers.iter().copied(), pickups_file)?,
+            keypad: Keypad { entries: keypad },
+            entries,
+            online: false,
+            waiting: HashMap::new(),
             config,
             door,
             clock,
         })
+    }
+
+    /// The keypad and scanner of this agent's lockers.
+    pub fn keypad(&self) -> Keypad {
+        self.keypad.clone()
     }
 
     /// Runs until `shutdown`, then says offline and disconnects.
@@ -88,7 +193,10 @@ impl Agent {
 
         let (incoming_tx, mut incoming) = mpsc::unbounded_channel();
         let commands_topic = self.topics.commands(&id);
+        let replies_topic = self.topics.replies(&id);
+        let grants_prefix = self.topics.grant(&id, 0).trim_end_matches('0').to_owned();
         let leaving = shutdown.clone();
+        let to_self = incoming_tx.clone();
         let poller = tokio::spawn(async move {
             let mut link = Reconnect::new(Outage::new("MQTT broker"));
             loop {
@@ -97,16 +205,25 @@ impl Agent {
                         link.recovered();
                         let _ = incoming_tx.send(Incoming::Connected);
                     }
-                    Ok(Event::Incoming(Packet::Publish(publish)))
-                        if publish.topic == commands_topic =>
-                    {
-                        let _ = incoming_tx.send(Incoming::Command(publish.payload.to_vec()));
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let payload = publish.payload.to_vec();
+                        let message = if publish.topic == commands_topic {
+                            Incoming::Command(payload)
+                        } else if publish.topic == replies_topic {
+                            Incoming::Reply(payload)
+                        } else if publish.topic.starts_with(&grants_prefix) {
+                            Incoming::Grant(payload)
+                        } else {
+                            continue;
+                        };
+                        let _ = incoming_tx.send(message);
                     }
                     Ok(_) => {}
                     // The broker closing the link we asked to end is no news.
                     Err(_) if leaving.is_cancelled() => break,
                     // Door events wait in the outbox until the link is back.
                     Err(error) => {
+                        let _ = incoming_tx.send(Incoming::Disconnected);
                         let delay = link.failed(&error);
                         tokio::time::sleep(delay).await;
                     }
@@ -118,10 +235,22 @@ impl Agent {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 Some(message) = incoming.recv() => match message {
-                    Incoming::Connected => self.on_connect(&client).await,
+                    Incoming::Connected => {
+                        self.online = true;
+                        self.on_connect(&client).await;
+                    }
+                    Incoming::Disconnected => self.online = false,
                     Incoming::Command(payload) => self.on_command(&client, &payload).await,
+                    Incoming::Reply(payload) => self.on_reply(&payload),
+                    Incoming::Grant(payload) => self.on_grant(&payload),
+                    Incoming::ReplyDue(id) => {
+                        if let Some(answer) = self.waiting.remove(&id) {
+                            let _ = answer.send(EntryOutcome::NoAnswer);
+                        }
+                    }
                 },
                 Some(signal) = signals.recv() => self.report(&client, signal).await,
+                Some(entry) = self.entries.recv() => self.on_entry(&client, entry, &to_self).await,
             }
         }
         let offline = Status {
@@ -142,13 +271,130 @@ impl Agent {
             online: true,
             at: self.clock.now_millis(),
         };
-        if let Err(error) = client
-            .subscribe(self.topics.commands(id), QoS::AtLeastOnce)
-            .await
-        {
-            tracing::warn!(%error, "cannot subscribe to commands");
+        for topic in [
+            self.topics.commands(id),
+            self.topics.replies(id),
+            self.topics.grants(id),
+        ] {
+            if let Err(error) = client.subscribe(topic, QoS::AtLeastOnce).await {
+                tracing::warn!(%error, "cannot subscribe to the server's topics");
+            }
         }
         let _ = publish(client, &self.topics.status(id), &online, true).await;
+        // Collections let through while offline, until the server answers.
+        for report in self.pickups.unreported() {
+            let _ = publish(client, &self.topics.collections(id), report, false).await;
+        }
+    }
+
+    /// A code from the keypad or the scanner: to the server while the link
+    /// is up, to the locker's grant while it is down.
+    async fn on_entry(
+        &mut self,
+        client: &AsyncClient,
+        entry: KeyEntry,
+        to_self: &mpsc::UnboundedSender<Incoming>,
+    ) {
+        let now = self.clock.now_millis();
+        let id = uuid::Uuid::new_v4().to_string();
+        if !self.config.lockers.contains(&entry.locker_id) {
+            let _ = entry
+                .answer
+                .send(EntryOutcome::Refused(ReplyReason::UnknownLocker));
+            return;
+        }
+        if self.online {
+            let signed = PickupEntry::signed(
+                id.clone(),
+                entry.locker_id,
+                entry.method,
+                entry.code,
+                now,
+                self.config.key.expose_secret().as_bytes(),
+            );
+            let topic = self.topics.pickups(&self.config.agent_id);
+            if publish(client, &topic, &signed, false).await.is_err() {
+                let _ = entry.answer.send(EntryOutcome::NoAnswer);
+                return;
+            }
+            self.waiting.retain(|_, answer| !answer.is_closed());
+            self.waiting.insert(id.clone(), entry.answer);
+            let to_self = to_self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(REPLY_WAIT).await;
+                let _ = to_self.send(Incoming::ReplyDue(id));
+            });
+            return;
+        }
+        let outcome =
+            match self
+                .pickups
+                .check_offline(entry.locker_id, entry.method, &entry.code, now, id)
+            {
+                Err(error) => {
+                    tracing::error!(%error, "cannot record the offline pickup; not opened");
+                    EntryOutcome::DoorFault
+                }
+                Ok(Err(refusal)) => EntryOutcome::RefusedOffline(refusal),
+                Ok(Ok(report)) => self.open_offline(&report),
+            };
+        tracing::info!(
+            locker_id = entry.locker_id,
+            method = entry.method.as_str(),
+            outcome = outcome.as_str(),
+            "code entered while offline"
+        );
+        let _ = entry.answer.send(outcome);
+    }
+
+    /// Releases the latch for a collection already recorded.
+    fn open_offline(&mut self, report: &OfflineCollection) -> EntryOutcome {
+        match self.door.unlock(report.locker_id, &report.id) {
+            Ok(()) => EntryOutcome::OpenedOffline,
+            Err(fault) => {
+                tracing::error!(locker_id = report.locker_id, %fault, "door fault");
+                if let Err(error) = self.pickups.not_collected(report) {
+                    tracing::error!(%error, "cannot take the offline pickup back");
+                }
+                EntryOutcome::DoorFault
+            }
+        }
+    }
+
+    fn on_reply(&mut self, payload: &[u8]) {
+        let Ok(reply) = serde_json::from_slice::<Reply>(payload) else {
+            tracing::warn!("malformed reply from the server ignored");
+            return;
+        };
+        if let Some(answer) = self.waiting.remove(&reply.id) {
+            let outcome = match reply.reason {
+                None if reply.ok => EntryOutcome::Accepted,
+                Some(reason) => EntryOutcome::Refused(reason),
+                None => EntryOutcome::Refused(ReplyReason::Malformed),
+            };
+            let _ = answer.send(outcome);
+            return;
+        }
+        match self.pickups.reported(&reply.id) {
+            Ok(true) => tracing::info!(report_id = %reply.id, "offline pickup reported"),
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, "cannot forget a reported pickup"),
+        }
+    }
+
+    fn on_grant(&mut self, payload: &[u8]) {
+        let Ok(grant) = serde_json::from_slice::<Grant>(payload) else {
+            // An empty retained message clears a topic: nothing to take.
+            return;
+        };
+        let (locker_id, item_id, state) = (grant.locker_id, grant.item_id, grant.state);
+        match self.pickups.on_grant(grant) {
+            Ok(true) => {
+                tracing::info!(locker_id, item_id, state = state.as_str(), "pickup grant");
+            }
+            Ok(false) => tracing::info!(locker_id, item_id, "stale or foreign grant ignored"),
+            Err(error) => tracing::error!(%error, "cannot keep the grant"),
+        }
     }
 
     async fn on_command(&mut self, client: &AsyncClient, payload: &[u8]) {

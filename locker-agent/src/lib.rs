@@ -4,6 +4,8 @@
 pub mod agent;
 pub mod check;
 pub mod door;
+pub mod keypad;
+pub mod pickups;
 
-pub use agent::{Agent, AgentConfig};
+pub use agent::{Agent, AgentConfig, EntryOutcome, Keypad};
 pub use door::{Door, DoorSignal, SimulatedDoors};

@@ -1,6 +1,7 @@
 //! `locker-agent`: runs at a locker site, holds the MQTT session and drives
 //! the doors of the lockers it owns (simulated doors unless a driver is
-//! built in).
+//! built in), with a simulated keypad and scanner on a local socket.
+//! `locker-agent enter --locker 3 --pin 12345678` types a code on it.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use locker_agent::{Agent, AgentConfig, SimulatedDoors};
-use locker_protocol::{MqttEndpoint, valid_agent_id};
+use locker_agent::{Agent, AgentConfig, SimulatedDoors, keypad};
+use locker_protocol::{MqttEndpoint, PickupMethod, valid_agent_id};
 use locker_runtime::{SystemClock, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +43,10 @@ struct Cli {
         default_value = "locker-agent-state.json"
     )]
     state_file: std::path::PathBuf,
+    /// The simulated keypad and scanner: a local socket `locker-agent enter`
+    /// writes to.
+    #[arg(long, env = "AGENT_KEYPAD_SOCKET", default_value = "locker-agent.sock")]
+    keypad_socket: std::path::PathBuf,
     /// Seconds after which an open door is reported left open.
     #[arg(long, env = "DOOR_LEFT_OPEN_SECONDS", default_value_t = 120)]
     door_left_open_seconds: u64,
@@ -51,6 +56,49 @@ struct Cli {
     /// text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     log_format: String,
+}
+
+/// `locker-agent enter`: a code typed on a locker's keypad (or scanned).
+#[derive(Parser)]
+#[command(about = "Enter a pickup PIN or QR code at a running agent's locker")]
+struct EnterCli {
+    /// The locker whose keypad it is typed on.
+    #[arg(long)]
+    locker: i64,
+    /// The pickup PIN.
+    #[arg(long, required_unless_present = "qr", conflicts_with = "qr")]
+    pin: Option<String>,
+    /// The text of the pickup QR code, as the scanner reads it.
+    #[arg(long)]
+    qr: Option<String>,
+    /// The running agent's keypad socket.
+    #[arg(long, env = "AGENT_KEYPAD_SOCKET", default_value = "locker-agent.sock")]
+    keypad_socket: std::path::PathBuf,
+}
+
+async fn enter(cli: EnterCli) -> ExitCode {
+    let (method, code) = match (cli.pin, cli.qr) {
+        (Some(pin), _) => (PickupMethod::Pin, pin),
+        (None, Some(qr)) => (PickupMethod::Qr, qr),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    match keypad::enter(&cli.keypad_socket, method, cli.locker, &code).await {
+        Ok(answer) => {
+            println!("{answer}");
+            if matches!(answer.as_str(), "accepted" | "opened_offline") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!(
+                "cannot reach the agent's keypad at {}: {error}",
+                cli.keypad_socket.display()
+            );
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn parse_agent_id(id: &str) -> Result<String, String> {
@@ -65,6 +113,9 @@ fn parse_agent_id(id: &str) -> Result<String, String> {
 async fn main() -> ExitCode {
     // Reads `.env` into the environment before clap looks at it.
     let _ = dotenvy::dotenv();
+    if std::env::args().nth(1).as_deref() == Some("enter") {
+        return enter(EnterCli::parse_from(std::env::args().skip(1))).await;
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).expect("clap checked the command line");
     telemetry::init_with("info", cli.rust_log.as_deref(), Some(&cli.log_format));
@@ -101,7 +152,16 @@ async fn main() -> ExitCode {
     tracing::info!(agent_id = %config.agent_id, lockers = ?config.lockers, "locker-agent started");
     let stop = CancellationToken::new();
     let agent = match Agent::new(config, Arc::new(doors), clock) {
-        Ok(agent) => tokio::spawn(agent.run(signals, stop.clone())),
+        Ok(agent) => {
+            let (path, keypad, keypad_stop) =
+                (cli.keypad_socket.clone(), agent.keypad(), stop.clone());
+            tokio::spawn(async move {
+                if let Err(error) = keypad::serve(&path, keypad, keypad_stop).await {
+                    tracing::error!(%error, path = %path.display(), "keypad socket unavailable");
+                }
+            });
+            tokio::spawn(agent.run(signals, stop.clone()))
+        }
         Err(error) => {
             telemetry::fatal("configuration error", &format!("AGENT_STATE_FILE: {error}"));
             return ExitCode::from(2);

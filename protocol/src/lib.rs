@@ -8,6 +8,7 @@
 mod agent_id;
 mod connect;
 mod messages;
+mod pickups;
 pub mod signing;
 mod topics;
 
@@ -15,6 +16,9 @@ pub use agent_id::valid_agent_id;
 pub use connect::{MqttEndpoint, client, options};
 pub use messages::{
     Ack, AckReason, CLOCK_ALLOWANCE_MS, Command, CommandKind, DoorEvent, DoorEventKind, Status,
+};
+pub use pickups::{
+    Grant, GrantState, OfflineCollection, PickupEntry, PickupMethod, Reply, ReplyReason, pass_hash,
 };
 pub use signing::agent_key;
 pub use topics::Topics;

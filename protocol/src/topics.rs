@@ -35,7 +35,32 @@ impl Topics {
         format!("{}/agents/{agent_id}/status", self.root)
     }
 
-    /// `acks`, `events` or `status` of every agent.
+    /// Agent → server: codes entered at a locker, for the server to check (QoS 1).
+    pub fn pickups(&self, agent_id: &str) -> String {
+        format!("{}/agents/{agent_id}/pickups", self.root)
+    }
+
+    /// Agent → server: pickups let through while offline (QoS 1).
+    pub fn collections(&self, agent_id: &str) -> String {
+        format!("{}/agents/{agent_id}/collections", self.root)
+    }
+
+    /// Server → agent: the outcome of each entry and report (QoS 1).
+    pub fn replies(&self, agent_id: &str) -> String {
+        format!("{}/agents/{agent_id}/replies", self.root)
+    }
+
+    /// Server → agent: the retained offline grant of one locker (QoS 1).
+    pub fn grant(&self, agent_id: &str, locker_id: i64) -> String {
+        format!("{}/agents/{agent_id}/grants/{locker_id}", self.root)
+    }
+
+    /// Every grant of one agent.
+    pub fn grants(&self, agent_id: &str) -> String {
+        format!("{}/agents/{agent_id}/grants/+", self.root)
+    }
+
+    /// `acks`, `events`, `status`, `pickups` or `collections` of every agent.
     pub fn all(&self, leaf: &str) -> String {
         format!("{}/agents/+/{leaf}", self.root)
     }
@@ -62,5 +87,10 @@ mod tests {
         );
         assert_eq!(t.parse("other/agents/mall-1/events"), None);
         assert_eq!(t.all("acks"), "lockerx/agents/+/acks");
+        assert_eq!(t.grant("mall-1", 3), "lockerx/agents/mall-1/grants/3");
+        assert_eq!(
+            t.parse("lockerx/agents/mall-1/grants/3"),
+            Some(("mall-1", "grants/3"))
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use locker_agent::{Agent, AgentConfig, SimulatedDoors};
+use locker_agent::{Agent, AgentConfig, Keypad, SimulatedDoors};
 use locker_protocol::{MqttEndpoint, agent_key};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +12,8 @@ use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
 
 pub struct TestAgent {
     pub doors: SimulatedDoors,
+    /// The locker's keypad and scanner.
+    pub keypad: Keypad,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -57,13 +59,16 @@ impl TestApp {
             .unwrap()
             .push(format!("agent-{id}"));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(
-            Agent::new(config, Arc::new(doors.clone()), clock)
-                .unwrap()
-                .run(signals, stop.clone()),
-        );
+        let agent = Agent::new(config, Arc::new(doors.clone()), clock).unwrap();
+        let keypad = agent.keypad();
+        let task = tokio::spawn(agent.run(signals, stop.clone()));
         self.wait_agent_online(id, true).await;
-        TestAgent { doors, stop, task }
+        TestAgent {
+            doors,
+            keypad,
+            stop,
+            task,
+        }
     }
 
     pub async fn wait_agent_online(&self, id: &str, online: bool) {

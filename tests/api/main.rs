@@ -16,6 +16,7 @@ mod helpers;
 mod hostile;
 mod lockers;
 mod outage;
+mod pickup;
 mod pipeline;
 mod protocol;
 mod scale_out;

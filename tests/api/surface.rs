@@ -149,6 +149,7 @@ async fn openapi_documents_every_endpoint_with_its_refusals() {
             &["200", "401", "404", "409", "422"],
         ),
         ("/Admin/audit", "get", &["200", "401", "403", "422"]),
+        ("/pickup/{token}", "get", &["200", "404"]),
         (
             "/Items/lockers/{locker_id}/request-otp",
             "post",

@@ -30,6 +30,8 @@ pub struct WorkerContext {
     pub notifier: Option<Notifier>,
     /// What one-time codes are derived from (`OTP_SECRET`), likewise.
     pub code_secret: Option<SecretString>,
+    /// Where people reach the api (`PUBLIC_URL`), for pickup links.
+    pub public_url: Option<String>,
     pub clock: Arc<dyn Clock>,
     /// Every transition of items and lockers.
     pub exchange: Exchange,

@@ -113,6 +113,12 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
     );
     let applier = events.then(|| Applier {
         exchange: exchange.clone(),
+        agent_secret: config
+            .doors
+            .as_ref()
+            .expect("events need the doors' settings")
+            .agent_secret
+            .clone(),
     });
     let (doors, link_task) = match &config.doors {
         Some(doors) => {
@@ -133,6 +139,7 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
             .map(|notify| Notifier::new(notify, false))
             .transpose()?,
         code_secret: config.notify.as_ref().map(|n| n.code_secret.clone()),
+        public_url: config.notify.as_ref().and_then(|n| n.public_url.clone()),
         clock,
         exchange,
         retry_delays: config.queue.retry_delays.clone(),

@@ -2,6 +2,8 @@
 
 use locker_core::jobs::Message;
 
+use crate::jobs::Pass;
+
 /// A rendered notification: email uses both parts, SMS the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text {
@@ -21,21 +23,42 @@ pub fn code(code: &str, location: &str, locker: &str, valid_minutes: u64) -> Tex
 }
 
 pub fn render(message: &Message) -> Text {
+    render_with(message, None)
+}
+
+/// As [`render`]; the deposit notice with the receiver's pickup pass.
+pub fn render_with(message: &Message, pass: Option<&Pass>) -> Text {
     match message {
         Message::ItemStored {
             item,
             location,
             locker,
             until,
+            ..
         } => Text {
             subject: format!("\"{item}\" is waiting for you at {location}"),
             body: format!(
                 "\"{item}\" is waiting for you in locker {locker} at {location}{until}. \
-                 At the locker, ask for a code with this phone number or email address.",
+                 {pickup}At the locker, you can also ask for a code with this phone number \
+                 or email address.",
                 until = until
                     .as_ref()
                     .map(|u| format!(" until {u}"))
                     .unwrap_or_default(),
+                pickup = match pass {
+                    Some(Pass {
+                        pin,
+                        link: Some(link),
+                    }) => format!(
+                        "Your pickup PIN is {pin}: type it on the locker's keypad, or show \
+                         the QR code at {link} to its scanner. Never share them. "
+                    ),
+                    Some(Pass { pin, link: None }) => format!(
+                        "Your pickup PIN is {pin}: type it on the locker's keypad. \
+                         Never share it. "
+                    ),
+                    None => String::new(),
+                },
             ),
         },
         Message::ItemCollected { item, location } => Text {

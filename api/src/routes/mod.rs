@@ -7,6 +7,7 @@ pub mod docs;
 pub mod health;
 pub mod items;
 pub mod lockers;
+pub mod pickup;
 
 use serde::Deserialize;
 use utoipa::IntoParams;

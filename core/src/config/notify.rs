@@ -12,6 +12,9 @@ pub struct NotifyConfig {
     pub smtp: Option<SmtpConfig>,
     pub twilio: Option<TwilioConfig>,
     pub code_secret: SecretString,
+    /// Where people reach the api (`PUBLIC_URL`), for the pickup page's
+    /// link; without it the deposit notice carries the PIN only.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +56,22 @@ impl NotifyConfig {
         });
         let smtp = SmtpConfig::load(env);
         let twilio = TwilioConfig::load(env);
+        let public_url = match (env.get("PUBLIC_URL"), profile) {
+            (Some(url), _) => Some(url.trim_end_matches('/').to_owned()),
+            (None, Profile::Development) => Some("http://127.0.0.1:8000".to_owned()),
+            (None, Profile::Production) => None,
+        };
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            env.problem("PUBLIC_URL", "must start with http:// or https://");
+            return None;
+        }
         Some(Self {
             smtp: smtp?,
             twilio: twilio?,
             code_secret: code_secret?,
+            public_url,
         })
     }
 }

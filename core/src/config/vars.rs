@@ -218,6 +218,13 @@ pub const NOTIFY: &[Var] = &[
         "One-time codes are derived from it (at least 32 bytes). Required by workers serving otp or notify",
     ),
     var(
+        "PUBLIC_URL",
+        None,
+        "Where people reach the api, e.g. https://lockers.example.com: the deposit notice \
+         links to its pickup page (/pickup/...). Unset, the notice carries the PIN only \
+         (`cargo run`: http://127.0.0.1:8000)",
+    ),
+    var(
         "SMTP_HOST",
         None,
         "Email leaves through this server; unset, `cargo run` prints email",

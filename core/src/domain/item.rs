@@ -83,6 +83,14 @@ pub enum ItemMove {
     CodeSpentAtDoor,
     /// A right code at a locker without an agent.
     CodeSpentWithoutDoor,
+    /// The receiver's pickup PIN or QR code, checked by the server, at the
+    /// locker: its door opens.
+    PassAtDoor,
+    /// The agent let the receiver's PIN or QR code through while the site
+    /// was offline, and reports it once back: the item is gone, whatever the
+    /// server had made of it meanwhile (a collect whose unlock could not
+    /// reach the site, the deadline passing before the report arrived).
+    CollectedOffline,
     /// The drop window ran out and the door never opened.
     CancelUnopened,
     /// Not collected by the deadline.
@@ -92,10 +100,12 @@ pub enum ItemMove {
 }
 
 impl ItemMove {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::DoorClosed,
         Self::CodeSpentAtDoor,
         Self::CodeSpentWithoutDoor,
+        Self::PassAtDoor,
+        Self::CollectedOffline,
         Self::CancelUnopened,
         Self::Expire,
         Self::Clear,
@@ -112,6 +122,12 @@ impl ItemMove {
             ],
             Self::CodeSpentAtDoor => &[(Stored, Releasing), (Expired, Returning)],
             Self::CodeSpentWithoutDoor => &[(Stored, Collected), (Expired, Returned)],
+            Self::PassAtDoor => &[(Stored, Releasing)],
+            Self::CollectedOffline => &[
+                (Stored, Collected),
+                (Releasing, Collected),
+                (Expired, Collected),
+            ],
             Self::CancelUnopened => &[(AwaitingDrop, Cancelled)],
             Self::Expire => &[(Stored, Expired)],
             Self::Clear => &[
@@ -212,11 +228,17 @@ mod tests {
             (Collected, Stored),
             (AwaitingDrop, Collected),
             (AwaitingDrop, Releasing),
-            (Expired, Collected),
             (Cancelled, Stored),
         ] {
             assert!(!from.can_become(to), "{from:?} -> {to:?}");
         }
+        // An expired item is collected only by a report of an offline
+        // pickup made before its deadline.
+        let to_collected: Vec<_> = ItemMove::ALL
+            .into_iter()
+            .filter(|m| m.from(Expired) == Some(Collected))
+            .collect();
+        assert_eq!(to_collected, [ItemMove::CollectedOffline]);
     }
 
     #[test]
@@ -259,13 +281,18 @@ mod tests {
     }
 
     #[test]
-    fn only_a_door_closing_completes_a_door_step() {
+    fn only_a_door_closing_or_an_offline_pickup_completes_a_door_step() {
         assert_eq!(ItemMove::DoorClosed.from(AwaitingDrop), Some(Stored));
         assert_eq!(ItemMove::DoorClosed.from(Releasing), Some(Collected));
         assert_eq!(ItemMove::DoorClosed.from(Stored), None);
         let by_other_moves = ItemMove::ALL
             .into_iter()
-            .filter(|&m| m != ItemMove::DoorClosed && m != ItemMove::Clear)
+            .filter(|&m| {
+                !matches!(
+                    m,
+                    ItemMove::DoorClosed | ItemMove::Clear | ItemMove::CollectedOffline
+                )
+            })
             .flat_map(|m| m.steps().iter().map(|(from, _)| *from));
         assert!(
             by_other_moves

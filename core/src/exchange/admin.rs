@@ -151,6 +151,7 @@ impl Exchange {
             |item, location| Message::ItemCleared { item, location },
         )
         .await?;
+        notices::regrant(&mut tx, &item, trace_id, now).await?;
         tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
         Ok(item)

@@ -3,6 +3,7 @@
 //! most `otp_max_attempts` times, each try counted before it is checked, and
 //! spent once: of two collects with one code, one wins.
 
+use locker_protocol::PickupMethod;
 use sqlx::AnyConnection;
 
 use super::notices::{self, item_entry};
@@ -85,26 +86,35 @@ impl Exchange {
 
         // The code is right: spending it is one transaction, tried once
         // more if its connection is lost before it commits.
-        once_more(|| self.release(locker_id, item_id, &hash, trace_id)).await
+        once_more(|| self.release(locker_id, item_id, Spent::Code(&hash), trace_id)).await
     }
 
-    /// The receiver's right code is spent and the item leaves through its
-    /// door (or is collected, without one).
-    async fn release(
+    /// The receiver's right code (or pickup pass) is spent and the item
+    /// leaves through its door (or is collected, without one).
+    pub(super) async fn release(
         &self,
         locker_id: i64,
         item_id: i64,
-        hash: &str,
+        spent: Spent<'_>,
         trace_id: &str,
     ) -> Result<Collected> {
         let pool = self.db.pool();
         let now = self.now();
         let door_opening = doors::agent_of(pool, locker_id).await?.flatten().is_some();
         let mut tx = self.db.begin().await?;
-        // Conditional on the code just checked: of two collects with it, one wins.
-        let Some(item) = spend(&mut tx, item_id, hash, door_opening, now).await? else {
+        // Conditional on the code just checked (or on the item still being
+        // stored): of two collects, one wins.
+        let item = match spent {
+            Spent::Code(hash) => spend(&mut tx, item_id, hash, door_opening, now).await?,
+            Spent::Pass(method) if door_opening => {
+                spend_pass(&mut tx, item_id, method, now).await?
+            }
+            Spent::Pass(_) => None,
+        };
+        let Some(item) = item else {
             return Err(Error::InvalidCode);
         };
+        notices::regrant(&mut tx, &item, trace_id, now).await?;
         if door_opening {
             notices::unlock(
                 &mut tx,
@@ -128,6 +138,45 @@ impl Exchange {
         self.relay.wake();
         Ok(Collected { item, door_opening })
     }
+}
+
+/// What opened the locker: a one-time code (by its hash), or the pickup
+/// pass checked at the locker.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Spent<'a> {
+    Code(&'a str),
+    Pass(PickupMethod),
+}
+
+/// The receiver's pickup PIN or QR code, right, at the locker: the item is
+/// released through its door, any one-time code void. `None` when it is no
+/// longer stored (a collect got there first).
+async fn spend_pass(
+    conn: &mut AnyConnection,
+    item_id: i64,
+    method: PickupMethod,
+    now: Millis,
+) -> Result<Option<Item>, sqlx::Error> {
+    let row = sqlx::query(statement!(
+        "UPDATE items SET status = {next}, updated_at = $2, \
+           otp_hash = NULL, otp_expires_at = NULL, otp_failures = 0 \
+         WHERE id = $1 AND {leaves} RETURNING {ITEM_COLUMNS}",
+        next = ItemMove::PassAtDoor.sql_next(),
+        leaves = ItemMove::PassAtDoor.sql_leaves(),
+    ))
+    .bind(item_id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    let item = row.as_ref().map(from_row).transpose()?;
+    if let Some(item) = &item {
+        tracing::info!(
+            item_id = item.id,
+            method = method.as_str(),
+            "pickup pass spent"
+        );
+    }
+    Ok(item)
 }
 
 /// The right code spends it, once: the item is released through its door

@@ -76,6 +76,7 @@ impl Exchange {
             })
             .await?;
             audit::record(&mut *tx, item_entry(now, None, "item.expired", item)).await?;
+            notices::regrant(&mut tx, item, TRACE, now).await?;
         }
         tx.commit().await.map_err(Error::Commit)?;
         if !expired.is_empty() {
@@ -188,6 +189,7 @@ impl Exchange {
             item_entry(now, Some(sender_id), "item.extended", &item),
         )
         .await?;
+        notices::regrant(&mut tx, &item, trace_id, now).await?;
         tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
         Ok(item)

@@ -112,7 +112,7 @@ impl Exchange {
             .await?
             .unwrap_or_default();
         if item.status == ItemStatus::Stored {
-            notices::tell_receiver_stored(tx, &item, Some(collect_by), &trace, now).await?;
+            notices::tell_receiver_stored(tx, &item, Some(collect_by), true, &trace, now).await?;
             audit::record(&mut *tx, item_entry(now, None, "item.stored", &item)).await?;
         } else {
             notices::leave(tx, &item, &trace, now).await?;

@@ -95,7 +95,8 @@ impl Exchange {
                 now,
             )
             .await?;
-            notices::tell_receiver_stored(&mut tx, &item, Some(collect_by), trace_id, now).await?;
+            notices::tell_receiver_stored(&mut tx, &item, Some(collect_by), false, trace_id, now)
+                .await?;
             item
         };
         audit::record(

@@ -10,7 +10,8 @@
 //! | door opened / closed / left open | `doors.rs` | door events from agents |
 //! | request a code, collect with it | `codes.rs` | `request-otp`, `collect` |
 //! | unlock failed | `doors.rs` | the unlock job |
-//! | cancel unopened drops, expire | `deadlines.rs` | the sweeper |
+//! | cancel unopened drops, expire, remind, extend | `deadlines.rs` | the sweeper, `/Items/{id}/extend` |
+//! | pickup PIN or QR at the locker, offline pickup | `pickups.rs` | agents' entries and reports |
 //! | force-clear, out of service, remote unlock, locker edits | `admin.rs` | `/Admin` |
 
 mod admin;
@@ -19,6 +20,7 @@ mod deadlines;
 mod doors;
 mod drop;
 mod notices;
+mod pickups;
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ pub use codes::Collected;
 pub use doors::DoorOutcome;
 pub use drop::{Destination, Parcel};
 pub use notices::Actor;
+pub use pickups::{Entered, OfflineOutcome};
 
 /// A statement assembled once from the transition tables and kept for the
 /// life of the process (so it is as cheap as a literal).

@@ -6,26 +6,49 @@ use sqlx::AnyConnection;
 
 use crate::clock::{Millis, human};
 use crate::domain::{Item, ItemStatus, LockerMove};
-use crate::jobs::{Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
-use crate::store::{audit, items, lockers, outbox};
+use crate::jobs::{GrantJob, Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
+use crate::store::{audit, items, lockers, outbox, pickups};
 
-/// Queues the receiver's "waiting for you" message, to each of their contacts.
+/// Queues the receiver's "waiting for you" message, to each of their
+/// contacts; behind a door an agent drives, with a pickup PIN and link.
 pub(super) async fn tell_receiver_stored(
     conn: &mut AnyConnection,
     item: &Item,
     collect_by: Option<Millis>,
+    at_door: bool,
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
+    let pickup = at_door.then_some(item.id);
     tell_receiver(conn, item, trace_id, now, |item, location, locker| {
         Message::ItemStored {
             item,
             location,
             locker,
             until: collect_by.map(human),
+            pickup,
         }
     })
     .await
+}
+
+/// Queues a fresh offline grant for the item's locker when the item has a
+/// pickup pass: called when it leaves `STORED` or its deadline moves.
+pub(super) async fn regrant(
+    conn: &mut AnyConnection,
+    item: &Item,
+    trace_id: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    if let Some(locker_id) = item.locker_id
+        && pickups::has_pass(&mut *conn, item.id).await?
+    {
+        let job = Job::Grant(GrantJob {
+            grant_locker_id: locker_id,
+        });
+        outbox::enqueue(conn, &job, trace_id, now).await?;
+    }
+    Ok(())
 }
 
 /// Queues a message to each of the receiver's contacts; `message` gets the

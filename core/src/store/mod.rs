@@ -12,6 +12,7 @@ pub mod job_runs;
 pub mod lockers;
 pub mod outbox;
 pub mod overview;
+pub mod pickups;
 pub mod rate_limits;
 pub mod sessions;
 pub mod users;

@@ -9,17 +9,25 @@ use locker_core::metrics;
 use locker_core::store::doors;
 use locker_protocol::{Ack, DoorEvent, DoorEventKind, Status, Topics};
 
-use super::Applier;
+use rumqttc::{AsyncClient, QoS};
+
+use super::{Applier, pickups};
 
 /// Applies one message, retrying while the database is unreachable: the
 /// message is acknowledged to the broker only afterwards.
-pub async fn until_applied(applier: &Applier, topics: &Topics, topic: &str, payload: &[u8]) {
+pub async fn until_applied(
+    applier: &Applier,
+    client: &AsyncClient,
+    topics: &Topics,
+    topic: &str,
+    payload: &[u8],
+) {
     let Some((agent_id, leaf)) = topics.parse(topic) else {
         return;
     };
     let mut waits = backoff::reconnect().build();
     loop {
-        match apply(applier, agent_id, leaf, payload).await {
+        match apply(applier, client, topics, agent_id, leaf, payload).await {
             Ok(()) => return,
             Err(Failure::Malformed(error)) => {
                 tracing::warn!(%agent_id, leaf, %error, "malformed message from agent ignored");
@@ -59,6 +67,8 @@ impl From<serde_json::Error> for Failure {
 
 async fn apply(
     applier: &Applier,
+    client: &AsyncClient,
+    topics: &Topics,
     agent_id: &str,
     leaf: &str,
     payload: &[u8],
@@ -85,6 +95,22 @@ async fn apply(
             let outcome = exchange.door_event(agent_id, &event).await?;
             metrics::door_event(event.kind.as_str());
             log(agent_id, &event, &outcome);
+        }
+        "pickups" | "collections" => {
+            let reply = if leaf == "pickups" {
+                pickups::entry(applier, agent_id, payload).await
+            } else {
+                pickups::collection(applier, agent_id, payload).await
+            }
+            .map_err(Failure::Database)?;
+            if let Some(reason) = reply.reason {
+                tracing::warn!(%agent_id, id = %reply.id, reason = reason.as_str(), "{leaf} refused");
+            }
+            let payload = serde_json::to_vec(&reply).expect("replies serialise");
+            client
+                .publish(topics.replies(agent_id), QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|e| Failure::Database(e.into()))?;
         }
         _ => {}
     }

@@ -6,6 +6,7 @@
 //! that are recognised and skipped).
 
 mod apply;
+mod pickups;
 pub mod tracker;
 
 use anyhow::Context;
@@ -13,9 +14,9 @@ use locker_core::backoff::{Outage, Reconnect};
 use locker_core::config::DoorsConfig;
 use locker_core::exchange::Exchange;
 use locker_core::store::doors::Outstanding;
-use locker_protocol::{self as mqtt, Command, MqttEndpoint, Topics, agent_key};
+use locker_protocol::{self as mqtt, Command, Grant, MqttEndpoint, Topics, agent_key};
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -27,10 +28,18 @@ pub struct DoorLink {
 }
 
 /// What applying incoming messages needs: the exchange, whose rules door
-/// events complete.
+/// events and pickups complete, and the secret agents' keys derive from
+/// (to check what they sign).
 #[derive(Clone)]
 pub struct Applier {
     pub exchange: Exchange,
+    pub agent_secret: SecretString,
+}
+
+impl Applier {
+    fn agent_secret(&self) -> &[u8] {
+        self.agent_secret.expose_secret().as_bytes()
+    }
 }
 
 /// Messages are applied by this many tasks beside the network loop, each
@@ -139,6 +148,30 @@ impl DoorLink {
     }
 }
 
+impl DoorLink {
+    /// Publishes a locker's offline grant (retained, QoS 1), signed with
+    /// its agent's key.
+    pub async fn send_grant(
+        &self,
+        config: &DoorsConfig,
+        agent_id: &str,
+        grant: Grant,
+    ) -> anyhow::Result<()> {
+        let key = agent_key(config.agent_secret.expose_secret().as_bytes(), agent_id);
+        let grant = grant.sign(key.as_bytes());
+        let payload = serde_json::to_vec(&grant)?;
+        self.client
+            .publish(
+                self.topics.grant(agent_id, grant.locker_id),
+                QoS::AtLeastOnce,
+                true,
+                payload,
+            )
+            .await
+            .context("cannot queue the grant for the broker")
+    }
+}
+
 /// Which applier takes an agent's messages.
 fn shard(agent_id: &str) -> usize {
     agent_id.bytes().fold(0usize, |h, b| {
@@ -164,7 +197,14 @@ fn spawn_appliers(
             let (applier, client, topics) = (applier.clone(), client.clone(), topics.clone());
             tasks.spawn(async move {
                 while let Some(publish) = incoming.recv().await {
-                    apply::until_applied(&applier, &topics, &publish.topic, &publish.payload).await;
+                    apply::until_applied(
+                        &applier,
+                        &client,
+                        &topics,
+                        &publish.topic,
+                        &publish.payload,
+                    )
+                    .await;
                     ack(&client, &publish);
                 }
             });
@@ -181,7 +221,7 @@ async fn subscribe(
 ) -> Result<(), rumqttc::ClientError> {
     // Every worker process of this deployment joins one group per topic root.
     let group = format!("{}-workers", topics.root().replace('/', "-"));
-    for leaf in ["acks", "events"] {
+    for leaf in ["acks", "events", "pickups", "collections"] {
         let filter = topics.all(leaf);
         let filter = if shared {
             format!("$share/{group}/{filter}")

@@ -1,10 +1,14 @@
 //! One module per job kind.
 
+mod grant;
 mod notify;
 mod otp;
+mod pass;
 mod unlock;
 
-use locker_core::jobs::{Envelope, JobKind};
+pub use pass::Pass;
+
+use locker_core::jobs::{DoorJob, Envelope, JobKind};
 use locker_core::store::job_runs::Claim;
 
 use crate::context::WorkerContext;
@@ -29,12 +33,13 @@ pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErro
     match envelope.kind {
         JobKind::Otp => otp::run(ctx, envelope.id, envelope.decode().map_err(undecodable)?).await?,
         JobKind::Notify => {
-            notify::run(ctx, envelope.id, envelope.decode().map_err(undecodable)?).await?
-        }
-        JobKind::Unlock => {
             let job = envelope.decode().map_err(undecodable)?;
-            unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?;
+            notify::run(ctx, envelope.id, &envelope.trace_id, job).await?;
         }
+        JobKind::Unlock => match envelope.decode().map_err(undecodable)? {
+            DoorJob::Unlock(job) => unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?,
+            DoorJob::Grant(job) => grant::run(ctx, job).await?,
+        },
     }
     guard.finish(ctx.clock.now_millis()).await?;
     Ok(())

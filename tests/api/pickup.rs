@@ -1,0 +1,497 @@
+//! Pickup at the locker: the PIN and the pickup page's QR code from the
+//! deposit notice, entered on the locker's keypad or scanner and checked by
+//! the server; and, with the site cut off, checked by the agent against the
+//! grant the server sent it, the collection applied once when it is back.
+
+use std::time::Duration;
+
+use locker_agent::EntryOutcome;
+use locker_agent::pickups::OfflineRefusal;
+use locker_protocol::{
+    MqttEndpoint, OfflineCollection, PickupMethod, ReplyReason, Topics, agent_key,
+};
+use locker_testkit::TcpProxy;
+use reqwest::StatusCode;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use serde_json::{Value, json};
+
+use crate::agents::TestAgent;
+use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
+
+const RECEIVER: &str = "receiver@example.com";
+const SENDER: &str = "sender@example.com";
+
+struct Site {
+    app: TestApp,
+    admin: String,
+    sender: String,
+}
+
+/// What the deposit notice gave the receiver.
+struct Pass {
+    pin: String,
+    token: String,
+    link: String,
+}
+
+async fn site() -> Site {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token(SENDER).await;
+    Site { app, admin, sender }
+}
+
+impl Site {
+    async fn locker(&self, agent: &str) -> i64 {
+        let body = json!({"location": "Mall Entrance", "name": "D1", "agent_id": agent});
+        self.app.locker_with(&self.admin, body).await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    async fn item(&self, item: &Value) -> Value {
+        self.app
+            .get(&format!("/Items/{}", item["id"]), Some(&self.admin))
+            .await
+            .1
+    }
+
+    async fn wait_status(&self, item: &Value, status: &str) {
+        self.app
+            .wait_until(&format!("item {} {status}", item["id"]), || async {
+                self.item(item).await["status"] == status
+            })
+            .await;
+    }
+
+    async fn wait_door(&self, agent: &TestAgent, locker: i64, open: bool) {
+        self.app
+            .wait_until(&format!("door {locker} open={open}"), || async {
+                agent.doors.is_open(locker) == open
+            })
+            .await;
+    }
+
+    /// Drops an item through the agent's door and returns it stored, with
+    /// the pass its receiver was sent.
+    async fn stored(&self, agent: &TestAgent, locker: i64) -> (Value, Pass) {
+        let (status, item) = self
+            .app
+            .drop_item(
+                &self.sender,
+                &json!(locker),
+                json!({"receiver_email": RECEIVER}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{item}");
+        self.wait_door(agent, locker, true).await;
+        agent.doors.close(locker);
+        self.wait_status(&item, "STORED").await;
+        let notices = self.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+        let pass = pass_in(&notices.last().unwrap().body());
+        // The grant reaches the agent through the pipeline.
+        self.app.drain().await;
+        (item, pass)
+    }
+
+    async fn page(&self, token: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let response = self
+            .app
+            .client
+            .get(format!("{}/pickup/{token}", self.app.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
+    }
+}
+
+/// A code of the same length that is not `code`.
+fn not(code: &str) -> String {
+    let digit = if code.starts_with('0') { "1" } else { "0" };
+    digit.repeat(code.len())
+}
+
+/// The PIN and the link of a deposit notice.
+fn pass_in(body: &str) -> Pass {
+    let body = body.replace("=\r\n", "").replace("\r\n", " ");
+    let pin_at = body.find("pickup PIN is ").expect("a PIN in the notice") + 14;
+    let pin = body[pin_at..pin_at + 8].to_owned();
+    assert!(pin.bytes().all(|b| b.is_ascii_digit()), "{body}");
+    let link_at = body.find("http").expect("a link in the notice");
+    let link: String = body[link_at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(token.len(), 32, "{link}");
+    Pass { pin, token, link }
+}
+
+#[tokio::test]
+async fn the_pin_from_the_notice_opens_the_door_once_and_the_item_is_collected() {
+    let s = site().await;
+    let locker = s.locker("pick-1").await;
+    let agent = s.app.agent("pick-1", &[locker], None).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+    assert!(pass.link.contains("/pickup/"), "{}", pass.link);
+    // Nothing stored reveals the PIN or the token.
+    let stored: i64 = s
+        .app
+        .count("SELECT COUNT(*) FROM pickup_passes WHERE pin_hash LIKE '%' AND salt <> ''")
+        .await;
+    assert_eq!(stored, 1);
+
+    let wrong = &not(&pass.pin);
+    let outcome = agent.keypad.enter(locker, PickupMethod::Pin, wrong).await;
+    assert_eq!(outcome, EntryOutcome::Refused(ReplyReason::WrongCode));
+    assert!(!agent.doors.is_open(locker));
+
+    let outcome = agent
+        .keypad
+        .enter(locker, PickupMethod::Pin, &pass.pin)
+        .await;
+    assert_eq!(outcome, EntryOutcome::Accepted);
+    s.wait_door(&agent, locker, true).await;
+    assert_eq!(s.item(&item).await["status"], "RELEASING");
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    s.app.smtp.wait_for(SENDER, 1, WAIT).await;
+
+    // Spent: the same PIN opens nothing again.
+    let again = agent
+        .keypad
+        .enter(locker, PickupMethod::Pin, &pass.pin)
+        .await;
+    assert_eq!(again, EntryOutcome::Refused(ReplyReason::WrongCode));
+    s.app.drain().await;
+    assert_eq!(agent.doors.openings(locker), 2, "the drop and the pickup");
+    let (status, _, page) = s.page(&pass.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("has been collected"), "{page}");
+    assert!(!page.contains("<svg"), "no code once collected");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn the_pickup_page_shows_where_and_a_qr_code_the_scanner_accepts() {
+    let s = site().await;
+    let locker = s.locker("pick-2").await;
+    let agent = s.app.agent("pick-2", &[locker], None).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+
+    let (status, headers, page) = s.page(&pass.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(
+        page.contains("Mall Entrance") && page.contains("D1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<svg") && page.contains("Pickup QR code"),
+        "{page}"
+    );
+    assert!(!page.contains(&pass.pin), "the page never shows the PIN");
+    assert!(!page.contains(RECEIVER) && !page.contains(SENDER));
+
+    let outcome = agent
+        .keypad
+        .enter(locker, PickupMethod::Qr, &pass.token)
+        .await;
+    assert_eq!(outcome, EntryOutcome::Accepted);
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn strangers_learn_nothing_from_pickup_links() {
+    let s = site().await;
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let (status, _, not_found) = s.page(unknown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for probe in [
+        "x",
+        "0123456789abcdef0123456789abcdeg",
+        "%00",
+        &"a".repeat(5000),
+    ] {
+        let (status, _, page) = s.page(probe).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{probe}");
+        assert_eq!(
+            page, not_found,
+            "a malformed token looks like an unknown one"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_pins_count_with_wrong_codes_and_cool_the_item_down() {
+    let s = site().await;
+    let locker = s.locker("pick-3").await;
+    let agent = s.app.agent("pick-3", &[locker], None).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+    let wrong = &not(&pass.pin);
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+    for _ in 0..9 {
+        let outcome = agent.keypad.enter(locker, PickupMethod::Pin, wrong).await;
+        assert_eq!(outcome, EntryOutcome::Refused(ReplyReason::WrongCode));
+    }
+    // The tenth wrong try is a wrong one-time code at the api: one count.
+    let (status, _) = s.app.collect(&json!(locker), &not(&code)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let outcome = agent
+        .keypad
+        .enter(locker, PickupMethod::Pin, &pass.pin)
+        .await;
+    assert_eq!(outcome, EntryOutcome::Refused(ReplyReason::CoolingDown));
+    let outcome = agent
+        .keypad
+        .enter(locker, PickupMethod::Qr, &pass.token)
+        .await;
+    assert_eq!(outcome, EntryOutcome::Refused(ReplyReason::CoolingDown));
+    assert_eq!(s.item(&item).await["status"], "STORED");
+
+    s.app.advance(Duration::from_secs(16 * 60));
+    let outcome = agent
+        .keypad
+        .enter(locker, PickupMethod::Pin, &pass.pin)
+        .await;
+    assert_eq!(outcome, EntryOutcome::Accepted);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_pin_and_a_code_at_once_open_the_door_once() {
+    let s = site().await;
+    let locker = s.locker("pick-4").await;
+    let agent = s.app.agent("pick-4", &[locker], None).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+
+    let at_locker = json!(locker);
+    let (entered, (status, _)) = tokio::join!(
+        agent.keypad.enter(locker, PickupMethod::Pin, &pass.pin),
+        s.app.collect(&at_locker, &code),
+    );
+    let winners =
+        usize::from(entered == EntryOutcome::Accepted) + usize::from(status == StatusCode::OK);
+    assert_eq!(winners, 1, "entry {entered:?}, collect {status}");
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    s.app.drain().await;
+    assert_eq!(agent.doors.openings(locker), 2);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM commands WHERE purpose = 'collect'")
+            .await,
+        1
+    );
+    agent.stop().await;
+}
+
+/// An agent whose link to the broker the test can cut.
+async fn cuttable_agent(s: &Site, id: &str, locker: i64) -> (TestAgent, TcpProxy) {
+    let broker = s.app.doors.broker.clone().unwrap();
+    let upstream = tokio::net::lookup_host((broker.host.as_str(), broker.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(upstream).await;
+    let via = MqttEndpoint {
+        host: proxy.addr.ip().to_string(),
+        port: proxy.addr.port(),
+        credentials: None,
+    };
+    (s.app.agent_via(id, &[locker], None, via).await, proxy)
+}
+
+/// Enters a code until the agent itself has noticed its link is gone.
+async fn enter_offline(
+    agent: &TestAgent,
+    locker: i64,
+    method: PickupMethod,
+    code: &str,
+) -> EntryOutcome {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let outcome = agent.keypad.enter(locker, method, code).await;
+        if outcome != EntryOutcome::NoAnswer {
+            return outcome;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never noticed the cut"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pin_opens_the_door_while_the_site_is_offline_and_is_collected_once() {
+    let s = site().await;
+    let locker = s.locker("pick-5").await;
+    let (agent, proxy) = cuttable_agent(&s, "pick-5", locker).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+
+    proxy.cut();
+    s.app.wait_agent_online("pick-5", false).await;
+    let wrong = &not(&pass.pin);
+    let outcome = enter_offline(&agent, locker, PickupMethod::Pin, wrong).await;
+    assert_eq!(
+        outcome,
+        EntryOutcome::RefusedOffline(OfflineRefusal::WrongCode)
+    );
+    let outcome = agent
+        .keypad
+        .enter(locker, PickupMethod::Pin, &pass.pin)
+        .await;
+    assert_eq!(outcome, EntryOutcome::OpenedOffline);
+    assert!(agent.doors.is_open(locker));
+    agent.doors.close(locker);
+    // Spent at the agent too.
+    let again = agent
+        .keypad
+        .enter(locker, PickupMethod::Pin, &pass.pin)
+        .await;
+    assert_eq!(
+        again,
+        EntryOutcome::RefusedOffline(OfflineRefusal::NothingToCollect)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        s.item(&item).await["status"],
+        "STORED",
+        "nothing reached the server"
+    );
+
+    proxy.restore();
+    s.wait_status(&item, "COLLECTED").await;
+    s.app.smtp.wait_for(SENDER, 1, WAIT).await;
+    let locker_view = s
+        .app
+        .get(&format!("/lockers/{locker}"), Some(&s.admin))
+        .await
+        .1;
+    assert_eq!(locker_view["status"], "AVAILABLE");
+
+    // A copy of the report, as a broker may deliver again: nothing more.
+    let key = agent_key(AGENT_SECRET.as_bytes(), "pick-5");
+    let report_id: String =
+        sqlx::query_scalar("SELECT id FROM pickup_requests WHERE kind = 'collection'")
+            .fetch_one(s.app.state.db.pool())
+            .await
+            .unwrap();
+    let at: i64 = s.item(&item).await["id"].as_i64().unwrap();
+    let copy =
+        OfflineCollection::signed(report_id, locker, at, PickupMethod::Pin, 0, key.as_bytes());
+    publish(
+        &s.app,
+        &Topics::new(&s.app.doors.topic_root).collections("pick-5"),
+        &copy,
+    )
+    .await;
+    s.app.drain().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        s.app.smtp.mails_to(SENDER).len(),
+        1,
+        "the sender is told once"
+    );
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.collected_offline'")
+            .await,
+        1
+    );
+    assert_eq!(s.app.count("SELECT COUNT(*) FROM pickup_requests").await, 1);
+    assert_eq!(agent.doors.openings(locker), 2);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn an_item_cleared_while_the_site_was_away_cannot_be_opened_offline_later() {
+    let s = site().await;
+    let locker = s.locker("pick-6").await;
+    let (agent, proxy) = cuttable_agent(&s, "pick-6", locker).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+
+    proxy.cut();
+    s.app.wait_agent_online("pick-6", false).await;
+    // The agent holds the grant: a wrong PIN is checked against it.
+    let outcome = enter_offline(&agent, locker, PickupMethod::Pin, &not(&pass.pin)).await;
+    assert_eq!(
+        outcome,
+        EntryOutcome::RefusedOffline(OfflineRefusal::WrongCode)
+    );
+    let (status, _) = s
+        .app
+        .delete(&format!("/Admin/{locker}/force-clear"), Some(&s.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(s.item(&item).await["status"], "CLEARED");
+    s.app.drain().await;
+
+    // Back online, the agent hears the grant was revoked...
+    proxy.restore();
+    s.app.wait_agent_online("pick-6", true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...so cut off again, the old PIN opens nothing.
+    proxy.cut();
+    s.app.wait_agent_online("pick-6", false).await;
+    let outcome = enter_offline(&agent, locker, PickupMethod::Pin, &pass.pin).await;
+    assert_eq!(
+        outcome,
+        EntryOutcome::RefusedOffline(OfflineRefusal::NothingToCollect)
+    );
+    assert!(!agent.doors.is_open(locker));
+    proxy.restore();
+    agent.stop().await;
+}
+
+async fn publish(app: &TestApp, topic: &str, message: &OfflineCollection) {
+    let broker = app.doors.broker.clone().unwrap();
+    let mut options = MqttOptions::new(
+        format!("test-{}", uuid::Uuid::new_v4()),
+        broker.host.clone(),
+        broker.port,
+    );
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(message).unwrap(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, eventloop.poll()).await;
+        if let Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) = event {
+            break;
+        }
+        assert!(event.is_ok(), "the broker never took the copy");
+    }
+}

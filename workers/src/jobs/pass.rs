@@ -1,0 +1,110 @@
+//! The receiver's pickup pass, issued with the deposit notice: an 8-digit
+//! PIN for the keypad and a token for the pickup page's QR code, both
+//! HMAC-SHA256 of the item's id under `OTP_SECRET` (so every try of every
+//! notice of an item carries the same), kept only as hashes under a
+//! per-item salt. Issuing it queues the locker agent's offline grant.
+
+use hmac::{Hmac, Mac};
+use locker_core::jobs::{GrantJob, Job};
+use locker_core::store::outbox;
+use locker_core::store::pickups::{self, NewPass, token_digest};
+use locker_protocol::pass_hash;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+
+use crate::context::WorkerContext;
+use crate::error::JobError;
+
+/// What the receiver is sent.
+pub struct Pass {
+    pub pin: String,
+    /// The pickup page, when `PUBLIC_URL` is set.
+    pub link: Option<String>,
+}
+
+/// The item's pass, stored on first issue; `None` when the item no longer
+/// waits in its locker (nothing to open).
+pub async fn issue(
+    ctx: &WorkerContext,
+    item_id: i64,
+    trace_id: &str,
+) -> Result<Option<Pass>, JobError> {
+    let secret = ctx.code_secret()?.expose_secret().as_bytes();
+    let pin = pin_for(secret, item_id);
+    let token = token_for(secret, item_id);
+    let salt = hex(&derive(secret, "salt", item_id)[..16]);
+    let pass = NewPass {
+        item_id,
+        pin_hash: pass_hash(&salt, &pin),
+        qr_hash: pass_hash(&salt, &token),
+        token_digest: token_digest(&token),
+        salt,
+    };
+    let now = ctx.clock.now_millis();
+    let mut tx = ctx.db.begin().await?;
+    if pickups::issue(&mut *tx, &pass, now).await? {
+        let locker_id = locker_of(&mut tx, item_id).await?;
+        let job = Job::Grant(GrantJob {
+            grant_locker_id: locker_id,
+        });
+        outbox::enqueue(&mut *tx, &job, trace_id, now).await?;
+    } else if !pickups::has_pass(&mut tx, item_id).await? {
+        return Ok(None);
+    }
+    tx.commit().await?;
+    let link = ctx
+        .public_url
+        .as_ref()
+        .map(|url| format!("{url}/pickup/{token}"));
+    Ok(Some(Pass { pin, link }))
+}
+
+async fn locker_of(conn: &mut sqlx::AnyConnection, item_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT locker_id FROM pickup_passes WHERE item_id = $1")
+        .bind(item_id)
+        .fetch_one(conn)
+        .await
+}
+
+fn derive(secret: &[u8], what: &str, item_id: i64) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(format!("lockerx-pickup-{what}:{item_id}").as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Eight decimal digits (the bias of 64 bits modulo 10^8 is below 10^-11).
+fn pin_for(secret: &[u8], item_id: i64) -> String {
+    let digest = derive(secret, "pin", item_id);
+    let n = u64::from_be_bytes(digest[..8].try_into().expect("32 bytes"));
+    format!("{:08}", n % 100_000_000)
+}
+
+/// 128 bits, as 32 hex characters: what the QR code holds.
+fn token_for(secret: &[u8], item_id: i64) -> String {
+    hex(&derive(secret, "token", item_id)[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_item_has_one_pass_and_items_have_different_ones() {
+        let pin = pin_for(SECRET, 7);
+        assert_eq!(pin.len(), 8);
+        assert!(pin.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(pin, pin_for(SECRET, 7));
+        let token = token_for(SECRET, 7);
+        assert_eq!(token.len(), 32);
+        assert_ne!(token, token_for(SECRET, 8));
+        let pins: std::collections::HashSet<_> = (0..1000).map(|i| pin_for(SECRET, i)).collect();
+        assert!(pins.len() > 995);
+        assert_ne!(pin, pin_for(b"another secret, just as long....", 7));
+    }
+}
