@@ -57,4 +57,22 @@ wait "$thief" "$owner" || true
 if [ -s "$dir/stolen" ]; then fail "site-1 read site-2's commands"; fi
 grep -qx for-site-1 "$dir/own" || fail "site-1 did not receive its own command"
 
-echo "broker configuration: anonymous refused, agents confined to their topics, workers share events"
+# Pickup grants: an agent reads its own (retained), never another's; the
+# workers read its pickup entries.
+publish_retained() { mosquitto_pub -p "$port" -u "$1" -P "$2" -t "$3" -q 1 -r -m "$4" 2>/dev/null; }
+publish_retained workers workers-pw lockerx/agents/site-1/grants/7 grant-for-site-1
+publish_retained workers workers-pw lockerx/agents/site-2/grants/8 grant-for-site-2
+sub site-1 site1-pw 'lockerx/agents/site-1/grants/+' 2 > "$dir/grants" & own=$!
+sub site-1 site1-pw 'lockerx/agents/site-2/grants/+' 2 > "$dir/stolen-grants" & thief=$!
+wait "$own" "$thief" || true
+grep -qx grant-for-site-1 "$dir/grants" || fail "site-1 did not receive its own grant"
+if [ -s "$dir/stolen-grants" ]; then fail "site-1 read site-2's grants"; fi
+sub workers workers-pw '$share/lockerx-workers/lockerx/agents/+/pickups' 3 > "$dir/pickups" & listener=$!
+sleep 1
+publish site-1 site1-pw lockerx/agents/site-1/pickups own-entry
+publish site-1 site1-pw lockerx/agents/site-2/pickups forged-entry || true
+wait "$listener" || true
+grep -qx own-entry "$dir/pickups" || fail "workers did not receive site-1's pickup entry"
+if grep -q forged-entry "$dir/pickups"; then fail "site-1 wrote on site-2's pickups"; fi
+
+echo "broker configuration: anonymous refused, agents confined to their topics and grants, workers share events and pickup entries"

@@ -2,10 +2,11 @@
 //! and a simulated agent for every agent the lockers name.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use locker_agent::{Agent, AgentConfig, SimulatedDoors};
+use locker_agent::{Agent, AgentConfig, SimulatedDoors, keypad};
 use locker_core::config::DoorsConfig;
 use locker_core::domain::LockerSize;
 use locker_core::store::lockers::{self, NewLocker};
@@ -59,6 +60,7 @@ pub async fn start_agents(
         }
     }
     let mut agents = JoinSet::new();
+    let mut keypads = keypad::Keypads::new();
     for (agent_id, lockers) in by_agent {
         let key = agent_key(doors.agent_secret.expose_secret().as_bytes(), &agent_id);
         let (signals_tx, signals) = tokio::sync::mpsc::unbounded_channel();
@@ -78,9 +80,20 @@ pub async fn start_agents(
             state_file: None,
         };
         tracing::info!(%agent_id, ?lockers, "simulated agent");
-        agents.spawn(
-            Agent::new(config, Arc::new(simulated), clock.clone())?.run(signals, shutdown.clone()),
-        );
+        let agent = Agent::new(config, Arc::new(simulated), clock.clone())?;
+        keypads.extend(lockers.iter().map(|id| (*id, agent.keypad())));
+        agents.spawn(agent.run(signals, shutdown.clone()));
     }
+    // Every simulated site's keypad and scanner on one local socket:
+    // `cargo run -p locker-agent -- enter --locker ID --pin PIN`.
+    let socket = PathBuf::from(KEYPAD_SOCKET);
+    agents.spawn(async move {
+        if let Err(error) = keypad::serve(&socket, keypads, shutdown).await {
+            tracing::warn!(%error, "the simulated keypads' socket is unavailable");
+        }
+    });
     Ok(agents)
 }
+
+/// Where `cargo run`'s simulated keypads listen: `locker-agent enter`'s default.
+const KEYPAD_SOCKET: &str = "locker-agent.sock";

@@ -1,9 +1,13 @@
 //! The simulated site's keypad and scanner: a local socket taking one line
 //! per code entered, `pin LOCKER CODE` or `qr LOCKER TEXT`, and answering
 //! one line, what became of it (`accepted`, `opened_offline`, `wrong_code`,
-//! ...). `locker-agent enter` writes such a line.
+//! ...). `locker-agent enter` writes such a line. One socket may serve the
+//! keypads of several agents (`cargo run`'s simulated sites): each line goes
+//! to the agent driving its locker.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use locker_protocol::PickupMethod;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -12,8 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Keypad;
 
-/// Serves `keypad` on a Unix socket at `path` until `stop`.
-pub async fn serve(path: &Path, keypad: Keypad, stop: CancellationToken) -> std::io::Result<()> {
+/// Each locker's keypad, by locker id.
+pub type Keypads = HashMap<i64, Keypad>;
+
+/// Serves `keypads` on a Unix socket at `path` until `stop`.
+pub async fn serve(path: &Path, keypads: Keypads, stop: CancellationToken) -> std::io::Result<()> {
+    let keypads = Arc::new(keypads);
     // A socket left by an earlier run would refuse the bind.
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
@@ -22,9 +30,9 @@ pub async fn serve(path: &Path, keypad: Keypad, stop: CancellationToken) -> std:
             () = stop.cancelled() => break,
             accepted = listener.accept() => accepted?.0,
         };
-        let keypad = keypad.clone();
+        let keypads = keypads.clone();
         tokio::spawn(async move {
-            if let Err(error) = session(stream, keypad).await {
+            if let Err(error) = session(stream, &keypads).await {
                 tracing::warn!(%error, "keypad session ended");
             }
         });
@@ -33,12 +41,15 @@ pub async fn serve(path: &Path, keypad: Keypad, stop: CancellationToken) -> std:
     Ok(())
 }
 
-async fn session(stream: UnixStream, keypad: Keypad) -> std::io::Result<()> {
+async fn session(stream: UnixStream, keypads: &Keypads) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
         let answer = match parse(&line) {
-            Some((method, locker_id, code)) => keypad.enter(locker_id, method, code).await.as_str(),
+            Some((method, locker_id, code)) => match keypads.get(&locker_id) {
+                Some(keypad) => keypad.enter(locker_id, method, code).await.as_str(),
+                None => "unknown_locker",
+            },
             None => "malformed: expected 'pin LOCKER CODE' or 'qr LOCKER TEXT'",
         };
         write.write_all(format!("{answer}\n").as_bytes()).await?;

@@ -133,6 +133,7 @@ async fn main() -> ExitCode {
         telemetry::fatal("configuration error", &problem);
         return ExitCode::from(2);
     }
+    let lockers = cli.lockers.clone();
     let config = AgentConfig {
         agent_id: cli.agent_id,
         lockers: cli.lockers,
@@ -153,10 +154,10 @@ async fn main() -> ExitCode {
     let stop = CancellationToken::new();
     let agent = match Agent::new(config, Arc::new(doors), clock) {
         Ok(agent) => {
-            let (path, keypad, keypad_stop) =
-                (cli.keypad_socket.clone(), agent.keypad(), stop.clone());
+            let keypads = lockers.iter().map(|id| (*id, agent.keypad())).collect();
+            let (path, keypad_stop) = (cli.keypad_socket.clone(), stop.clone());
             tokio::spawn(async move {
-                if let Err(error) = keypad::serve(&path, keypad, keypad_stop).await {
+                if let Err(error) = keypad::serve(&path, keypads, keypad_stop).await {
                     tracing::error!(%error, path = %path.display(), "keypad socket unavailable");
                 }
             });
