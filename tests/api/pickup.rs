@@ -28,10 +28,10 @@ struct Site {
 }
 
 /// What the deposit notice gave the receiver.
-struct Pass {
-    pin: String,
-    token: String,
-    link: String,
+pub(crate) struct Pass {
+    pub pin: String,
+    pub token: String,
+    pub link: String,
 }
 
 async fn site() -> Site {
@@ -115,7 +115,7 @@ fn not(code: &str) -> String {
 }
 
 /// The PIN and the link of a deposit notice.
-fn pass_in(body: &str) -> Pass {
+pub(crate) fn pass_in(body: &str) -> Pass {
     let body = body.replace("=\r\n", "").replace("\r\n", " ");
     let pin_at = body.find("pickup PIN is ").expect("a PIN in the notice") + 14;
     let pin = body[pin_at..pin_at + 8].to_owned();

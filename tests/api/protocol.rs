@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use locker_protocol::agent_key;
+use locker_testkit::TcpProxy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::doc_agent::DocAgent;
-use crate::helpers::{AGENT_SECRET, TestApp};
+use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
+use crate::pickup::pass_in;
 
 async fn locker_for(app: &TestApp, admin: &str, agent: &str) -> i64 {
     let (status, locker) = app
@@ -434,4 +436,182 @@ async fn the_best_answer_to_a_command_stands_whatever_the_order() {
     .await;
     assert_eq!(recorded().await, (Some(1), None), "ok still stands");
     assert!(item(&app, &admin, &dropped["id"]).await["unlock_failed_at"].is_null());
+}
+
+/// "Pickup at the locker", to the letter: an agent written from the document
+/// sends a PIN while its link is up and the server opens the door with an
+/// ordinary command; with its link cut, it checks the PIN against the grant
+/// it kept, opens, and reports the collection when back, applied once. Every
+/// message either way matches its schema.
+#[tokio::test]
+async fn an_agent_to_the_letter_picks_up_by_pin_online_and_while_offline() {
+    let Site {
+        app,
+        admin,
+        sender,
+        agent_id,
+        locker,
+    } = site().await;
+    let broker = app.doors.broker.clone().expect("test broker");
+    let upstream = tokio::net::lookup_host((broker.host.as_str(), broker.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(upstream).await;
+    app.sessions
+        .client_ids
+        .lock()
+        .unwrap()
+        .push(format!("agent-{agent_id}"));
+    let mut agent = DocAgent::new(
+        &agent_id,
+        &[locker],
+        &agent_key(AGENT_SECRET.as_bytes(), &agent_id),
+        &app.doors.topic_root,
+        &proxy.addr.ip().to_string(),
+        proxy.addr.port(),
+        app.clock.clone(),
+    );
+    agent.start();
+    app.wait_agent_online(&agent_id, true).await;
+    let opens = |n: u32| {
+        let memory = agent.memory.clone();
+        move || {
+            let memory = memory.clone();
+            async move { memory.lock().unwrap().opens.get(&locker).copied() == Some(n) }
+        }
+    };
+    let status = |id: Value, want: &'static str| {
+        let (app, admin) = (&app, &admin);
+        move || {
+            let id = id.clone();
+            async move { item(app, admin, &id).await["status"] == want }
+        }
+    };
+    let granted = |id: Value| {
+        let memory = agent.memory.clone();
+        move || {
+            let (memory, id) = (memory.clone(), id.clone());
+            async move {
+                let memory = memory.lock().unwrap();
+                memory
+                    .grants
+                    .get(&locker)
+                    .is_some_and(|g| g["item_id"] == id && g["state"] == "granted")
+            }
+        }
+    };
+    const RECEIVER: &str = "pin@example.com";
+
+    // Online: the PIN goes to the server; the door opens on its command.
+    let (_, first) = app
+        .drop_item(&sender, &json!(locker), json!({"receiver_email": RECEIVER}))
+        .await;
+    app.wait_until("the drop's door open", opens(1)).await;
+    agent.close_door(locker).await;
+    app.wait_until("stored", status(first["id"].clone(), "STORED"))
+        .await;
+    let notice = app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    let pass = pass_in(&notice[0].body());
+    app.wait_until("the grant kept", granted(first["id"].clone()))
+        .await;
+    let wrong = if pass.pin.starts_with('0') {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    assert_eq!(agent.enter(locker, "pin", wrong).await, "wrong_code");
+    assert_eq!(agent.enter(locker, "pin", &pass.pin).await, "accepted");
+    app.wait_until("the pickup's door open", opens(2)).await;
+    agent.close_door(locker).await;
+    app.wait_until("collected", status(first["id"].clone(), "COLLECTED"))
+        .await;
+    app.wait_until("the grant revoked", || async {
+        agent.memory.lock().unwrap().grants[&locker]["state"] == "revoked"
+    })
+    .await;
+
+    // Offline: the kept grant decides; the collection is applied once back.
+    let (_, second) = app
+        .drop_item(&sender, &json!(locker), json!({"receiver_email": RECEIVER}))
+        .await;
+    app.wait_until("the second drop's door open", opens(3))
+        .await;
+    agent.close_door(locker).await;
+    app.wait_until("stored again", status(second["id"].clone(), "STORED"))
+        .await;
+    let notice = app.smtp.wait_for(RECEIVER, 2, WAIT).await;
+    let pass = pass_in(&notice[1].body());
+    app.wait_until("the new grant kept", granted(second["id"].clone()))
+        .await;
+    proxy.cut();
+    app.wait_until("the agent sees its link down", || async {
+        !agent.memory.lock().unwrap().link_up
+    })
+    .await;
+    let wrong = if pass.pin.starts_with('0') {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    assert_eq!(agent.enter(locker, "pin", wrong).await, "wrong code");
+    assert_eq!(agent.enter(locker, "pin", &pass.pin).await, "opened");
+    assert_eq!(
+        agent.enter(locker, "pin", &pass.pin).await,
+        "nothing to collect"
+    );
+    agent.close_door(locker).await;
+    assert_eq!(item(&app, &admin, &second["id"]).await["status"], "STORED");
+    proxy.restore();
+    app.wait_until(
+        "collected offline",
+        status(second["id"].clone(), "COLLECTED"),
+    )
+    .await;
+    app.wait_until("the collection answered", || async {
+        agent.memory.lock().unwrap().collections.is_empty()
+    })
+    .await;
+    app.drain().await;
+    assert_eq!(app.smtp.mails_to("sender@example.com").len(), 2);
+    assert_eq!(agent.memory.lock().unwrap().opens[&locker], 4);
+
+    let (entry, collection, reply, grant) = (
+        schema("pickup-entry"),
+        schema("collection"),
+        schema("reply"),
+        schema("grant"),
+    );
+    let memory = std::mem::take(&mut *agent.memory.lock().unwrap());
+    for sent in &memory.sent {
+        let shape = if sent.get("item_id").is_some() {
+            &collection
+        } else {
+            &entry
+        };
+        assert_valid(shape, sent);
+    }
+    let entries = memory
+        .sent
+        .iter()
+        .filter(|m| m.get("code").is_some())
+        .count();
+    assert_eq!(entries, 2, "two entries while online");
+    let mut reported: Vec<_> = memory
+        .sent
+        .iter()
+        .filter_map(|m| m.get("item_id"))
+        .collect();
+    reported.dedup();
+    assert_eq!(
+        reported,
+        [&second["id"]],
+        "one collection (perhaps sent again)"
+    );
+    for answer in &memory.replies {
+        assert_valid(&reply, answer);
+    }
+    assert_valid(&grant, &memory.grants[&locker]);
+    agent.kill().await;
 }

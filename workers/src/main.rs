@@ -90,8 +90,14 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         locker_core::metrics::install(Some(addr)).context("METRICS_ADDR")?;
         tracing::info!(%addr, "metrics at /metrics");
     }
-    if config.notify.as_ref().is_some_and(|n| n.public_url.is_none()) {
-        tracing::warn!("PUBLIC_URL is not set: deposit notices carry the pickup PIN but no link to the pickup page");
+    if config
+        .notify
+        .as_ref()
+        .is_some_and(|n| n.public_url.is_none())
+    {
+        tracing::warn!(
+            "PUBLIC_URL is not set: deposit notices carry the pickup PIN but no link to the pickup page"
+        );
     }
     let db = Db::connect(&config.database).await?;
     let clock = Arc::new(SystemClock);
