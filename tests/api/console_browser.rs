@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp, WAIT};
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub client: Client,
     base: String,
     shots: PathBuf,
     _shots_dir: Option<tempfile::TempDir>,
@@ -30,7 +30,7 @@ fn required(var: &str, what: &str) -> String {
 }
 
 impl Browser {
-    async fn open(app: &TestApp) -> Self {
+    pub async fn open(app: &TestApp) -> Self {
         let chromium = required("TEST_CHROMIUM", "a Chromium binary (Debian: chromium)");
         let driver = required(
             "TEST_CHROMEDRIVER",
@@ -106,7 +106,7 @@ impl Browser {
         }
     }
 
-    async fn goto(&self, path: &str) {
+    pub async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
             .await
@@ -166,7 +166,7 @@ impl Browser {
     }
 
     /// Waits until `check` holds on the page as it is now; panics after WAIT.
-    async fn wait_for(&self, what: &str, script: &str) {
+    pub async fn wait_for(&self, what: &str, script: &str) {
         let started = Instant::now();
         loop {
             let held = self.client.execute(script, vec![]).await.unwrap();
@@ -185,7 +185,7 @@ impl Browser {
         self.click("form.sign-in button").await;
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();

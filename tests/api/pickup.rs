@@ -16,6 +16,7 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{Value, json};
 
 use crate::agents::TestAgent;
+use crate::console_browser::Browser;
 use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
 
 const RECEIVER: &str = "receiver@example.com";
@@ -494,4 +495,67 @@ async fn publish(app: &TestApp, topic: &str, message: &OfflineCollection) {
         }
         assert!(event.is_ok(), "the broker never took the copy");
     }
+}
+
+/// The pickup page in a real headless Chromium that can reach nothing but
+/// 127.0.0.1: it loads nothing besides itself, its inline style applies
+/// under its Content-Security-Policy, and the QR code as the browser paints
+/// it reads back (decoded from a screenshot) as the token the scanner sends.
+#[tokio::test]
+#[ignore = "needs Chromium and ChromeDriver: set TEST_CHROMIUM and TEST_CHROMEDRIVER"]
+async fn the_pickup_page_paints_a_qr_code_that_reads_back_as_the_token() {
+    let s = site().await;
+    let locker = s.locker("pick-7").await;
+    let agent = s.app.agent("pick-7", &[locker], None).await;
+    let (_, pass) = s.stored(&agent, locker).await;
+    let browser = Browser::open(&s.app).await;
+    browser.goto(&format!("/pickup/{}", pass.token)).await;
+    browser
+        .wait_for(
+            "the QR code painted",
+            "const qr = document.querySelector('.qr svg'); \
+             return document.readyState === 'complete' && !!qr \
+               && qr.getBoundingClientRect().width >= 200;",
+        )
+        .await;
+    let seen = browser
+        .client
+        .execute(
+            "return [document.body.innerText, getComputedStyle(document.body).maxWidth, \
+                     performance.getEntriesByType('resource').map(r => r.name) \
+                       .filter(name => !name.endsWith('/favicon.ico'))];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let text = seen[0].as_str().unwrap();
+    assert!(text.contains("Locker D1 at Mall Entrance"), "{text}");
+    assert_eq!(seen[1], "448px", "the page's own style applies");
+    assert_eq!(
+        seen[2],
+        json!([]),
+        "the page asks for nothing else (the browser asks for a favicon)"
+    );
+    browser.screenshot("pickup").await;
+
+    let png = browser.client.screenshot().await.unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    let channels = frame.color_type.samples();
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| {
+        let at = (y * width + x) * channels;
+        let rgb = &pixels[at..at + channels.min(3)];
+        (rgb.iter().map(|&c| u32::from(c)).sum::<u32>() / rgb.len() as u32) as u8
+    });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the page");
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, pass.token);
+
+    let outcome = agent.keypad.enter(locker, PickupMethod::Qr, &content).await;
+    assert_eq!(outcome, EntryOutcome::Accepted);
+    agent.stop().await;
 }
