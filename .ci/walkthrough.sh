@@ -20,17 +20,26 @@ for _ in $(seq 60); do
 done
 $ready || { echo "the stack did not start:" && cat "$log"; exit 1; }
 
-# The fenced block after "A whole exchange with curl:" in the README.
-awk '/exchange with curl:/ {found=1} found && /^```sh/ {inside=1; next}
-     inside && /^```/ {exit} inside {print}' README.md >"$dir/walk.sh"
-grep -q "read -p" "$dir/walk.sh" || { echo "the walk-through has no code prompt" >&2; exit 1; }
+# The fenced block after "A whole exchange with curl:" in the README, then
+# the one after "pickup PIN from the", run in the same shell.
+block() {
+    awk -v start="$1" 'index($0, start) {found=1} found && /^```sh/ {inside=1; next}
+         inside && /^```/ {exit} inside {print}' README.md
+}
+{ block "exchange with curl:"; block "pickup PIN from the"; } >"$dir/walk.sh"
+grep -q "read -p 'code: '" "$dir/walk.sh" || { echo "the walk-through has no code prompt" >&2; exit 1; }
+grep -q "read -p 'PIN: '" "$dir/walk.sh" || { echo "the walk-through has no PIN prompt" >&2; exit 1; }
 sed -i "s#read -p 'code: ' C;#sleep 1; C=\$(grep -oE 'code is [0-9]{6}' '$log' | tail -1 | grep -oE '[0-9]{6}');#" "$dir/walk.sh"
+sed -i "s#read -p 'PIN: ' P;#P=\$(grep -oE 'pickup PIN is [0-9]{8}' '$log' | tail -1 | grep -oE '[0-9]{8}');#" "$dir/walk.sh"
+# The stack serves its keypads in the directory it runs in.
+export AGENT_KEYPAD_SOCKET="$dir/locker-agent.sock"
 
 for run in 1 2; do
     out=$(bash "$dir/walk.sh")
     echo "-- run $run"
     echo "$out"
-    [ "$(grep -o '"STORED"' <<<"$out" | wc -l)" = 1 ] || { echo "run $run: the item was not STORED" >&2; exit 1; }
-    [ "$(grep -o '"COLLECTED"' <<<"$out" | wc -l)" = 1 ] || { echo "run $run: the item was not COLLECTED" >&2; exit 1; }
+    [ "$(grep -o '"STORED"' <<<"$out" | wc -l)" = 2 ] || { echo "run $run: the items were not STORED" >&2; exit 1; }
+    [ "$(grep -o '"COLLECTED"' <<<"$out" | wc -l)" = 2 ] || { echo "run $run: the items were not COLLECTED" >&2; exit 1; }
+    grep -qx accepted <<<"$out" || { echo "run $run: the PIN was not accepted" >&2; exit 1; }
 done
 echo "the README walk-through ran twice"

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use locker_agent::EntryOutcome;
 use locker_agent::pickups::OfflineRefusal;
+use locker_agent::{EntryOutcome, keypad};
 use locker_protocol::{
     MqttEndpoint, OfflineCollection, PickupMethod, ReplyReason, Topics, agent_key,
 };
@@ -210,14 +210,28 @@ async fn the_pickup_page_shows_where_and_a_qr_code_the_scanner_accepts() {
     assert!(!page.contains(&pass.pin), "the page never shows the PIN");
     assert!(!page.contains(RECEIVER) && !page.contains(SENDER));
 
-    let outcome = agent
-        .keypad
-        .enter(locker, PickupMethod::Qr, &pass.token)
+    // Scanned, through the simulated site's keypad socket (what
+    // `locker-agent enter --qr` writes to).
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("keypad.sock");
+    let keypads = [(locker, agent.keypad.clone())].into_iter().collect();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn({
+        let (socket, stop) = (socket.clone(), stop.clone());
+        async move { keypad::serve(&socket, keypads, stop).await }
+    });
+    s.app
+        .wait_until("the keypad socket", || async { socket.exists() })
         .await;
-    assert_eq!(outcome, EntryOutcome::Accepted);
+    let unknown = keypad::enter(&socket, PickupMethod::Qr, locker + 1, &pass.token).await;
+    assert_eq!(unknown.unwrap(), "unknown_locker");
+    let answer = keypad::enter(&socket, PickupMethod::Qr, locker, &pass.token).await;
+    assert_eq!(answer.unwrap(), "accepted");
     s.wait_door(&agent, locker, true).await;
     agent.doors.close(locker);
     s.wait_status(&item, "COLLECTED").await;
+    stop.cancel();
+    served.await.unwrap().unwrap();
     agent.stop().await;
 }
 
