@@ -15,6 +15,8 @@ use locker_protocol::{AckReason, CLOCK_ALLOWANCE_MS, Command};
 use locker_runtime::Millis;
 use secrecy::{ExposeSecret, SecretSlice};
 
+use crate::kept;
+
 pub struct CommandCheck {
     key: SecretSlice<u8>,
     lockers: HashSet<i64>,
@@ -32,18 +34,10 @@ impl CommandCheck {
         lockers: impl IntoIterator<Item = i64>,
         state_file: Option<PathBuf>,
     ) -> std::io::Result<Self> {
-        let executed = match &state_file {
-            Some(path) => match std::fs::read(path) {
-                Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-                Err(e) => return Err(e),
-            },
-            None => HashMap::new(),
-        };
         Ok(Self {
+            executed: kept::load(state_file.as_deref())?,
             key: SecretSlice::from(key.to_vec()),
             lockers: lockers.into_iter().collect(),
-            executed,
             state_file,
         })
     }
@@ -89,13 +83,7 @@ impl CommandCheck {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        if let Some(path) = &self.state_file {
-            let partial = path.with_extension("partial");
-            let bytes = serde_json::to_vec(&self.executed).map_err(std::io::Error::other)?;
-            std::fs::write(&partial, bytes)?;
-            std::fs::rename(&partial, path)?;
-        }
-        Ok(())
+        kept::save(self.state_file.as_deref(), &self.executed)
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod check;
 pub mod door;
+mod kept;
 pub mod keypad;
 pub mod pickups;
 

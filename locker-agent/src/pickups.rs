@@ -13,6 +13,8 @@ use locker_runtime::Millis;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
 
+use crate::kept;
+
 /// Why a code entered offline opens nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfflineRefusal {
@@ -59,18 +61,10 @@ impl Pickups {
         lockers: impl IntoIterator<Item = i64>,
         file: Option<PathBuf>,
     ) -> std::io::Result<Self> {
-        let kept = match &file {
-            Some(path) => match std::fs::read(path) {
-                Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
-                Err(e) => return Err(e),
-            },
-            None => Kept::default(),
-        };
         Ok(Self {
             key: SecretSlice::from(key.to_vec()),
             lockers: lockers.into_iter().collect(),
-            kept,
+            kept: kept::load(file.as_deref())?,
             file,
         })
     }
@@ -176,13 +170,7 @@ impl Pickups {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        if let Some(path) = &self.file {
-            let partial = path.with_extension("partial");
-            let bytes = serde_json::to_vec(&self.kept).map_err(std::io::Error::other)?;
-            std::fs::write(&partial, bytes)?;
-            std::fs::rename(&partial, path)?;
-        }
-        Ok(())
+        kept::save(self.file.as_deref(), &self.kept)
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use locker_agent::{Agent, AgentConfig, Keypad, SimulatedDoors};
 use locker_protocol::{MqttEndpoint, agent_key};
+use locker_testkit::TcpProxy;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +70,24 @@ impl TestApp {
             stop,
             task,
         }
+    }
+
+    /// A TCP proxy to the test's broker that the test can cut, and the
+    /// endpoint an agent connects to through it.
+    pub async fn broker_proxy(&self) -> (TcpProxy, MqttEndpoint) {
+        let broker = self.doors.broker.clone().expect("test broker");
+        let upstream = tokio::net::lookup_host((broker.host.as_str(), broker.port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = TcpProxy::start(upstream).await;
+        let via = MqttEndpoint {
+            host: proxy.addr.ip().to_string(),
+            port: proxy.addr.port(),
+            credentials: None,
+        };
+        (proxy, via)
     }
 
     pub async fn wait_agent_online(&self, id: &str, online: bool) {

@@ -6,8 +6,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use locker_core::store::doors;
 use locker_core::{Clock, SystemClock};
-use locker_protocol::{Command, MqttEndpoint, agent_key};
-use locker_testkit::TcpProxy;
+use locker_protocol::{Command, agent_key};
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
@@ -441,18 +440,7 @@ async fn racing_trackers_take_each_step_of_a_command_once() {
 async fn an_agent_cut_off_mid_exchange_reports_its_door_when_back() {
     let s = site().await;
     let locker = s.locker("site-4").await;
-    let broker = s.app.doors.broker.clone().unwrap();
-    let upstream = tokio::net::lookup_host((broker.host.as_str(), broker.port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = TcpProxy::start(upstream).await;
-    let via = MqttEndpoint {
-        host: proxy.addr.ip().to_string(),
-        port: proxy.addr.port(),
-        credentials: None,
-    };
+    let (proxy, via) = s.app.broker_proxy().await;
     let agent = s.app.agent_via("site-4", &[locker], None, via).await;
     let item = s.drop_item(locker).await;
     s.wait_door(&agent, locker, true).await;

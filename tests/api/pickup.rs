@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use locker_agent::pickups::OfflineRefusal;
 use locker_agent::{EntryOutcome, keypad};
-use locker_protocol::{
-    MqttEndpoint, OfflineCollection, PickupMethod, ReplyReason, Topics, agent_key,
-};
+use locker_protocol::{OfflineCollection, PickupMethod, ReplyReason, Topics, agent_key};
 use locker_testkit::TcpProxy;
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
@@ -110,7 +108,7 @@ impl Site {
 }
 
 /// A code of the same length that is not `code`.
-fn not(code: &str) -> String {
+pub(crate) fn not(code: &str) -> String {
     let digit = if code.starts_with('0') { "1" } else { "0" };
     digit.repeat(code.len())
 }
@@ -326,18 +324,7 @@ async fn a_pin_and_a_code_at_once_open_the_door_once() {
 
 /// An agent whose link to the broker the test can cut.
 async fn cuttable_agent(s: &Site, id: &str, locker: i64) -> (TestAgent, TcpProxy) {
-    let broker = s.app.doors.broker.clone().unwrap();
-    let upstream = tokio::net::lookup_host((broker.host.as_str(), broker.port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = TcpProxy::start(upstream).await;
-    let via = MqttEndpoint {
-        host: proxy.addr.ip().to_string(),
-        port: proxy.addr.port(),
-        credentials: None,
-    };
+    let (proxy, via) = s.app.broker_proxy().await;
     (s.app.agent_via(id, &[locker], None, via).await, proxy)
 }
 
@@ -480,6 +467,49 @@ async fn an_item_cleared_while_the_site_was_away_cannot_be_opened_offline_later(
     );
     assert!(!agent.doors.is_open(locker));
     proxy.restore();
+    agent.stop().await;
+}
+
+/// The sender gives more time while the site is up: the agent's grant
+/// follows the new deadline, so offline, past the first deadline and before
+/// the new one, the PIN still opens the door.
+#[tokio::test]
+async fn an_extended_deadline_reaches_the_agent_s_grant() {
+    let s = site().await;
+    let locker = s.locker("pick-8").await;
+    let (agent, proxy) = cuttable_agent(&s, "pick-8", locker).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+    let (status, extended) = s
+        .app
+        .post(
+            &format!("/Items/{}/extend", item["id"]),
+            Some(&s.sender),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{extended}");
+    s.app.drain().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    proxy.cut();
+    s.app.wait_agent_online("pick-8", false).await;
+    // PICKUP_HOURS (72) and a minute: past the first deadline only.
+    // (Tokens have expired by then: the database is read directly.)
+    s.app.advance(Duration::from_secs(72 * 3600 + 60));
+    let stored = "SELECT COUNT(*) FROM items WHERE status = 'STORED'";
+    assert_eq!(s.app.count(stored).await, 1);
+    let outcome = enter_offline(&agent, locker, PickupMethod::Pin, &pass.pin).await;
+    assert_eq!(outcome, EntryOutcome::OpenedOffline);
+    agent.doors.close(locker);
+    proxy.restore();
+    s.app
+        .wait_until("collected", || async {
+            s.app
+                .count("SELECT COUNT(*) FROM items WHERE status = 'COLLECTED'")
+                .await
+                == 1
+        })
+        .await;
     agent.stop().await;
 }
 

@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use locker_protocol::agent_key;
-use locker_testkit::TcpProxy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::doc_agent::DocAgent;
 use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
-use crate::pickup::pass_in;
+use crate::pickup::{Pass, not, pass_in};
 
 async fn locker_for(app: &TestApp, admin: &str, agent: &str) -> i64 {
     let (status, locker) = app
@@ -452,13 +451,7 @@ async fn an_agent_to_the_letter_picks_up_by_pin_online_and_while_offline() {
         agent_id,
         locker,
     } = site().await;
-    let broker = app.doors.broker.clone().expect("test broker");
-    let upstream = tokio::net::lookup_host((broker.host.as_str(), broker.port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = TcpProxy::start(upstream).await;
+    let (proxy, via) = app.broker_proxy().await;
     app.sessions
         .client_ids
         .lock()
@@ -469,8 +462,8 @@ async fn an_agent_to_the_letter_picks_up_by_pin_online_and_while_offline() {
         &[locker],
         &agent_key(AGENT_SECRET.as_bytes(), &agent_id),
         &app.doors.topic_root,
-        &proxy.addr.ip().to_string(),
-        proxy.addr.port(),
+        &via.host,
+        via.port,
         app.clock.clone(),
     );
     agent.start();
@@ -489,39 +482,13 @@ async fn an_agent_to_the_letter_picks_up_by_pin_online_and_while_offline() {
             async move { item(app, admin, &id).await["status"] == want }
         }
     };
-    let granted = |id: Value| {
-        let memory = agent.memory.clone();
-        move || {
-            let (memory, id) = (memory.clone(), id.clone());
-            async move {
-                let memory = memory.lock().unwrap();
-                memory
-                    .grants
-                    .get(&locker)
-                    .is_some_and(|g| g["item_id"] == id && g["state"] == "granted")
-            }
-        }
-    };
-    const RECEIVER: &str = "pin@example.com";
 
     // Online: the PIN goes to the server; the door opens on its command.
-    let (_, first) = app
-        .drop_item(&sender, &json!(locker), json!({"receiver_email": RECEIVER}))
-        .await;
-    app.wait_until("the drop's door open", opens(1)).await;
-    agent.close_door(locker).await;
-    app.wait_until("stored", status(first["id"].clone(), "STORED"))
-        .await;
-    let notice = app.smtp.wait_for(RECEIVER, 1, WAIT).await;
-    let pass = pass_in(&notice[0].body());
-    app.wait_until("the grant kept", granted(first["id"].clone()))
-        .await;
-    let wrong = if pass.pin.starts_with('0') {
-        "11111111"
-    } else {
-        "00000000"
-    };
-    assert_eq!(agent.enter(locker, "pin", wrong).await, "wrong_code");
+    let (first, pass) = stored_with_pass(&app, &admin, &sender, &agent, locker, 1).await;
+    assert_eq!(
+        agent.enter(locker, "pin", &not(&pass.pin)).await,
+        "wrong_code"
+    );
     assert_eq!(agent.enter(locker, "pin", &pass.pin).await, "accepted");
     app.wait_until("the pickup's door open", opens(2)).await;
     agent.close_door(locker).await;
@@ -533,29 +500,16 @@ async fn an_agent_to_the_letter_picks_up_by_pin_online_and_while_offline() {
     .await;
 
     // Offline: the kept grant decides; the collection is applied once back.
-    let (_, second) = app
-        .drop_item(&sender, &json!(locker), json!({"receiver_email": RECEIVER}))
-        .await;
-    app.wait_until("the second drop's door open", opens(3))
-        .await;
-    agent.close_door(locker).await;
-    app.wait_until("stored again", status(second["id"].clone(), "STORED"))
-        .await;
-    let notice = app.smtp.wait_for(RECEIVER, 2, WAIT).await;
-    let pass = pass_in(&notice[1].body());
-    app.wait_until("the new grant kept", granted(second["id"].clone()))
-        .await;
+    let (second, pass) = stored_with_pass(&app, &admin, &sender, &agent, locker, 2).await;
     proxy.cut();
     app.wait_until("the agent sees its link down", || async {
         !agent.memory.lock().unwrap().link_up
     })
     .await;
-    let wrong = if pass.pin.starts_with('0') {
-        "11111111"
-    } else {
-        "00000000"
-    };
-    assert_eq!(agent.enter(locker, "pin", wrong).await, "wrong code");
+    assert_eq!(
+        agent.enter(locker, "pin", &not(&pass.pin)).await,
+        "wrong code"
+    );
     assert_eq!(agent.enter(locker, "pin", &pass.pin).await, "opened");
     assert_eq!(
         agent.enter(locker, "pin", &pass.pin).await,
@@ -614,4 +568,44 @@ async fn an_agent_to_the_letter_picks_up_by_pin_online_and_while_offline() {
     }
     assert_valid(&grant, &memory.grants[&locker]);
     agent.kill().await;
+}
+
+/// Drops the `nth` item for one receiver at the document agent's locker and
+/// closes the door once it has opened: the item stored, its notice read and
+/// its grant kept by the agent.
+async fn stored_with_pass(
+    app: &TestApp,
+    admin: &str,
+    sender: &str,
+    agent: &DocAgent,
+    locker: i64,
+    nth: usize,
+) -> (Value, Pass) {
+    const RECEIVER: &str = "pin@example.com";
+    let opened = |memory: &crate::doc_agent::Memory| memory.opens.get(&locker).copied();
+    let before = opened(&agent.memory.lock().unwrap()).unwrap_or(0);
+    let (status, dropped) = app
+        .drop_item(sender, &json!(locker), json!({"receiver_email": RECEIVER}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dropped}");
+    app.wait_until("the drop's door open", || async {
+        opened(&agent.memory.lock().unwrap()) == Some(before + 1)
+    })
+    .await;
+    agent.close_door(locker).await;
+    app.wait_until("stored", || async {
+        item(app, admin, &dropped["id"]).await["status"] == "STORED"
+    })
+    .await;
+    let notices = app.smtp.wait_for(RECEIVER, nth, WAIT).await;
+    let pass = pass_in(&notices[nth - 1].body());
+    app.wait_until("the grant kept", || async {
+        let memory = agent.memory.lock().unwrap();
+        memory
+            .grants
+            .get(&locker)
+            .is_some_and(|g| g["item_id"] == dropped["id"] && g["state"] == "granted")
+    })
+    .await;
+    (dropped, pass)
 }
