@@ -114,7 +114,6 @@ impl Exchange {
         let Some(item) = item else {
             return Err(Error::InvalidCode);
         };
-        notices::regrant(&mut tx, &item, trace_id, now).await?;
         if door_opening {
             notices::unlock(
                 &mut tx,
@@ -134,6 +133,9 @@ impl Exchange {
         } else {
             notices::leave(&mut tx, &item, trace_id, now).await?;
         }
+        // After the unlock: the relay publishes in order, and the person at
+        // the door waits on the unlock, not on the grant's revocation.
+        notices::regrant(&mut tx, &item, trace_id, now).await?;
         tx.commit().await.map_err(Error::Commit)?;
         self.relay.wake();
         Ok(Collected { item, door_opening })
