@@ -9,7 +9,7 @@ dir=$(mktemp -d)
 export DATABASE_URL="sqlite://$dir/bench.db" LISTEN_ADDR=127.0.0.1:18080 MQTT_EMBEDDED_ADDR=127.0.0.1:18884
 export SMTP_HOST=127.0.0.1 SMTP_PORT=12525 SMTP_TLS=none EMAIL_FROM=lockers@bench.test
 export OTP_RATE_PER_LOCKER=1000000 OTP_RATE_PER_CLIENT=1000000 OTP_RATE_PER_CONTACT=1000000 COLLECT_RATE_PER_CLIENT=1000000
-export RUST_LOG=warn
+export RUST_LOG=${RUST_LOG:-warn}
 "${CARGO_TARGET_DIR:-target}/$profile/locker-exchange" > "$dir/stack.log" 2>&1 &
 stack=$!
 trap 'kill $stack 2>/dev/null || true; rm -rf "$dir"' EXIT

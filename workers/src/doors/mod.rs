@@ -3,11 +3,15 @@
 //! of every agent's acks and door events (a shared subscription, so several
 //! processes split them) and every agent's status, applying each once (by
 //! event id, so a broker without shared subscriptions only costs duplicates
-//! that are recognised and skipped).
+//! that are recognised and skipped). Messages are applied by parallel lanes
+//! and acknowledged in the order they arrived, as MQTT requires.
 
 mod apply;
 mod pickups;
 pub mod tracker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use locker_core::backoff::{Outage, Reconnect};
@@ -17,7 +21,7 @@ use locker_core::store::doors::Outstanding;
 use locker_protocol::{self as mqtt, Command, Grant, MqttEndpoint, Topics, agent_key};
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -71,10 +75,16 @@ impl DoorLink {
         let task = tokio::spawn(async move {
             // Applying waits on the database; sending commands and reading
             // the socket must not wait behind it.
-            let (queues, appliers) = match &applier {
+            let (queues, mut appliers) = match &applier {
                 Some(applier) => spawn_appliers(applier, &client, &topics),
                 None => (Vec::new(), JoinSet::new()),
             };
+            // QoS 1 messages are acknowledged in the order they arrived
+            // (MQTT 3.1.1, 4.6), each once applied, whichever lane applied
+            // it; a broker may drop a client that does otherwise.
+            let (in_order, unacked) = mpsc::unbounded_channel();
+            let connection = Arc::new(AtomicU64::new(0));
+            appliers.spawn(ack_in_order(client.clone(), unacked, connection.clone()));
             let mut link = Reconnect::new(Outage::new("MQTT broker"));
             loop {
                 let event = tokio::select! {
@@ -83,6 +93,8 @@ impl DoorLink {
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        // What the last connection left unacknowledged comes again.
+                        connection.fetch_add(1, Ordering::SeqCst);
                         link.recovered();
                         tracing::info!("connected to the MQTT broker");
                         if applier.is_some()
@@ -92,13 +104,18 @@ impl DoorLink {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let (applied, done) = oneshot::channel();
+                        let current = connection.load(Ordering::SeqCst);
+                        let _ = in_order.send((publish.clone(), current, done));
                         let lane = topics.parse(&publish.topic).map(|(agent, _)| shard(agent));
                         match lane.and_then(|n| queues.get(n)) {
                             Some(queue) => tokio::select! {
                                 () = shutdown.cancelled() => break,
-                                _ = queue.send(publish) => {}
+                                _ = queue.send((publish, applied)) => {}
                             },
-                            None => ack(&client, &publish),
+                            None => {
+                                let _ = applied.send(());
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -112,7 +129,6 @@ impl DoorLink {
                 }
             }
             // Unacknowledged messages come again with the persistent session.
-            let mut appliers = appliers;
             appliers.abort_all();
             while appliers.join_next().await.is_some() {}
             let _ = client.try_disconnect();
@@ -179,9 +195,31 @@ fn shard(agent_id: &str) -> usize {
     }) % APPLIERS
 }
 
-fn ack(client: &AsyncClient, publish: &Publish) {
-    if let Err(error) = client.try_ack(publish) {
-        tracing::warn!(%error, "cannot acknowledge an MQTT message");
+/// A message received, on which connection, and word once it is applied.
+type Received = (Publish, u64, oneshot::Receiver<()>);
+
+/// A message for an applier, and where to say it is applied.
+type ToApply = (Publish, oneshot::Sender<()>);
+
+/// Acknowledges messages in the order they arrived, each once applied. A
+/// message from an earlier connection is not acknowledged: the persistent
+/// session delivers it again.
+async fn ack_in_order(
+    client: AsyncClient,
+    mut received: mpsc::UnboundedReceiver<Received>,
+    connection: Arc<AtomicU64>,
+) {
+    while let Some((publish, on, applied)) = received.recv().await {
+        if applied.await.is_err() {
+            // Its applier stopped (shutdown): neither it nor any later one
+            // may be acknowledged.
+            return;
+        }
+        if on == connection.load(Ordering::SeqCst)
+            && let Err(error) = client.try_ack(&publish)
+        {
+            tracing::warn!(%error, "cannot acknowledge an MQTT message");
+        }
     }
 }
 
@@ -189,14 +227,14 @@ fn spawn_appliers(
     applier: &Applier,
     client: &AsyncClient,
     topics: &Topics,
-) -> (Vec<mpsc::Sender<Publish>>, JoinSet<()>) {
+) -> (Vec<mpsc::Sender<ToApply>>, JoinSet<()>) {
     let mut tasks = JoinSet::new();
     let queues = (0..APPLIERS)
         .map(|_| {
-            let (queue, mut incoming) = mpsc::channel::<Publish>(APPLY_QUEUE);
+            let (queue, mut incoming) = mpsc::channel::<ToApply>(APPLY_QUEUE);
             let (applier, client, topics) = (applier.clone(), client.clone(), topics.clone());
             tasks.spawn(async move {
-                while let Some(publish) = incoming.recv().await {
+                while let Some((publish, applied)) = incoming.recv().await {
                     apply::until_applied(
                         &applier,
                         &client,
@@ -205,7 +243,7 @@ fn spawn_appliers(
                         &publish.payload,
                     )
                     .await;
-                    ack(&client, &publish);
+                    let _ = applied.send(());
                 }
             });
             queue
@@ -235,4 +273,60 @@ async fn subscribe(
     client
         .subscribe(topics.all("status"), QoS::AtLeastOnce)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rumqttc::Request;
+
+    use super::*;
+
+    fn publish(pkid: u16) -> Publish {
+        let mut publish = Publish::new("lockerx/agents/a/events", QoS::AtLeastOnce, vec![]);
+        publish.pkid = pkid;
+        publish
+    }
+
+    /// Lanes finish in any order; the acknowledgements leave in the order
+    /// the messages came, and none for a message of an earlier connection.
+    #[tokio::test]
+    async fn messages_are_acknowledged_in_the_order_they_arrived() {
+        let (requests_tx, requests) = flume::unbounded();
+        let client = AsyncClient::from_senders(requests_tx);
+        let (in_order, unacked) = mpsc::unbounded_channel();
+        let connection = Arc::new(AtomicU64::new(1));
+        tokio::spawn(ack_in_order(client, unacked, connection));
+        let mut applied = Vec::new();
+        for (pkid, on) in [(7, 0), (1, 1), (2, 1), (3, 1)] {
+            let (done, waiting) = oneshot::channel();
+            in_order.send((publish(pkid), on, waiting)).unwrap();
+            applied.push(done);
+        }
+        let acked = || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            requests
+                .try_iter()
+                .map(|request| match request {
+                    Request::PubAck(ack) => ack.pkid,
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut applied = applied.into_iter();
+        let (old, first, second, third) = (
+            applied.next().unwrap(),
+            applied.next().unwrap(),
+            applied.next().unwrap(),
+            applied.next().unwrap(),
+        );
+        third.send(()).unwrap();
+        old.send(()).unwrap();
+        assert_eq!(acked().await, Vec::<u16>::new(), "1 is not applied yet");
+        first.send(()).unwrap();
+        assert_eq!(acked().await, [1]);
+        second.send(()).unwrap();
+        assert_eq!(acked().await, [2, 3]);
+    }
 }
