@@ -13,15 +13,17 @@ use serde_json::{Value, json};
 
 use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
 
-const RECEIVER: &str = "receiver@example.com";
+pub(crate) const RECEIVER: &str = "receiver@example.com";
 
-struct Site {
-    app: TestApp,
-    admin: String,
-    sender: String,
+/// A stack, an admin and a sender, with lockers at "Mall Entrance" whose
+/// doors agents drive.
+pub(crate) struct Site {
+    pub app: TestApp,
+    pub admin: String,
+    pub sender: String,
 }
 
-async fn site() -> Site {
+pub(crate) async fn site() -> Site {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let sender = app.user_token("sender@example.com").await;
@@ -29,7 +31,7 @@ async fn site() -> Site {
 }
 
 impl Site {
-    async fn locker(&self, agent: &str) -> i64 {
+    pub async fn locker(&self, agent: &str) -> i64 {
         let (status, locker) = self
             .app
             .post(
@@ -42,7 +44,7 @@ impl Site {
         locker["id"].as_i64().unwrap()
     }
 
-    async fn drop_item(&self, locker: i64) -> Value {
+    pub async fn drop_item(&self, locker: i64) -> Value {
         let (status, item) = self
             .app
             .drop_item(
@@ -55,21 +57,21 @@ impl Site {
         item
     }
 
-    async fn item(&self, item: &Value) -> Value {
+    pub async fn item(&self, item: &Value) -> Value {
         self.app
             .get(&format!("/Items/{}", item["id"]), Some(&self.admin))
             .await
             .1
     }
 
-    async fn locker_view(&self, id: i64) -> Value {
+    pub async fn locker_view(&self, id: i64) -> Value {
         self.app
             .get(&format!("/lockers/{id}"), Some(&self.admin))
             .await
             .1
     }
 
-    async fn wait_status(&self, item: &Value, status: &str) {
+    pub async fn wait_status(&self, item: &Value, status: &str) {
         self.app
             .wait_until(&format!("item {} {status}", item["id"]), || async {
                 self.item(item).await["status"] == status
@@ -77,7 +79,7 @@ impl Site {
             .await;
     }
 
-    async fn wait_door(&self, agent: &crate::agents::TestAgent, locker: i64, open: bool) {
+    pub async fn wait_door(&self, agent: &crate::agents::TestAgent, locker: i64, open: bool) {
         self.app
             .wait_until(&format!("door {locker} open={open}"), || async {
                 agent.doors.is_open(locker) == open

@@ -15,16 +15,10 @@ use serde_json::{Value, json};
 
 use crate::agents::TestAgent;
 use crate::console_browser::Browser;
+use crate::doors::{RECEIVER, Site, site};
 use crate::helpers::{AGENT_SECRET, TestApp, WAIT};
 
-const RECEIVER: &str = "receiver@example.com";
 const SENDER: &str = "sender@example.com";
-
-struct Site {
-    app: TestApp,
-    admin: String,
-    sender: String,
-}
 
 /// What the deposit notice gave the receiver.
 pub(crate) struct Pass {
@@ -33,56 +27,11 @@ pub(crate) struct Pass {
     pub link: String,
 }
 
-async fn site() -> Site {
-    let app = TestApp::spawn().await;
-    let admin = app.admin_token().await;
-    let sender = app.user_token(SENDER).await;
-    Site { app, admin, sender }
-}
-
 impl Site {
-    async fn locker(&self, agent: &str) -> i64 {
-        let body = json!({"location": "Mall Entrance", "name": "D1", "agent_id": agent});
-        self.app.locker_with(&self.admin, body).await["id"]
-            .as_i64()
-            .unwrap()
-    }
-
-    async fn item(&self, item: &Value) -> Value {
-        self.app
-            .get(&format!("/Items/{}", item["id"]), Some(&self.admin))
-            .await
-            .1
-    }
-
-    async fn wait_status(&self, item: &Value, status: &str) {
-        self.app
-            .wait_until(&format!("item {} {status}", item["id"]), || async {
-                self.item(item).await["status"] == status
-            })
-            .await;
-    }
-
-    async fn wait_door(&self, agent: &TestAgent, locker: i64, open: bool) {
-        self.app
-            .wait_until(&format!("door {locker} open={open}"), || async {
-                agent.doors.is_open(locker) == open
-            })
-            .await;
-    }
-
     /// Drops an item through the agent's door and returns it stored, with
     /// the pass its receiver was sent.
     async fn stored(&self, agent: &TestAgent, locker: i64) -> (Value, Pass) {
-        let (status, item) = self
-            .app
-            .drop_item(
-                &self.sender,
-                &json!(locker),
-                json!({"receiver_email": RECEIVER}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{item}");
+        let item = self.drop_item(locker).await;
         self.wait_door(agent, locker, true).await;
         agent.doors.close(locker);
         self.wait_status(&item, "STORED").await;
