@@ -29,7 +29,8 @@ fn mac(key: &[u8], bytes: &[u8]) -> HmacSha256 {
     mac
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -3,7 +3,6 @@
 //! most `otp_max_attempts` times, each try counted before it is checked, and
 //! spent once: of two collects with one code, one wins.
 
-use locker_protocol::PickupMethod;
 use sqlx::AnyConnection;
 
 use super::notices::{self, item_entry};
@@ -106,10 +105,8 @@ impl Exchange {
         // stored): of two collects, one wins.
         let item = match spent {
             Spent::Code(hash) => spend(&mut tx, item_id, hash, door_opening, now).await?,
-            Spent::Pass(method) if door_opening => {
-                spend_pass(&mut tx, item_id, method, now).await?
-            }
-            Spent::Pass(_) => None,
+            Spent::Pass if door_opening => spend_pass(&mut tx, item_id, now).await?,
+            Spent::Pass => None,
         };
         let Some(item) = item else {
             return Err(Error::InvalidCode);
@@ -147,7 +144,7 @@ impl Exchange {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Spent<'a> {
     Code(&'a str),
-    Pass(PickupMethod),
+    Pass,
 }
 
 /// The receiver's pickup PIN or QR code, right, at the locker: the item is
@@ -156,7 +153,6 @@ pub(super) enum Spent<'a> {
 async fn spend_pass(
     conn: &mut AnyConnection,
     item_id: i64,
-    method: PickupMethod,
     now: Millis,
 ) -> Result<Option<Item>, sqlx::Error> {
     let row = sqlx::query(statement!(
@@ -170,15 +166,7 @@ async fn spend_pass(
     .bind(now)
     .fetch_optional(conn)
     .await?;
-    let item = row.as_ref().map(from_row).transpose()?;
-    if let Some(item) = &item {
-        tracing::info!(
-            item_id = item.id,
-            method = method.as_str(),
-            "pickup pass spent"
-        );
-    }
-    Ok(item)
+    row.as_ref().map(from_row).transpose()
 }
 
 /// The right code spends it, once: the item is released through its door

@@ -23,7 +23,7 @@ pub enum Entered {
     /// Not the pass of the item waiting there (or none waits).
     WrongCode,
     /// Too many wrong codes for that item: nothing is checked until then.
-    CoolingDown(Millis),
+    CoolingDown,
 }
 
 /// What an offline collection report did.
@@ -54,8 +54,8 @@ impl Exchange {
         let Some(pass) = pickups::for_locker(pool, locker_id).await? else {
             return Ok(Entered::WrongCode);
         };
-        if let Some(until) = pass.locked_until.filter(|until| *until > now) {
-            return Ok(Entered::CoolingDown(until));
+        if pass.locked_until.is_some_and(|until| until > now) {
+            return Ok(Entered::CoolingDown);
         }
         let hash = match method {
             PickupMethod::Pin => &pass.pin_hash,
@@ -73,8 +73,7 @@ impl Exchange {
             return Ok(Entered::WrongCode);
         }
         let released =
-            once_more(|| self.release(locker_id, pass.item_id, Spent::Pass(method), trace_id))
-                .await;
+            once_more(|| self.release(locker_id, pass.item_id, Spent::Pass, trace_id)).await;
         match released {
             Ok(collected) => Ok(Entered::Released(Box::new(collected))),
             // Collected another way in the meantime.

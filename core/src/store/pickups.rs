@@ -18,19 +18,19 @@ pub struct NewPass {
     pub token_digest: String,
 }
 
-/// Keeps the item's pass while it is stored in a locker; false when it
-/// already has one (every try of the notice derives the same) or is no
-/// longer stored.
+/// Keeps the item's pass while it is stored in a locker, and says which
+/// locker; `None` when it already has one (every try of the notice derives
+/// the same) or is no longer stored.
 pub async fn issue<'e>(
     executor: impl Executor<'e, Database = Any>,
     pass: &NewPass,
     now: Millis,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
         "INSERT INTO pickup_passes (item_id, locker_id, salt, pin_hash, qr_hash, token_digest, issued_at) \
          SELECT id, locker_id, $2, $3, $4, $5, $6 FROM items \
          WHERE id = $1 AND status = $7 AND locker_id IS NOT NULL \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING RETURNING locker_id",
     )
     .bind(pass.item_id)
     .bind(pass.salt.clone())
@@ -39,9 +39,8 @@ pub async fn issue<'e>(
     .bind(pass.token_digest.clone())
     .bind(now)
     .bind(STORED)
-    .execute(executor)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    .fetch_optional(executor)
+    .await
 }
 
 /// True when the item has a pass (so its locker's agent holds a grant).
@@ -243,8 +242,5 @@ pub async fn reply_of<'e>(
 /// random-looking bits, so its digest needs no salt.
 pub fn token_digest(token: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    locker_protocol::signing::hex(&Sha256::digest(token.as_bytes()))
 }

@@ -65,7 +65,7 @@ pub async fn entry(
                 None
             }
             Entered::WrongCode => Some(ReplyReason::WrongCode),
-            Entered::CoolingDown(_) => Some(ReplyReason::CoolingDown),
+            Entered::CoolingDown => Some(ReplyReason::CoolingDown),
         }
     };
     let reason = refused.map(ReplyReason::as_str);

@@ -9,6 +9,7 @@ use locker_core::jobs::{GrantJob, Job};
 use locker_core::store::outbox;
 use locker_core::store::pickups::{self, NewPass, token_digest};
 use locker_protocol::pass_hash;
+use locker_protocol::signing::hex;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
@@ -42,8 +43,7 @@ pub async fn issue(
     };
     let now = ctx.clock.now_millis();
     let mut tx = ctx.db.begin().await?;
-    if pickups::issue(&mut *tx, &pass, now).await? {
-        let locker_id = locker_of(&mut tx, item_id).await?;
+    if let Some(locker_id) = pickups::issue(&mut *tx, &pass, now).await? {
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,
         });
@@ -57,13 +57,6 @@ pub async fn issue(
         .as_ref()
         .map(|url| format!("{url}/pickup/{token}"));
     Ok(Some(Pass { pin, link }))
-}
-
-async fn locker_of(conn: &mut sqlx::AnyConnection, item_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT locker_id FROM pickup_passes WHERE item_id = $1")
-        .bind(item_id)
-        .fetch_one(conn)
-        .await
 }
 
 fn derive(secret: &[u8], what: &str, item_id: i64) -> [u8; 32] {
@@ -82,10 +75,6 @@ fn pin_for(secret: &[u8], item_id: i64) -> String {
 /// 128 bits, as 32 hex characters: what the QR code holds.
 fn token_for(secret: &[u8], item_id: i64) -> String {
     hex(&derive(secret, "token", item_id)[..16])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
