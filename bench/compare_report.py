@@ -76,6 +76,10 @@ def main():
             print(f"\n{label}: errors {errors if errors else 'none'}")
             for line in ratios(report):
                 print(f"- {line}")
+            machine = report.get("machine")
+            if machine:
+                top = ", ".join(f"{c} {v:.1f}" for c, v in machine["by_command"][:8])
+                print(f"- machine busy {machine['busy_cpu_seconds']:.1f} of {machine['cpu_seconds']:.1f} CPU s: {top}")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
     scenarios::wait_online(&api, &admin, &agents).await?;
 
     let before = probe::sample_all(&pids);
+    let machine_before = probe::sample_machine();
     let progress = progress_line(api.clone());
     let started = Instant::now();
     let rec = match opts.scenario {
@@ -175,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
     progress.abort();
     eprintln!();
     let usage = probe::usage(&before, &probe::sample_all(&pids));
+    let machine = probe::machine_usage(&machine_before, &probe::sample_machine());
     site.stop().await;
 
     let summaries = rec.summaries(elapsed);
@@ -209,6 +211,18 @@ async fn main() -> anyhow::Result<()> {
             None => println!("{name:<10} not visible"),
         }
     }
+    println!(
+        "machine    busy {:.1} of {:.1} cpu s; {}",
+        machine.busy_cpu_seconds,
+        machine.cpu_seconds,
+        machine
+            .by_command
+            .iter()
+            .take(8)
+            .map(|(c, s)| format!("{c} {s:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if let Some(c) = &ceilings {
         print_ceilings(c, &summaries);
     }
@@ -219,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
         "series": summaries,
         "errors": rec.errors,
         "processes": usage,
+        "machine": machine,
         "ceilings": ceilings,
     });
     if let Some(path) = &opts.json {

@@ -73,6 +73,91 @@ pub fn sample_all(pids: &BTreeMap<String, u32>) -> BTreeMap<String, Option<ProcS
     pids.iter().map(|(n, p)| (n.clone(), sample(*p))).collect()
 }
 
+/// Every process's CPU ticks by pid (with its command name), and the
+/// machine's busy and total ticks: the whole machine's share-out of a run,
+/// beyond the processes named (PostgreSQL's backends, the broker, ...).
+pub struct MachineSample {
+    processes: BTreeMap<u32, (String, u64)>,
+    busy: u64,
+    total: u64,
+}
+
+pub fn sample_machine() -> MachineSample {
+    let mut processes = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let command = head.split_once(" (").map_or("", |(_, c)| c).to_owned();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        processes.insert(pid, (command, ticks(11) + ticks(12)));
+    }
+    // The first line of /proc/stat: user nice system idle iowait irq softirq steal.
+    let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = line
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    MachineSample {
+        processes,
+        busy: total - idle,
+        total,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MachineUsage {
+    /// CPU seconds the machine was busy, of all its cores' seconds.
+    pub busy_cpu_seconds: f64,
+    pub cpu_seconds: f64,
+    /// CPU seconds by command name, biggest first (processes that ended
+    /// during the run are missing).
+    pub by_command: Vec<(String, f64)>,
+}
+
+pub fn machine_usage(before: &MachineSample, after: &MachineSample) -> MachineUsage {
+    let hz = clock_ticks();
+    let mut by_command: BTreeMap<&str, u64> = BTreeMap::new();
+    for (pid, (command, ticks)) in &after.processes {
+        let earlier = match before.processes.get(pid) {
+            Some((c, t)) if c == command => *t,
+            Some(_) => continue,
+            None => 0,
+        };
+        *by_command.entry(command).or_default() += ticks.saturating_sub(earlier);
+    }
+    let mut by_command: Vec<(String, f64)> = by_command
+        .into_iter()
+        .filter(|(_, t)| *t > 0)
+        .map(|(c, t)| (c.to_owned(), t as f64 / hz))
+        .collect();
+    by_command.sort_by(|a, b| b.1.total_cmp(&a.1));
+    MachineUsage {
+        busy_cpu_seconds: after.busy.saturating_sub(before.busy) as f64 / hz,
+        cpu_seconds: after.total.saturating_sub(before.total) as f64 / hz,
+        by_command,
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Argon2Ceiling {
     pub cores: usize,

@@ -1,18 +1,24 @@
-//! Argon2id hashing of passwords and one-time codes, off the async threads,
-//! at most one per core at a time, each in working memory (19 MiB) kept for
-//! the next: allocated afresh on whichever blocking thread runs it, that
-//! memory stays behind in the allocator's per-thread arenas, and a burst
-//! left the process holding gigabytes.
+//! Argon2id hashing of passwords and one-time codes on threads of its own,
+//! one per core, each in working memory (19 MiB) kept for the next hash.
+//!
+//! Those threads run at the lowest scheduling priority (nice 19). A hash is
+//! tens of milliseconds of CPU that nobody waits on to the millisecond; the
+//! door path (HTTP, database, queue, MQTT) is short bursts somebody at a
+//! locker waits on. At the same priority, a burst of codes and collects
+//! queued every door command behind whole hashes on both cores; now the
+//! kernel runs the short work first and hashes in what is left, which on a
+//! busy machine is most of it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use thread_priority::ThreadPriority;
+use tokio::sync::oneshot;
 use tracing::Span;
 
 /// OWASP's recommended Argon2id parameters: 19 MiB, 2 passes, 1 lane.
@@ -21,14 +27,16 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Argon2's working memory, one per hash running.
+/// Argon2's working memory, one per hashing thread.
 type Memory = Vec<Block>;
+
+/// A hash to run, handed to whichever hashing thread is free first.
+type Work = Box<dyn FnOnce(&mut Memory) + Send>;
 
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
-    /// Working memory of finished hashes, for the next (one per permit).
-    memory: Arc<Mutex<Vec<Memory>>>,
+    /// The hashing threads' queue; they end when the last `Hasher` is dropped.
+    work: mpsc::Sender<Work>,
     /// Verified against when there is nothing to verify against (an unknown
     /// account), so that costs the same time as a wrong secret.
     dummy_hash: Arc<str>,
@@ -38,19 +46,27 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new() -> anyhow::Result<Self> {
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // More at once only queues them on the cores, holding memory.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (work, queue) = mpsc::channel::<Work>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || hashing_thread(&queue))
+                .context("cannot start a hashing thread")?;
+        }
         let dummy_hash = hash_blocking("locker-exchange timing equaliser")?;
         Ok(Self {
-            // More at once only queues them on the cores, holding memory.
-            permits: Arc::new(Semaphore::new(parallel)),
-            memory: Arc::default(),
+            work,
             dummy_hash: dummy_hash.into(),
             verifications: Arc::default(),
         })
     }
 
     pub async fn hash(&self, secret: SecretString) -> anyhow::Result<String> {
-        self.blocking(move |memory| hash_with(secret.expose_secret(), memory))
+        self.run(move |memory| hash_with(secret.expose_secret(), memory))
             .await?
     }
 
@@ -65,7 +81,7 @@ impl Hasher {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
-            .blocking(move |memory| verify_with(secret.expose_secret(), &hash, memory))
+            .run(move |memory| verify_with(secret.expose_secret(), &hash, memory))
             .await??;
         Ok(known && matches)
     }
@@ -75,25 +91,38 @@ impl Hasher {
         self.verifications.load(Ordering::Relaxed)
     }
 
-    async fn blocking<T: Send + 'static>(
+    async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        let (answer, answered) = oneshot::channel();
         let span = Span::current();
-        let kept = self.memory.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut memory = kept
-                .lock()
-                .expect("hasher memory")
-                .pop()
-                .unwrap_or_default();
-            let result = span.in_scope(|| work(&mut memory));
-            kept.lock().expect("hasher memory").push(memory);
-            result
-        })
-        .await
-        .context("hashing task failed")
+        self.work
+            .send(Box::new(move |memory: &mut Memory| {
+                // Nobody waits any more (the request was dropped): skip it.
+                if !answer.is_closed() {
+                    let _ = answer.send(span.in_scope(|| work(memory)));
+                }
+            }))
+            .ok()
+            .context("hashing threads stopped")?;
+        answered.await.context("hashing thread failed")
+    }
+}
+
+fn hashing_thread(queue: &Mutex<mpsc::Receiver<Work>>) {
+    if let Err(error) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
+        tracing::warn!(?error, "cannot lower the hashing thread's priority");
+    }
+    let mut memory = Memory::new();
+    loop {
+        // The lock is held only while waiting for the next hash.
+        let next = queue
+            .lock()
+            .map_err(drop)
+            .and_then(|q| q.recv().map_err(drop));
+        let Ok(work) = next else { return };
+        work(&mut memory);
     }
 }
 
@@ -202,6 +231,40 @@ mod tests {
                 .verify("locker-exchange timing equaliser".to_owned().into(), None)
                 .await
                 .unwrap()
+        );
+    }
+
+    /// The door path's short work runs before hashes: the hashing threads
+    /// are at the lowest priority, the rest of the process is not.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_on_their_own_threads_at_the_lowest_priority() {
+        let hasher = Hasher::new().unwrap();
+        hasher.hash("warm".to_owned().into()).await.unwrap();
+        let nice_of = |name_prefix: &str| -> Vec<i64> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .filter_map(|task| {
+                    let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                    let (head, rest) = stat.rsplit_once(") ")?;
+                    let name = head.split_once(" (")?.1;
+                    // Field 19 of stat (the 17th after the name) is the nice value.
+                    let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+                    name.starts_with(name_prefix).then_some(nice)
+                })
+                .collect()
+        };
+        let hashing = nice_of("argon2-");
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert!(
+            hashing.len() >= cores,
+            "one hashing thread per core: {hashing:?}"
+        );
+        assert!(hashing.iter().all(|n| *n == 19), "{hashing:?}");
+        assert!(
+            nice_of("").contains(&0),
+            "the other threads keep their priority"
         );
     }
 

@@ -295,6 +295,54 @@ async fn forged_expired_and_replayed_commands_are_refused_and_change_nothing() {
     assert_eq!(s.app.count("SELECT COUNT(*) FROM items").await, 0);
 }
 
+/// A door's state is what its own agent last saw: a report about a locker
+/// another agent drives is kept but changes nothing, and a report older
+/// than the one shown does not overwrite it.
+#[tokio::test]
+async fn door_reports_count_only_from_the_lockers_agent_and_newest_first() {
+    let s = site().await;
+    let mine = s.locker("site-7").await;
+    let theirs = s.locker("site-8").await;
+    let (client, _acks) = raw_client(&s.app, "site-7").await;
+    let topic = format!("{}/agents/site-7/events", s.app.doors.topic_root);
+    let now = SystemClock.now_millis();
+    let mut sent = 0;
+    let mut report = async |id: &str, locker: i64, kind: &str, at: i64| {
+        let event = json!({"id": id, "locker_id": locker, "kind": kind, "at": at});
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, event.to_string())
+            .await
+            .unwrap();
+        sent += 1;
+        let recorded = sent;
+        s.app
+            .wait_until(&format!("report {id} recorded"), || async {
+                s.app.count("SELECT COUNT(*) FROM door_events").await == recorded
+            })
+            .await;
+    };
+    let door = async |locker: i64| s.locker_view(locker).await["door"].clone();
+    let before = door(theirs).await;
+
+    report("e-1", theirs, "door_opened", now).await;
+    assert_eq!(
+        door(theirs).await,
+        before,
+        "another agent's door is not mine to report"
+    );
+
+    report("e-2", mine, "door_opened", now).await;
+    assert_eq!(door(mine).await, "open");
+    report("e-3", mine, "door_closed", now - 10_000).await;
+    assert_eq!(
+        door(mine).await,
+        "open",
+        "an older report does not overwrite a newer one"
+    );
+    report("e-4", mine, "door_closed", now + 1).await;
+    assert_eq!(door(mine).await, "closed");
+}
+
 #[tokio::test]
 async fn a_drop_whose_door_never_opens_is_cancelled_and_the_sender_told() {
     let s = site().await;

@@ -10,6 +10,7 @@ use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, statement};
 use crate::clock::Millis;
 use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
+use crate::store::doors::AnswerStored;
 use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::{audit, doors, lockers};
 
@@ -33,16 +34,15 @@ impl Exchange {
             tx.commit().await.map_err(Error::Commit)?;
             return Ok(DoorOutcome::Duplicate);
         }
-        let driver = doors::agent_of(&mut *tx, event.locker_id).await?.flatten();
-        if driver.as_deref() != Some(agent_id) {
-            tx.commit().await.map_err(Error::Commit)?;
-            return Ok(DoorOutcome::NotItsLocker);
-        }
         let door = match event.kind {
             DoorEventKind::DoorClosed => DoorState::Closed,
             DoorEventKind::DoorOpened | DoorEventKind::DoorLeftOpen => DoorState::Open,
         };
-        lockers::set_door(&mut *tx, event.locker_id, door, event.at).await?;
+        // Recorded only where the agent drives the door (one statement).
+        if !lockers::set_door(&mut *tx, event.locker_id, agent_id, door, event.at).await? {
+            tx.commit().await.map_err(Error::Commit)?;
+            return Ok(DoorOutcome::NotItsLocker);
+        }
         let command = event.command_id.as_deref().unwrap_or_default();
         let item = match event.kind {
             DoorEventKind::DoorOpened => {
@@ -129,7 +129,8 @@ impl Exchange {
         let mut tx = self.db.begin().await?;
         let stored = doors::record_ack(&mut *tx, agent_id, ack, now).await?;
         let ran = ack.ok || ack.reason == Some(AckReason::Replayed);
-        if stored && ran {
+        // Only an unlock reported failed has an item flagged.
+        if stored == (AnswerStored::Yes { was_failed: true }) && ran {
             let cleared: Vec<i64> = sqlx::query_scalar(
                 "UPDATE items SET unlock_failed_at = NULL, updated_at = $2 \
                  WHERE unlock_command_id = $1 AND unlock_failed_at IS NOT NULL RETURNING id",
@@ -149,13 +150,13 @@ impl Exchange {
                 };
                 audit::record(&mut *tx, entry).await?;
             }
-        } else if stored {
+        } else if stored != AnswerStored::No && !ran {
             let reason = ack.reason.map_or("no reason", AckReason::as_str);
             let why = format!("agent {agent_id} refused: {reason}");
             command_failed(&mut tx, &ack.command_id, &why, now).await?;
         }
         tx.commit().await.map_err(Error::Commit)?;
-        Ok(stored)
+        Ok(stored != AnswerStored::No)
     }
 
     /// A command can no longer run and no answer said it ran: the door did

@@ -9,7 +9,6 @@ use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 
 pub struct NewCommand<'a> {
     pub id: &'a str,
-    pub agent_id: &'a str,
     pub locker_id: i64,
     pub item_id: Option<i64>,
     pub purpose: UnlockPurpose,
@@ -18,31 +17,35 @@ pub struct NewCommand<'a> {
     pub trace_id: &'a str,
 }
 
-/// A command as recorded: its lifetime as first issued, and whether it is
-/// still waiting for an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A command as recorded: the agent it is for and its lifetime as first
+/// issued, and whether it is still waiting for an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issued {
+    pub agent_id: String,
     pub issued_at: Millis,
     pub expires_at: Millis,
     /// Neither answered, nor seen opening a door, nor reported failed.
     pub outstanding: bool,
 }
 
-/// Records a command the first time it is issued (tracked from then on, to
-/// be sent again at `resend_at`) and returns it as first recorded: a command
-/// issued again (a redelivered job) is the same command, never a
-/// longer-lived one.
+/// Records a command for the agent that drives its locker the first time it
+/// is issued (tracked from then on, to be sent again at `resend_at`) and
+/// returns it as first recorded: a command issued again (a redelivered job)
+/// is the same command, for the same agent, never a longer-lived one. `None`
+/// when it was never recorded and its locker is gone or has no agent.
 pub async fn issue_command(
     conn: &mut sqlx::AnyConnection,
     command: NewCommand<'_>,
     resend_at: Millis,
-) -> Result<Issued, sqlx::Error> {
-    sqlx::query(
+) -> Result<Option<Issued>, sqlx::Error> {
+    // The first time (nearly always): one statement, the agent read with it.
+    let agent_id: Option<String> = sqlx::query_scalar(
         "INSERT INTO commands (id, agent_id, locker_id, item_id, purpose, issued_at, expires_at, trace_id, next_send_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+         SELECT $1, agent_id, id, $3, $4, $5, $6, $7, $8 FROM lockers \
+         WHERE id = $2 AND agent_id IS NOT NULL \
+         ON CONFLICT (id) DO NOTHING RETURNING agent_id",
     )
     .bind(command.id.to_owned())
-    .bind(command.agent_id.to_owned())
     .bind(command.locker_id)
     .bind(command.item_id)
     .bind(command.purpose.as_str())
@@ -50,23 +53,33 @@ pub async fn issue_command(
     .bind(command.expires_at)
     .bind(command.trace_id.to_owned())
     .bind(resend_at)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some(agent_id) = agent_id {
+        return Ok(Some(Issued {
+            agent_id,
+            issued_at: command.issued_at,
+            expires_at: command.expires_at,
+            outstanding: true,
+        }));
+    }
     let row = sqlx::query(
-        "SELECT issued_at, expires_at, CASE WHEN next_send_at IS NOT NULL AND acked_at IS NULL \
+        "SELECT agent_id, issued_at, expires_at, CASE WHEN next_send_at IS NOT NULL AND acked_at IS NULL \
          AND failed_at IS NULL THEN 1 ELSE 0 END AS outstanding FROM commands WHERE id = $1",
     )
     .bind(command.id.to_owned())
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    let Some(row) = row else { return Ok(None) };
     let issued_at: Millis = row.try_get("issued_at")?;
     // Rows from before lifetimes were recorded: as issued with today's ttl.
     let expires_at: Option<Millis> = row.try_get("expires_at")?;
-    Ok(Issued {
+    Ok(Some(Issued {
+        agent_id: row.try_get("agent_id")?,
         issued_at,
         expires_at: expires_at.unwrap_or(issued_at + (command.expires_at - command.issued_at)),
         outstanding: row.try_get::<i64, _>("outstanding")? != 0,
-    })
+    }))
 }
 
 /// A command waiting for an answer, as recorded.
@@ -183,30 +196,45 @@ fn rank_sql(ok: &str, reason: &str) -> String {
     )
 }
 
-/// Stores an agent's answer unless a better one is in; true when stored.
+/// What storing an answer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerStored {
+    /// A better (or the same) answer was in: nothing changed.
+    No,
+    /// Stored; `was_failed` when the command had been reported failed.
+    Yes { was_failed: bool },
+}
+
+/// Stores an agent's answer unless a better one is in.
 pub async fn record_ack<'e>(
     executor: impl Executor<'e, Database = Any>,
     agent_id: &str,
     ack: &Ack,
     now: Millis,
-) -> Result<bool, sqlx::Error> {
+) -> Result<AnswerStored, sqlx::Error> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "UPDATE commands SET acked_at = $3, ok = $4, reason = $5, next_send_at = NULL \
-             WHERE id = $1 AND agent_id = $2 AND (acked_at IS NULL OR {} < {})",
+             WHERE id = $1 AND agent_id = $2 AND (acked_at IS NULL OR {} < {}) \
+             RETURNING failed_at",
             rank_sql("ok", "reason"),
             rank_sql("$4", "$5"),
         )
     });
-    let done = sqlx::query(AssertSqlSafe(SQL.as_str()))
+    let failed_at: Option<Option<Millis>> = sqlx::query_scalar(AssertSqlSafe(SQL.as_str()))
         .bind(ack.command_id.clone())
         .bind(agent_id.to_owned())
         .bind(now)
         .bind(i64::from(ack.ok))
         .bind(ack.reason.map(AckReason::as_str))
-        .execute(executor)
+        .fetch_optional(executor)
         .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(match failed_at {
+        None => AnswerStored::No,
+        Some(failed_at) => AnswerStored::Yes {
+            was_failed: failed_at.is_some(),
+        },
+    })
 }
 
 /// The best answer to a command so far: `(ok, reason)`.

@@ -103,15 +103,7 @@ impl Guard {
                 tx.commit().await
             }
             Hold::Local { db, _lock, claims } => {
-                sqlx::query(
-                    "INSERT INTO job_runs (job_id, kind, done_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (job_id) DO UPDATE SET done_at = excluded.done_at",
-                )
-                .bind(self.job_id)
-                .bind(self.kind.as_str())
-                .bind(now)
-                .execute(db.pool())
-                .await?;
+                record_done(&db, self.job_id, self.kind, now).await?;
                 claims.forget(self.job_id);
                 Ok(())
             }
@@ -147,7 +139,27 @@ async fn claim_row(db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::E
     })
 }
 
-async fn is_done(db: &Db, job_id: i64) -> Result<bool, sqlx::Error> {
+/// Records a job done, claimed or not (one statement).
+pub async fn record_done(
+    db: &Db,
+    job_id: i64,
+    kind: JobKind,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_runs (job_id, kind, done_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (job_id) DO UPDATE SET done_at = excluded.done_at",
+    )
+    .bind(job_id)
+    .bind(kind.as_str())
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// True when a delivery of the job finished it.
+pub async fn is_done(db: &Db, job_id: i64) -> Result<bool, sqlx::Error> {
     let done: Option<Option<i64>> =
         sqlx::query_scalar("SELECT done_at FROM job_runs WHERE job_id = $1")
             .bind(job_id)

@@ -223,21 +223,29 @@ pub async fn apply<'e>(
     Ok(done.rows_affected() > 0)
 }
 
-/// Records what a locker's door sensor said.
+/// Records what a locker's door sensor said, as reported by `agent_id`:
+/// false (nothing recorded) when that agent does not drive the locker. A
+/// report older than the one recorded leaves the door as it is.
 pub async fn set_door<'e>(
     executor: impl Executor<'e, Database = Any>,
     id: i64,
+    agent_id: &str,
     door: DoorState,
     at: Millis,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE lockers SET door_state = $2, door_changed_at = $3 \
-         WHERE id = $1 AND (door_changed_at IS NULL OR door_changed_at <= $3)",
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lockers SET \
+           door_state = CASE WHEN door_changed_at IS NULL OR door_changed_at <= $3 \
+             THEN $2 ELSE door_state END, \
+           door_changed_at = CASE WHEN door_changed_at IS NULL OR door_changed_at <= $3 \
+             THEN $3 ELSE door_changed_at END \
+         WHERE id = $1 AND agent_id = $4",
     )
     .bind(id)
     .bind(door.as_str())
     .bind(at)
+    .bind(agent_id.to_owned())
     .execute(executor)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }

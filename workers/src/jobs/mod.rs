@@ -9,14 +9,34 @@ mod unlock;
 pub use pass::Pass;
 
 use locker_core::jobs::{DoorJob, Envelope, JobKind};
-use locker_core::store::job_runs::Claim;
+use locker_core::store::job_runs::{self, Claim};
 
 use crate::context::WorkerContext;
 use crate::error::JobError;
 
-/// Runs a job unless a delivery of it already did: the claim makes a
-/// duplicate wait for the first, then find it done.
+/// Runs a job unless a delivery of it already did.
 pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobError> {
+    let id = envelope.id;
+    match envelope.kind {
+        JobKind::Otp => {
+            let job = envelope.decode().map_err(undecodable)?;
+            claimed(ctx, envelope, otp::run(ctx, id, job)).await
+        }
+        JobKind::Notify => {
+            let job = envelope.decode().map_err(undecodable)?;
+            claimed(ctx, envelope, notify::run(ctx, id, &envelope.trace_id, job)).await
+        }
+        JobKind::Unlock => door_job(ctx, envelope).await,
+    }
+}
+
+/// Runs `work` under the job's claim: a duplicate delivery waits for the
+/// first, then finds it done.
+async fn claimed(
+    ctx: &WorkerContext,
+    envelope: &Envelope,
+    work: impl Future<Output = Result<(), JobError>>,
+) -> Result<(), JobError> {
     let guard = match ctx
         .claims
         .claim(&ctx.db, envelope.id, envelope.kind)
@@ -28,19 +48,30 @@ pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErro
         }
         Claim::Mine(guard) => guard,
     };
-    let undecodable =
-        |e: serde_json::Error| JobError::Permanent(format!("undecodable payload: {e}"));
-    match envelope.kind {
-        JobKind::Otp => otp::run(ctx, envelope.id, envelope.decode().map_err(undecodable)?).await?,
-        JobKind::Notify => {
-            let job = envelope.decode().map_err(undecodable)?;
-            notify::run(ctx, envelope.id, &envelope.trace_id, job).await?;
-        }
-        JobKind::Unlock => match envelope.decode().map_err(undecodable)? {
-            DoorJob::Unlock(job) => unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?,
-            DoorJob::Grant(job) => grant::run(ctx, job).await?,
-        },
-    }
+    work.await?;
     guard.finish(ctx.clock.now_millis()).await?;
     Ok(())
+}
+
+/// A door's job needs no claim: each is its own guard against running
+/// twice (an unlock's command is recorded once under the job's id and the
+/// agent runs a command id once; a grant publishes the state read when it
+/// runs). Two deliveries at once do no harm, so none holds a transaction
+/// open while it runs: a finished one is skipped, and marked done after.
+async fn door_job(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobError> {
+    if job_runs::is_done(&ctx.db, envelope.id).await? {
+        tracing::info!("already done; duplicate delivery ignored");
+        return Ok(());
+    }
+    let job = envelope.decode().map_err(undecodable)?;
+    match job {
+        DoorJob::Unlock(job) => unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?,
+        DoorJob::Grant(job) => grant::run(ctx, job).await?,
+    }
+    job_runs::record_done(&ctx.db, envelope.id, envelope.kind, ctx.clock.now_millis()).await?;
+    Ok(())
+}
+
+fn undecodable(e: serde_json::Error) -> JobError {
+    JobError::Permanent(format!("undecodable payload: {e}"))
 }

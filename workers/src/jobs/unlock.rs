@@ -31,27 +31,11 @@ pub async fn run(
         ));
     };
     let pool = ctx.db.pool();
-    let agent_id = match doors::agent_of(pool, job.locker_id).await? {
-        None => {
-            return Err(JobError::Permanent(format!(
-                "locker {} no longer exists",
-                job.locker_id
-            )));
-        }
-        Some(None) => {
-            return Err(JobError::Permanent(format!(
-                "locker {} has no agent",
-                job.locker_id
-            )));
-        }
-        Some(Some(agent)) => agent,
-    };
     let command_id = format!("job-{job_id}");
     let now = ctx.clock.now_millis();
     let config = &doors_link.config;
     let record = NewCommand {
         id: &command_id,
-        agent_id: &agent_id,
         locker_id: job.locker_id,
         item_id: job.item_id,
         purpose: job.purpose,
@@ -61,7 +45,15 @@ pub async fn run(
     };
     let resend_at = now + config.ack_timeout.as_millis() as Millis;
     let mut conn = pool.acquire().await?;
-    let issued = doors::issue_command(&mut conn, record, resend_at).await?;
+    let Some(issued) = doors::issue_command(&mut conn, record, resend_at).await? else {
+        let locker = job.locker_id;
+        return Err(match doors::agent_of(&mut *conn, locker).await? {
+            None => JobError::Permanent(format!("locker {locker} no longer exists")),
+            Some(None) => JobError::Permanent(format!("locker {locker} has no agent")),
+            // Given an agent just now: the next try finds it.
+            Some(Some(_)) => anyhow::anyhow!("locker {locker} was given an agent meanwhile").into(),
+        });
+    };
     if let Some(item_id) = job.item_id {
         items::set_unlock_command(&mut *conn, item_id, &command_id).await?;
     }
@@ -73,7 +65,7 @@ pub async fn run(
     }
     let command = Outstanding {
         id: command_id,
-        agent_id,
+        agent_id: issued.agent_id,
         locker_id: job.locker_id,
         issued_at: issued.issued_at,
         expires_at: issued.expires_at,
