@@ -20,7 +20,8 @@ pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErro
     match envelope.kind {
         JobKind::Otp => {
             let job = envelope.decode().map_err(undecodable)?;
-            claimed(ctx, envelope, otp::run(ctx, id, job)).await
+            let prepared = otp::prepare(ctx, id).await?;
+            claimed(ctx, envelope, otp::run(ctx, id, job, prepared)).await
         }
         JobKind::Notify => {
             let job = envelope.decode().map_err(undecodable)?;

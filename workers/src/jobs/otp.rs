@@ -17,17 +17,34 @@ use crate::context::WorkerContext;
 use crate::error::JobError;
 use crate::messages;
 
-pub async fn run(ctx: &WorkerContext, job_id: i64, job: OtpJob) -> Result<(), JobError> {
+/// A job's code and its hash, made before the job is claimed: a hash waits
+/// its turn on the hashing threads, and no connection or claim is held
+/// meanwhile (a duplicate delivery hashes in vain; that is rare).
+pub struct Prepared {
+    code: String,
+    hash: String,
+}
+
+pub async fn prepare(ctx: &WorkerContext, job_id: i64) -> Result<Prepared, JobError> {
+    let code = code_for(ctx.code_secret()?.expose_secret().as_bytes(), job_id);
+    let hash = ctx.hasher.hash(code.clone().into()).await?;
+    Ok(Prepared { code, hash })
+}
+
+pub async fn run(
+    ctx: &WorkerContext,
+    job_id: i64,
+    job: OtpJob,
+    Prepared { code, hash }: Prepared,
+) -> Result<(), JobError> {
     let pool = ctx.db.pool();
     let Some((_item, location, locker)) = items::whereabouts(pool, job.item_id).await? else {
         tracing::info!(item_id = job.item_id, "item gone; no code issued");
         return Ok(());
     };
 
-    let code = code_for(ctx.code_secret()?.expose_secret().as_bytes(), job_id);
     let now = ctx.clock.now_millis();
     if codes::issuer(pool, job.item_id).await? != Some(job_id) {
-        let hash = ctx.hasher.hash(code.clone().into()).await?;
         let new = NewCode {
             item_id: job.item_id,
             contact: &job.contact,
