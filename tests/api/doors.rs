@@ -144,6 +144,52 @@ async fn an_exchange_goes_through_a_real_door() {
     assert_eq!(s.locker_view(locker).await["agent_online"], false);
 }
 
+/// The queue may hand an unlock job out again long after it ran (a lost
+/// acknowledgement): by then its item waits on another door opening, and
+/// the old job must neither open the door again nor take the item's wait.
+#[tokio::test]
+async fn a_drops_unlock_redelivered_during_the_collect_changes_nothing() {
+    let s = site().await;
+    let locker = s.locker("site-9").await;
+    let agent = s.app.agent("site-9", &[locker], None).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+    assert_eq!(s.app.collect(&json!(locker), &code).await.0, StatusCode::OK);
+    s.wait_door(&agent, locker, true).await;
+
+    let (id, payload, trace): (i64, String, String) = sqlx::query_as(
+        "SELECT id, payload, trace_id FROM outbox WHERE payload LIKE '%\"purpose\":\"drop\"%'",
+    )
+    .fetch_one(s.app.state.db.pool())
+    .await
+    .unwrap();
+    let again = locker_core::jobs::Envelope {
+        id,
+        kind: locker_core::jobs::JobKind::Unlock,
+        attempt: 2,
+        trace_id: trace,
+        payload: serde_json::from_str(&payload).unwrap(),
+        enqueued_at: None,
+    };
+    s.app.queue.publish(&again).await.unwrap();
+    s.app.drain().await;
+
+    // The receiver shuts the door on the collect: the item is collected.
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    assert!(s.item(&item).await["unlock_failed_at"].is_null());
+    let openings = s
+        .app
+        .count("SELECT COUNT(*) FROM door_events WHERE kind = 'door_opened'")
+        .await;
+    assert_eq!(openings, 2, "one opening for the drop, one for the collect");
+    agent.stop().await;
+}
+
 /// A client of our own on the test's broker, to speak to an agent directly.
 pub async fn raw_client(
     app: &TestApp,

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use locker_core::domain::{Locker, LockerStatus, place_key};
+use locker_core::domain::{Locker, LockerStatus};
 use locker_core::store::lockers::{self, FreeBySize};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::Ref;
@@ -117,7 +117,7 @@ async fn lockers_by_place(
             "location must not be blank",
         ));
     }
-    let found = lockers::at_place(
+    let (found, free_at_place) = lockers::at_place(
         state.db.pool(),
         &query.location,
         query.status,
@@ -125,9 +125,6 @@ async fn lockers_by_place(
         query.offset,
     )
     .await?;
-    let free_at_place = lockers::free_by_size(state.db.pool(), &place_key(&query.location))
-        .await?
-        .unwrap_or_default();
     let found = found
         .into_iter()
         .map(|locker| PlaceLocker {

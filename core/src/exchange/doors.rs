@@ -10,7 +10,7 @@ use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, statement};
 use crate::clock::Millis;
 use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
-use crate::store::doors::AnswerStored;
+use crate::store::doors::{AnswerStored, AnswerTo};
 use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::{audit, doors, lockers};
 
@@ -126,9 +126,18 @@ impl Exchange {
     /// executed unlock is never left reported failed.
     pub async fn unlock_answered(&self, agent_id: &str, ack: &Ack) -> Result<bool> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let stored = doors::record_ack(&mut *tx, agent_id, ack, now).await?;
         let ran = ack.ok || ack.reason == Some(AckReason::Replayed);
+        // Nearly every answer: the command ran, and was not reported failed.
+        // Storing it is all there is to do: one statement, no transaction.
+        if ran {
+            let stored =
+                doors::record_ack(self.db.pool(), agent_id, ack, AnswerTo::NotFailed, now).await?;
+            if stored != AnswerStored::No {
+                return Ok(true);
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        let stored = doors::record_ack(&mut *tx, agent_id, ack, AnswerTo::Any, now).await?;
         // Only an unlock reported failed has an item flagged.
         if stored == (AnswerStored::Yes { was_failed: true }) && ran {
             let cleared: Vec<i64> = sqlx::query_scalar(

@@ -152,10 +152,13 @@ pub async fn settle_command<'e>(
     executor: impl Executor<'e, Database = Any>,
     command_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE commands SET next_send_at = NULL WHERE id = $1")
-        .bind(command_id.to_owned())
-        .execute(executor)
-        .await?;
+    // Usually its answer came first and did it: then nothing is written.
+    sqlx::query(
+        "UPDATE commands SET next_send_at = NULL WHERE id = $1 AND next_send_at IS NOT NULL",
+    )
+    .bind(command_id.to_owned())
+    .execute(executor)
+    .await?;
     Ok(())
 }
 
@@ -205,23 +208,40 @@ pub enum AnswerStored {
     Yes { was_failed: bool },
 }
 
+/// Which commands [`record_ack`] may store an answer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerTo {
+    Any,
+    /// Only a command not reported failed: one whose answer needs nothing
+    /// more stored beside it.
+    NotFailed,
+}
+
 /// Stores an agent's answer unless a better one is in.
 pub async fn record_ack<'e>(
     executor: impl Executor<'e, Database = Any>,
     agent_id: &str,
     ack: &Ack,
+    to: AnswerTo,
     now: Millis,
 ) -> Result<AnswerStored, sqlx::Error> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    fn sql(only: &str) -> String {
         format!(
             "UPDATE commands SET acked_at = $3, ok = $4, reason = $5, next_send_at = NULL \
-             WHERE id = $1 AND agent_id = $2 AND (acked_at IS NULL OR {} < {}) \
+             WHERE id = $1 AND agent_id = $2 AND (acked_at IS NULL OR {} < {}){only} \
              RETURNING failed_at",
             rank_sql("ok", "reason"),
             rank_sql("$4", "$5"),
         )
-    });
-    let failed_at: Option<Option<Millis>> = sqlx::query_scalar(AssertSqlSafe(SQL.as_str()))
+    }
+    static ANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sql(""));
+    static NOT_FAILED: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| sql(" AND failed_at IS NULL"));
+    let sql = match to {
+        AnswerTo::Any => ANY.as_str(),
+        AnswerTo::NotFailed => NOT_FAILED.as_str(),
+    };
+    let failed_at: Option<Option<Millis>> = sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(ack.command_id.clone())
         .bind(agent_id.to_owned())
         .bind(now)

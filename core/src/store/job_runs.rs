@@ -159,7 +159,7 @@ pub async fn record_done(
 }
 
 /// True when a delivery of the job finished it.
-pub async fn is_done(db: &Db, job_id: i64) -> Result<bool, sqlx::Error> {
+async fn is_done(db: &Db, job_id: i64) -> Result<bool, sqlx::Error> {
     let done: Option<Option<i64>> =
         sqlx::query_scalar("SELECT done_at FROM job_runs WHERE job_id = $1")
             .bind(job_id)

@@ -10,15 +10,36 @@ use crate::clock::{Millis, rfc3339};
 use crate::domain::{DoorState, Locker, LockerMove, LockerSize, LockerStatus, place_key};
 use crate::store::decode_error;
 
+/// A locker's columns (`l`) with its agent's presence (`a`).
+macro_rules! locker_columns {
+    () => {
+        "l.id, l.location, l.name, l.size, l.agent_id, l.status, l.door_state, \
+         a.online AS agent_online, l.created_at, l.updated_at"
+    };
+}
+
 /// Lockers with their agent's presence.
 macro_rules! select_lockers {
     ($where:literal) => {
         concat!(
-            "SELECT l.id, l.location, l.name, l.size, l.agent_id, l.status, l.door_state, \
-               a.online AS agent_online, l.created_at, l.updated_at \
-             FROM lockers l LEFT JOIN agents a ON a.id = l.agent_id ",
+            "SELECT ",
+            locker_columns!(),
+            " FROM lockers l LEFT JOIN agents a ON a.id = l.agent_id ",
             $where
         )
+    };
+}
+
+/// One row: how many lockers are at the place `$1` (`lockers`) and how many
+/// of each size are in status `$2` (`free_small`, `free_medium`,
+/// `free_large`).
+macro_rules! count_at_place {
+    () => {
+        "SELECT COUNT(*) AS lockers, \
+           SUM(CASE WHEN status = $2 AND size = 'SMALL' THEN 1 ELSE 0 END) AS free_small, \
+           SUM(CASE WHEN status = $2 AND size = 'MEDIUM' THEN 1 ELSE 0 END) AS free_medium, \
+           SUM(CASE WHEN status = $2 AND size = 'LARGE' THEN 1 ELSE 0 END) AS free_large \
+         FROM lockers WHERE place_key = $1"
     };
 }
 
@@ -102,24 +123,32 @@ pub async fn list<'e>(
 }
 
 /// Lockers at a place (matched on its [`place_key`]), optionally only those
-/// in one status.
+/// in one status, with the place's available lockers by size (all of them,
+/// whatever the filter and page), in one statement.
 pub async fn at_place<'e>(
     executor: impl Executor<'e, Database = Any>,
     location: &str,
     status: Option<LockerStatus>,
     limit: i64,
     offset: i64,
-) -> Result<Vec<Locker>, sqlx::Error> {
-    let rows = sqlx::query(select_lockers!(
-        "WHERE l.place_key = $1 AND ($2 IS NULL OR l.status = $2) ORDER BY l.id LIMIT $3 OFFSET $4"
+) -> Result<(Vec<Locker>, FreeBySize), sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        locker_columns!(),
+        ", f.free_small, f.free_medium, f.free_large FROM (",
+        count_at_place!(),
+        ") f JOIN lockers l ON l.place_key = $1 AND ($3 IS NULL OR l.status = $3) \
+         LEFT JOIN agents a ON a.id = l.agent_id ORDER BY l.id LIMIT $4 OFFSET $5"
     ))
     .bind(place_key(location))
+    .bind(LockerStatus::Available.as_str())
     .bind(status.map(LockerStatus::as_str))
     .bind(limit)
     .bind(offset)
     .fetch_all(executor)
     .await?;
-    from_rows(rows)
+    let free = rows.first().map(free_from_row).transpose()?;
+    Ok((from_rows(rows)?, free.unwrap_or_default()))
 }
 
 /// The smallest available locker at a place (its [`place_key`]) that fits
@@ -160,28 +189,23 @@ pub async fn free_by_size<'e>(
     executor: impl Executor<'e, Database = Any>,
     place_key: &str,
 ) -> Result<Option<FreeBySize>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT size, SUM(CASE WHEN status = $2 THEN 1 ELSE 0 END) AS free \
-         FROM lockers WHERE place_key = $1 GROUP BY size",
-    )
-    .bind(place_key.to_owned())
-    .bind(LockerStatus::Available.as_str())
-    .fetch_all(executor)
-    .await?;
-    if rows.is_empty() {
+    let row = sqlx::query(count_at_place!())
+        .bind(place_key.to_owned())
+        .bind(LockerStatus::Available.as_str())
+        .fetch_one(executor)
+        .await?;
+    if row.try_get::<i64, _>("lockers")? == 0 {
         return Ok(None);
     }
-    let mut free = FreeBySize::default();
-    for row in rows {
-        let size: String = row.try_get("size")?;
-        let count: i64 = row.try_get("free")?;
-        match LockerSize::parse(&size).ok_or_else(|| decode_error("size", &size))? {
-            LockerSize::Small => free.small = count,
-            LockerSize::Medium => free.medium = count,
-            LockerSize::Large => free.large = count,
-        }
-    }
-    Ok(Some(free))
+    free_from_row(&row).map(Some)
+}
+
+fn free_from_row(row: &AnyRow) -> Result<FreeBySize, sqlx::Error> {
+    Ok(FreeBySize {
+        small: row.try_get("free_small")?,
+        medium: row.try_get("free_medium")?,
+        large: row.try_get("free_large")?,
+    })
 }
 
 /// Available lockers at a place, by size.

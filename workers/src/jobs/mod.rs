@@ -55,15 +55,12 @@ async fn claimed(
 }
 
 /// A door's job needs no claim: each is its own guard against running
-/// twice (an unlock's command is recorded once under the job's id and the
-/// agent runs a command id once; a grant publishes the state read when it
-/// runs). Two deliveries at once do no harm, so none holds a transaction
-/// open while it runs: a finished one is skipped, and marked done after.
+/// twice (an unlock's command is recorded once under the job's id, a
+/// redelivery finds it and sends at most the same command again, which the
+/// agent runs once; a grant publishes the state read when it runs). So none
+/// holds a transaction open while it runs, nor asks first whether a delivery
+/// already ran it: it is marked done after, for the relay's restart.
 async fn door_job(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobError> {
-    if job_runs::is_done(&ctx.db, envelope.id).await? {
-        tracing::info!("already done; duplicate delivery ignored");
-        return Ok(());
-    }
     let job = envelope.decode().map_err(undecodable)?;
     match job {
         DoorJob::Unlock(job) => unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?,

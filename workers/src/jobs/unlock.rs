@@ -54,15 +54,16 @@ pub async fn run(
             Some(Some(_)) => anyhow::anyhow!("locker {locker} was given an agent meanwhile").into(),
         });
     };
+    // A redelivery of a job whose command was answered or given up, or that
+    // can no longer run: the tracker has it (and reports it failed), and its
+    // item has moved on or is flagged.
+    if !issued.outstanding || now > issued.expires_at {
+        return Ok(());
+    }
     if let Some(item_id) = job.item_id {
         items::set_unlock_command(&mut *conn, item_id, &command_id).await?;
     }
     drop(conn);
-    // A redelivery of a job whose command was answered or given up, or that
-    // can no longer run: the tracker has it (and reports it failed).
-    if !issued.outstanding || now > issued.expires_at {
-        return Ok(());
-    }
     let command = Outstanding {
         id: command_id,
         agent_id: issued.agent_id,
