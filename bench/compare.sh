@@ -15,7 +15,10 @@
 #   BENCH      the locker-bench binary (default AFTER_DIR/locker-bench)
 #   DATABASE_SERVER  postgres://postgres@127.0.0.1:5432 (a scratch database
 #              lockerx_compare is made there for every run)
-#   AMQP_URL, MQTT_URL  the local RabbitMQ and Mosquitto
+#   AMQP_URL   the local RabbitMQ
+#   MQTT_URL   a broker to use; unset, a scratch Mosquitto runs on port
+#              MQTT_PORT (default 18831) with the production configuration's
+#              settings (deploy/mosquitto/mosquitto.conf) but no accounts
 #   OUT        where each run's JSON report and logs go (default target/compare)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +34,21 @@ out=${OUT:-target/compare}
 mkdir -p "$out"
 
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:1883}
+broker_pid=
+if [ -z "${MQTT_URL:-}" ]; then
+    port=${MQTT_PORT:-18831}
+    broker_dir=$(mktemp -d)
+    # The production broker's settings, open to anonymous clients on a spare port.
+    grep -vE '^(listener|allow_anonymous|password_file|acl_file|persistence|log_dest)' \
+        deploy/mosquitto/mosquitto.conf > "$broker_dir/mosquitto.conf"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n' \
+        "$port" >> "$broker_dir/mosquitto.conf"
+    chmod -R a+rX "$broker_dir"
+    mosquitto -c "$broker_dir/mosquitto.conf" & broker_pid=$!
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    MQTT_URL=mqtt://127.0.0.1:$port
+fi
+export MQTT_URL
 export DATABASE_URL="$server/lockerx_compare"
 export LISTEN_ADDR=127.0.0.1:18400
 export ACCESS_SECRET_KEY=compare-access-secret-0123456789abcdef
@@ -50,7 +67,7 @@ stop_stack() {
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     pids=()
 }
-trap stop_stack EXIT
+trap 'stop_stack; [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; true' EXIT
 
 # One run: a fresh database, queues and topics, the build's two processes,
 # the benchmark, then both processes stopped.
@@ -67,8 +84,8 @@ run() {
     pids+=($!)
     local workers=$!
     sleep 2
-    local mosquitto
-    mosquitto=$(pgrep -x mosquitto | head -1 || true)
+    local mosquitto=$broker_pid
+    [ -n "$mosquitto" ] || mosquitto=$(pgrep -x mosquitto | head -1 || true)
     local args=(--scenario "$scenario" --duration "$duration" --concurrency "$concurrency"
                 --base "http://$LISTEN_ADDR" --smtp "$SMTP_HOST:$SMTP_PORT" --mqtt "$MQTT_URL"
                 --topic-root "$MQTT_TOPIC_ROOT" --database-url "$DATABASE_URL"
