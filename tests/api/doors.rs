@@ -138,6 +138,17 @@ async fn an_exchange_goes_through_a_real_door() {
         .count("SELECT COUNT(*) FROM commands WHERE ok = 1")
         .await;
     assert_eq!(acked, 2);
+    // What a door's closing sends out is traced to the request that opened
+    // it: the stored notice to the drop, the collected one to the collect.
+    let traced = s
+        .app
+        .count(
+            "SELECT COUNT(DISTINCT c.id) FROM commands c \
+             JOIN outbox o ON o.trace_id = c.trace_id AND o.kind = 'notify' \
+             WHERE c.trace_id <> ''",
+        )
+        .await;
+    assert_eq!(traced, 2, "each door's notice carries its command's trace");
 
     agent.stop().await;
     s.app.wait_agent_online("site-1", false).await;

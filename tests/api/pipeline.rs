@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use locker_core::jobs::{Envelope, JobKind};
+use locker_core::store::job_runs::{Claim, Claims};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -82,6 +83,42 @@ async fn a_redelivered_job_sends_nothing_twice() {
         sent[0].header("Message-ID"),
         Some(format!("<job-{id}@lockers.test>"))
     );
+}
+
+/// Two deliveries of one job at once (a redelivery while the first still
+/// runs): the second waits for the first's claim, then finds the job done;
+/// had the first failed, the second runs it.
+#[tokio::test]
+async fn two_deliveries_at_once_run_a_job_once() {
+    let app = TestApp::spawn().await;
+    let db = app.state.db.clone();
+    let claims = Claims::default();
+    for (job_id, first_finishes) in [(9_000_001, true), (9_000_002, false)] {
+        let Claim::Mine(first) = claims.claim(&db, job_id, JobKind::Notify).await.unwrap() else {
+            panic!("a job nobody ran is not done");
+        };
+        let second = tokio::spawn({
+            let (claims, db) = (claims.clone(), db.clone());
+            async move { claims.claim(&db, job_id, JobKind::Notify).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !second.is_finished(),
+            "the second delivery waits for the first"
+        );
+        if first_finishes {
+            first.finish(1).await.unwrap();
+        } else {
+            drop(first);
+        }
+        match second.await.unwrap() {
+            Claim::Done => assert!(first_finishes, "a failed first delivery left it done"),
+            Claim::Mine(guard) => {
+                assert!(!first_finishes, "a finished job was run again");
+                guard.finish(2).await.unwrap();
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -67,10 +67,4 @@ impl Backend {
             ""
         }
     }
-
-    /// Ends a `SELECT` that holds the rows it reads until the transaction
-    /// ends, waiting for another holder to let go.
-    pub(crate) fn for_update(self) -> &'static str {
-        if self.locks_rows() { " FOR UPDATE" } else { "" }
-    }
 }

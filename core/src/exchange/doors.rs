@@ -4,7 +4,7 @@
 //! `COLLECTED`. And an unlock that never happened, flagged for admins.
 
 use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, statement};
@@ -92,7 +92,8 @@ impl Exchange {
                  THEN $4 ELSE collected_at END, \
                door_opened_at = NULL, unlock_failed_at = NULL, updated_at = $4 \
              WHERE locker_id = $1 AND unlock_command_id = $2 AND {leaves} \
-             RETURNING {ITEM_COLUMNS}",
+             RETURNING {ITEM_COLUMNS}, \
+               (SELECT trace_id FROM commands WHERE id = $2) AS command_trace",
             next = ItemMove::DoorClosed.sql_next(),
             leaves = ItemMove::DoorClosed.sql_leaves(),
             stored = ItemStatus::Stored.as_str(),
@@ -105,11 +106,13 @@ impl Exchange {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(item) = row.as_ref().map(from_row).transpose()? else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let trace = doors::trace_of(&mut *tx, command)
-            .await?
+        let item = from_row(&row)?;
+        // The request behind the unlock, read in the same statement.
+        let trace: String = row
+            .try_get::<Option<String>, _>("command_trace")?
             .unwrap_or_default();
         if item.status == ItemStatus::Stored {
             notices::tell_receiver_stored(tx, &item, Some(collect_by), true, &trace, now).await?;

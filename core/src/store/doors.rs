@@ -364,14 +364,3 @@ pub async fn agent_of<'e>(
         .fetch_optional(executor)
         .await
 }
-
-/// The trace id of the request behind a command.
-pub async fn trace_of<'e>(
-    executor: impl Executor<'e, Database = Any>,
-    command_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT trace_id FROM commands WHERE id = $1")
-        .bind(command_id.to_owned())
-        .fetch_optional(executor)
-        .await
-}

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqlx::{Any, AssertSqlSafe, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::Db;
 use crate::clock::Millis;
@@ -115,18 +115,15 @@ impl Guard {
 /// processes sharing the database never run one job side by side.
 async fn claim_row(db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO job_runs (job_id, kind) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING",
+    // One statement inserts the row or locks the one there: on a conflict
+    // PostgreSQL waits for another delivery's claim to end and returns the
+    // row as that left it.
+    let done: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO job_runs (job_id, kind) VALUES ($1, $2) \
+         ON CONFLICT (job_id) DO UPDATE SET kind = excluded.kind RETURNING done_at",
     )
     .bind(job_id)
     .bind(kind.as_str())
-    .execute(&mut *tx)
-    .await?;
-    let done: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT done_at FROM job_runs WHERE job_id = $1{}",
-        db.backend().for_update()
-    )))
-    .bind(job_id)
     .fetch_one(&mut *tx)
     .await?;
     Ok(match done {
