@@ -126,8 +126,10 @@ impl Exchange {
     /// An agent's answer to an unlock command. One that says it did not run
     /// reports the unlock failed (once). One that says it ran after the
     /// unlock was reported failed (its answer was late) clears the flag: an
-    /// executed unlock is never left reported failed.
-    pub async fn unlock_answered(&self, agent_id: &str, ack: &Ack) -> Result<bool> {
+    /// executed unlock is never left reported failed. When the answer is
+    /// stored (it is the first, or better than the one in), the time its
+    /// command was first sent.
+    pub async fn unlock_answered(&self, agent_id: &str, ack: &Ack) -> Result<Option<Millis>> {
         let now = self.now();
         let ran = ack.ok || ack.reason == Some(AckReason::Replayed);
         // Nearly every answer: the command ran, and was not reported failed.
@@ -135,14 +137,21 @@ impl Exchange {
         if ran {
             let stored =
                 doors::record_ack(self.db.pool(), agent_id, ack, AnswerTo::NotFailed, now).await?;
-            if stored != AnswerStored::No {
-                return Ok(true);
+            if let AnswerStored::Yes { issued_at, .. } = stored {
+                return Ok(Some(issued_at));
             }
         }
         let mut tx = self.db.begin().await?;
         let stored = doors::record_ack(&mut *tx, agent_id, ack, AnswerTo::Any, now).await?;
         // Only an unlock reported failed has an item flagged.
-        if stored == (AnswerStored::Yes { was_failed: true }) && ran {
+        let was_failed = matches!(
+            stored,
+            AnswerStored::Yes {
+                was_failed: true,
+                ..
+            }
+        );
+        if was_failed && ran {
             let cleared: Vec<i64> = sqlx::query_scalar(
                 "UPDATE items SET unlock_failed_at = NULL, updated_at = $2 \
                  WHERE unlock_command_id = $1 AND unlock_failed_at IS NOT NULL RETURNING id",
@@ -168,7 +177,10 @@ impl Exchange {
             command_failed(&mut tx, &ack.command_id, &why, now).await?;
         }
         tx.commit().await.map_err(Error::Commit)?;
-        Ok(stored != AnswerStored::No)
+        Ok(match stored {
+            AnswerStored::Yes { issued_at, .. } => Some(issued_at),
+            AnswerStored::No => None,
+        })
     }
 
     /// A command can no longer run and no answer said it ran: the door did

@@ -204,8 +204,9 @@ fn rank_sql(ok: &str, reason: &str) -> String {
 pub enum AnswerStored {
     /// A better (or the same) answer was in: nothing changed.
     No,
-    /// Stored; `was_failed` when the command had been reported failed.
-    Yes { was_failed: bool },
+    /// Stored; `was_failed` when the command had been reported failed, and
+    /// when the command was first sent.
+    Yes { was_failed: bool, issued_at: Millis },
 }
 
 /// Which commands [`record_ack`] may store an answer to.
@@ -229,7 +230,7 @@ pub async fn record_ack<'e>(
         format!(
             "UPDATE commands SET acked_at = $3, ok = $4, reason = $5, next_send_at = NULL \
              WHERE id = $1 AND agent_id = $2 AND (acked_at IS NULL OR {} < {}){only} \
-             RETURNING failed_at",
+             RETURNING failed_at, issued_at",
             rank_sql("ok", "reason"),
             rank_sql("$4", "$5"),
         )
@@ -241,7 +242,7 @@ pub async fn record_ack<'e>(
         AnswerTo::Any => ANY.as_str(),
         AnswerTo::NotFailed => NOT_FAILED.as_str(),
     };
-    let failed_at: Option<Option<Millis>> = sqlx::query_scalar(AssertSqlSafe(sql))
+    let stored: Option<(Option<Millis>, Millis)> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(ack.command_id.clone())
         .bind(agent_id.to_owned())
         .bind(now)
@@ -249,10 +250,11 @@ pub async fn record_ack<'e>(
         .bind(ack.reason.map(AckReason::as_str))
         .fetch_optional(executor)
         .await?;
-    Ok(match failed_at {
+    Ok(match stored {
         None => AnswerStored::No,
-        Some(failed_at) => AnswerStored::Yes {
+        Some((failed_at, issued_at)) => AnswerStored::Yes {
             was_failed: failed_at.is_some(),
+            issued_at,
         },
     })
 }
@@ -289,17 +291,6 @@ pub async fn opened_under<'e>(
             .fetch_optional(executor)
             .await?;
     Ok(found.is_some())
-}
-
-/// When a command was first sent.
-pub async fn issued_at<'e>(
-    executor: impl Executor<'e, Database = Any>,
-    command_id: &str,
-) -> Result<Option<Millis>, sqlx::Error> {
-    sqlx::query_scalar("SELECT issued_at FROM commands WHERE id = $1")
-        .bind(command_id.to_owned())
-        .fetch_optional(executor)
-        .await
 }
 
 /// How many agents last said they are online.

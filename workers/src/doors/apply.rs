@@ -79,8 +79,8 @@ async fn apply(
     match leaf {
         "acks" => {
             let ack: Ack = serde_json::from_slice(payload)?;
-            exchange.unlock_answered(agent_id, &ack).await?;
-            if let Some(issued) = doors::issued_at(pool, &ack.command_id).await? {
+            // Timed by the answer that counts (a resent command's first).
+            if let Some(issued) = exchange.unlock_answered(agent_id, &ack).await? {
                 metrics::unlock_round_trip(now.saturating_sub(issued) as f64 / 1000.0);
             }
         }
