@@ -47,8 +47,9 @@ impl Applier {
 }
 
 /// Messages are applied by this many tasks beside the network loop, each
-/// agent's by one of them in the order received.
-const APPLIERS: usize = 4;
+/// door's events (and each agent's status and pickups) by one of them in
+/// the order received.
+const APPLIERS: usize = 8;
 /// Messages waiting for an applier before the network loop waits too.
 const APPLY_QUEUE: usize = 64;
 
@@ -107,7 +108,9 @@ impl DoorLink {
                         let (applied, done) = oneshot::channel();
                         let current = connection.load(Ordering::SeqCst);
                         let _ = in_order.send((publish.clone(), current, done));
-                        let lane = topics.parse(&publish.topic).map(|(agent, _)| shard(agent));
+                        let lane = topics
+                            .parse(&publish.topic)
+                            .map(|(agent, leaf)| lane(agent, leaf, &publish.payload));
                         match lane.and_then(|n| queues.get(n)) {
                             Some(queue) => tokio::select! {
                                 () = shutdown.cancelled() => break,
@@ -188,11 +191,38 @@ impl DoorLink {
     }
 }
 
-/// Which applier takes an agent's messages.
-fn shard(agent_id: &str) -> usize {
-    agent_id.bytes().fold(0usize, |h, b| {
-        h.wrapping_mul(31).wrapping_add(usize::from(b))
-    }) % APPLIERS
+/// Which applier takes a message. A door's events go in the order they
+/// were sent, so all of one locker's take one lane; an agent's status and
+/// pickups likewise by agent. Answers need no order (the best one is kept,
+/// whenever it comes) and spread by their command. Each agent's lockers
+/// spread over the lanes: a busy site does not wait behind one lane.
+fn lane(agent_id: &str, leaf: &str, payload: &[u8]) -> usize {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    #[derive(serde::Deserialize)]
+    struct Door {
+        locker_id: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        command_id: String,
+    }
+    let mut hasher = DefaultHasher::new();
+    agent_id.hash(&mut hasher);
+    // Unreadable ones go by agent: applying reports them.
+    match leaf {
+        "events" => {
+            if let Ok(door) = serde_json::from_slice::<Door>(payload) {
+                door.locker_id.hash(&mut hasher);
+            }
+        }
+        "acks" => {
+            if let Ok(answer) = serde_json::from_slice::<Answer>(payload) {
+                answer.command_id.hash(&mut hasher);
+            }
+        }
+        _ => {}
+    }
+    (hasher.finish() % APPLIERS as u64) as usize
 }
 
 /// A message received, on which connection, and word once it is applied.
@@ -287,6 +317,29 @@ mod tests {
         let mut publish = Publish::new("lockerx/agents/a/events", QoS::AtLeastOnce, vec![]);
         publish.pkid = pkid;
         publish
+    }
+
+    /// A door's events keep one lane, in the order they came; the lockers
+    /// of one agent do not all wait in the same one.
+    #[test]
+    fn a_doors_events_keep_one_lane_and_an_agents_doors_spread() {
+        let event = |id: &str, locker: i64, kind: &str| {
+            let event = format!(r#"{{"id":"{id}","locker_id":{locker},"kind":"{kind}","at":1}}"#);
+            lane("site-1", "events", event.as_bytes())
+        };
+        let mut used = std::collections::HashSet::new();
+        for locker in 1..=32 {
+            let opened = event(&format!("o{locker}"), locker, "door_opened");
+            assert_eq!(opened, event(&format!("c{locker}"), locker, "door_closed"));
+            used.insert(opened);
+        }
+        assert!(
+            used.len() > APPLIERS / 2,
+            "32 doors on {} lanes",
+            used.len()
+        );
+        let status = lane("site-1", "status", br#"{"online":true}"#);
+        assert_eq!(status, lane("site-1", "status", br#"{"online":false}"#));
     }
 
     /// Lanes finish in any order; the acknowledgements leave in the order
