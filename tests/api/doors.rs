@@ -86,6 +86,27 @@ impl Site {
             })
             .await;
     }
+
+    /// An item dropped through `agent`'s door and stored, then its
+    /// receiver's code taken: the door stands open for the collect.
+    pub async fn stored_and_opened_for_collect(
+        &self,
+        agent: &crate::agents::TestAgent,
+        locker: i64,
+    ) -> Value {
+        let item = self.drop_item(locker).await;
+        self.wait_door(agent, locker, true).await;
+        agent.doors.close(locker);
+        self.wait_status(&item, "STORED").await;
+        self.app.request_otp(&json!(locker), RECEIVER).await;
+        let code = self.app.email_code(RECEIVER, 1).await;
+        assert_eq!(
+            self.app.collect(&json!(locker), &code).await.0,
+            StatusCode::OK
+        );
+        self.wait_door(agent, locker, true).await;
+        item
+    }
 }
 
 #[tokio::test]
@@ -163,14 +184,7 @@ async fn a_drops_unlock_redelivered_during_the_collect_changes_nothing() {
     let s = site().await;
     let locker = s.locker("site-9").await;
     let agent = s.app.agent("site-9", &[locker], None).await;
-    let item = s.drop_item(locker).await;
-    s.wait_door(&agent, locker, true).await;
-    agent.doors.close(locker);
-    s.wait_status(&item, "STORED").await;
-    s.app.request_otp(&json!(locker), RECEIVER).await;
-    let code = s.app.email_code(RECEIVER, 1).await;
-    assert_eq!(s.app.collect(&json!(locker), &code).await.0, StatusCode::OK);
-    s.wait_door(&agent, locker, true).await;
+    let item = s.stored_and_opened_for_collect(&agent, locker).await;
 
     let (id, payload, trace): (i64, String, String) = sqlx::query_as(
         "SELECT id, payload, trace_id FROM outbox WHERE payload LIKE '%\"purpose\":\"drop\"%'",
@@ -691,14 +705,7 @@ async fn metrics_move_with_an_exchange_through_a_door() {
     let before = metrics.render();
     let locker = s.locker("metered").await;
     let agent = s.app.agent("metered", &[locker], None).await;
-    let item = s.drop_item(locker).await;
-    s.wait_door(&agent, locker, true).await;
-    agent.doors.close(locker);
-    s.wait_status(&item, "STORED").await;
-    s.app.request_otp(&json!(locker), RECEIVER).await;
-    let code = s.app.email_code(RECEIVER, 1).await;
-    assert_eq!(s.app.collect(&json!(locker), &code).await.0, StatusCode::OK);
-    s.wait_door(&agent, locker, true).await;
+    let item = s.stored_and_opened_for_collect(&agent, locker).await;
     agent.doors.close(locker);
     s.wait_status(&item, "COLLECTED").await;
     s.app.smtp.wait_for("sender@example.com", 1, WAIT).await;
