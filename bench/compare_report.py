@@ -29,10 +29,13 @@ def ratios(report):
     exchange = series.get("exchange (drop → sender email)")
     if argon and exchange:
         bound = argon / ARGON2_OPS_PER_EXCHANGE
+        each = (ceilings.get("argon2") or {}).get("verifications_per_second_each") or []
+        sides = f"; before the run {each[0]:.1f}, after {each[1]:.1f}" if len(each) == 2 and None not in each else ""
         lines.append(
             f"{exchange['per_second']:.1f} exchanges/s = {100 * exchange['per_second'] / bound:.1f}% "
-            f"of the Argon2 bound {bound:.1f}/s ({argon:.1f} Argon2 ops/s ÷ {ARGON2_OPS_PER_EXCHANGE})"
+            f"of the Argon2 bound {bound:.1f}/s ({argon:.1f} Argon2 ops/s ÷ {ARGON2_OPS_PER_EXCHANGE}{sides})"
         )
+        lines += cpu_per_exchange(report, exchange["count"], ceilings["argon2"])
     tps = ceilings.get("pgbench_select_only_tps")
     reads = series.get("GET /lockers/by-place")
     if tps and reads:
@@ -41,6 +44,22 @@ def ratios(report):
             f"of pgbench -S {tps:.0f} tps at {report['concurrency']} clients"
         )
     return lines
+
+
+def cpu_per_exchange(report, exchanges, argon):
+    """The stack's Argon2 threads' CPU per operation against the probe's, and
+    the rest of the machine's CPU (the benchmark's aside) per exchange."""
+    hashing = sum((p or {}).get("argon2_cpu_seconds", 0) for p in report["processes"].values())
+    machine = report.get("machine")
+    if not exchanges or not hashing or not machine:
+        return []
+    bench = sum(s for c, s in machine["by_command"] if c == "locker-bench")
+    alone = argon["cores"] / argon["verifications_per_second"]
+    rest = machine["busy_cpu_seconds"] - hashing - bench
+    return [
+        f"Argon2 threads {hashing:.1f} CPU s = {1000 * hashing / (ARGON2_OPS_PER_EXCHANGE * exchanges):.1f} ms "
+        f"an operation (alone {1000 * alone:.1f} ms); the rest but the benchmark {1000 * rest / exchanges:.1f} ms an exchange"
+    ]
 
 
 def main():

@@ -9,9 +9,20 @@ use locker_core::{Clock, Db};
 use crate::auth::{SessionCache, TokenKeys};
 use crate::console::Changes;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach. One pointer: axum clones it for every
+/// extractor of every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub db: Db,
     pub tokens: Arc<TokenKeys>,
     pub hasher: Hasher,
@@ -42,7 +53,7 @@ impl AppState {
             hasher.clone(),
             relay.clone(),
         );
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             db,
             tokens: Arc::new(TokenKeys::new(&config.auth)),
             hasher,
@@ -51,6 +62,6 @@ impl AppState {
             relay,
             sessions: SessionCache::default(),
             changes: Changes::default(),
-        })
+        })))
     }
 }

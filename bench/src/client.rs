@@ -41,6 +41,21 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
+        let text = self.fetch(rec, series, method, path, token, body).await?;
+        Ok(serde_json::from_slice(&text).unwrap_or(Value::Null))
+    }
+
+    /// As [`call`](Self::call), with the answer's body left unread as JSON:
+    /// a read load spends its CPU on the stack, not on parsing what it got.
+    pub async fn fetch(
+        &self,
+        rec: &mut Recorder,
+        series: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<impl std::ops::Deref<Target = [u8]>> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -57,14 +72,17 @@ impl Api {
             }
         };
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = resp.bytes().await.unwrap_or_default();
         rec.record(series, started.elapsed());
         self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !status.is_success() {
             rec.error(format!("{series}: HTTP {}", status.as_u16()));
-            bail!("{series} answered {status}: {text}");
+            bail!(
+                "{series} answered {status}: {}",
+                String::from_utf8_lossy(&text)
+            );
         }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        Ok(text)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {

@@ -145,6 +145,12 @@ async fn main() -> anyhow::Result<()> {
     let site = Site::start(&opts.mqtt, &opts.topic_root, &opts.agent_secret, &agents);
     scenarios::wait_online(&api, &admin, &agents).await?;
 
+    // Measured on both sides of the run: the machine's speed drifts.
+    let ceilings_before = if opts.no_ceilings {
+        None
+    } else {
+        Some(ceilings(&opts).await)
+    };
     let before = probe::sample_all(&pids);
     let machine_before = probe::sample_machine();
     let progress = progress_line(api.clone());
@@ -180,10 +186,9 @@ async fn main() -> anyhow::Result<()> {
     site.stop().await;
 
     let summaries = rec.summaries(elapsed);
-    let ceilings = if opts.no_ceilings {
-        None
-    } else {
-        Some(ceilings(&opts).await)
+    let ceilings = match ceilings_before {
+        Some(first) => Some(both_sides(first, ceilings(&opts).await)),
+        None => None,
     };
     println!(
         "\nscenario {:?}, {:.1} s, concurrency {}\n",
@@ -225,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some(c) = &ceilings {
         print_ceilings(c, &summaries);
+        print_argon2_share(c, &summaries, &usage, &machine);
     }
     let report = json!({
         "scenario": format!("{:?}", opts.scenario).to_lowercase(),
@@ -259,6 +265,15 @@ fn progress_line(api: Api) -> tokio::task::JoinHandle<()> {
 }
 
 async fn ceilings(opts: &Options) -> serde_json::Value {
+    let busy = tokio::task::spawn_blocking(|| probe::settle(Duration::from_secs(15)))
+        .await
+        .unwrap_or(f64::NAN);
+    if busy >= 0.1 {
+        eprintln!(
+            "the machine stayed {:.0}% busy: ceilings measured beside that",
+            100.0 * busy
+        );
+    }
     let argon = tokio::task::spawn_blocking(|| probe::argon2_ceiling(Duration::from_secs(3)))
         .await
         .ok();
@@ -275,15 +290,47 @@ async fn ceilings(opts: &Options) -> serde_json::Value {
     json!({"argon2": argon, "pgbench_select_only_tps": pg})
 }
 
+/// The mean of the ceilings measured before and after the run, each side
+/// kept beside it.
+fn both_sides(before: serde_json::Value, after: serde_json::Value) -> serde_json::Value {
+    let mean = |a: &serde_json::Value, b: &serde_json::Value| match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) => json!((a + b) / 2.0),
+        _ => serde_json::Value::Null,
+    };
+    let ops = "verifications_per_second";
+    let mut argon = before["argon2"].clone();
+    if let Some(fields) = argon.as_object_mut() {
+        let cores = before["argon2"]["cores"].as_f64().unwrap_or(1.0);
+        let both = mean(&before["argon2"][ops], &after["argon2"][ops]);
+        fields.insert(
+            format!("{ops}_per_core"),
+            json!(both.as_f64().map(|v| v / cores)),
+        );
+        fields.insert(ops.into(), both);
+        fields.insert(
+            format!("{ops}_each"),
+            json!([before["argon2"][ops], after["argon2"][ops]]),
+        );
+    }
+    let tps = "pgbench_select_only_tps";
+    json!({
+        "argon2": argon,
+        tps: mean(&before[tps], &after[tps]),
+        format!("{tps}_each"): [before[tps], after[tps]],
+    })
+}
+
 fn print_ceilings(c: &serde_json::Value, summaries: &BTreeMap<String, stats::Summary>) {
     let per_s = |name: &str| summaries.get(name).map_or(0.0, |s| s.per_second);
     if let Some(v) = c["argon2"]["verifications_per_second"].as_f64() {
         println!(
-            "argon2id operations: {v:.1}/s on {} cores ({:.1}/s per core)",
+            "argon2id operations: {v:.1}/s on {} cores ({:.1}/s per core; before the run {}, after {})",
             c["argon2"]["cores"],
             c["argon2"]["verifications_per_second_per_core"]
                 .as_f64()
-                .unwrap_or(0.0)
+                .unwrap_or(0.0),
+            one_decimal(&c["argon2"]["verifications_per_second_each"][0]),
+            one_decimal(&c["argon2"]["verifications_per_second_each"][1]),
         );
         let exchanges = per_s("exchange (drop → sender email)");
         if exchanges > 0.0 {
@@ -297,7 +344,11 @@ fn print_ceilings(c: &serde_json::Value, summaries: &BTreeMap<String, stats::Sum
         }
     }
     if let Some(tps) = c["pgbench_select_only_tps"].as_f64() {
-        println!("pgbench select-only: {tps:.0} tps");
+        println!(
+            "pgbench select-only: {tps:.0} tps (before the run {}, after {})",
+            one_decimal(&c["pgbench_select_only_tps_each"][0]),
+            one_decimal(&c["pgbench_select_only_tps_each"][1]),
+        );
         let reads = per_s("GET /lockers/by-place");
         if reads > 0.0 {
             println!(
@@ -306,6 +357,45 @@ fn print_ceilings(c: &serde_json::Value, summaries: &BTreeMap<String, stats::Sum
             );
         }
     }
+}
+
+fn one_decimal(v: &serde_json::Value) -> String {
+    v.as_f64().map_or("–".into(), |v| format!("{v:.1}"))
+}
+
+/// Where an exchange's CPU went: the stack's Argon2 threads against what the
+/// probe's operations cost alone, and the rest of the machine's work.
+fn print_argon2_share(
+    c: &serde_json::Value,
+    summaries: &BTreeMap<String, stats::Summary>,
+    usage: &BTreeMap<String, Option<probe::ProcSample>>,
+    machine: &probe::MachineUsage,
+) {
+    let Some(exchanges) = summaries
+        .get("exchange (drop → sender email)")
+        .map(|s| s.count as f64)
+        .filter(|n| *n > 0.0)
+    else {
+        return;
+    };
+    let argon2: f64 = usage.values().flatten().map(|u| u.argon2_cpu_seconds).sum();
+    let bench: f64 = machine
+        .by_command
+        .iter()
+        .filter(|(command, _)| command == "locker-bench")
+        .map(|(_, s)| s)
+        .sum();
+    let alone = c["argon2"]["cores"].as_f64().unwrap_or(1.0)
+        / c["argon2"]["verifications_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+    println!(
+        "  Argon2 threads: {argon2:.1} CPU s = {:.1} ms an operation (alone: {:.1} ms); \
+         the rest of the machine but the benchmark: {:.1} ms an exchange",
+        1000.0 * argon2 / (2.0 * exchanges),
+        1000.0 * alone,
+        1000.0 * (machine.busy_cpu_seconds - argon2 - bench) / exchanges,
+    );
 }
 
 /// 1,000 agents holding 10,000 lockers on one broker, grown in steps; at

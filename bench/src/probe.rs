@@ -11,6 +11,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ProcSample {
     pub cpu_seconds: f64,
+    /// Of which on the process's Argon2 threads (named `argon2-N`).
+    pub argon2_cpu_seconds: f64,
     /// Peak resident set size (VmHWM), MiB.
     pub peak_rss_mib: f64,
     /// Current resident set size (VmRSS), MiB.
@@ -19,10 +21,15 @@ pub struct ProcSample {
 
 /// Reads a process's CPU time and memory; `None` when it is not visible.
 pub fn sample(pid: u32) -> Option<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let (_, ticks) = cpu_ticks(&format!("/proc/{pid}/stat"))?;
+    let argon2_ticks: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| cpu_ticks(&task.path().join("stat").to_string_lossy()))
+        .filter(|(command, _)| command.starts_with("argon2-"))
+        .map(|(_, ticks)| ticks)
+        .sum();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib = |key: &str| {
         status
@@ -32,11 +39,25 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
+    let hz = clock_ticks();
     Some(ProcSample {
-        cpu_seconds: ticks / clock_ticks(),
+        cpu_seconds: ticks as f64 / hz,
+        argon2_cpu_seconds: argon2_ticks as f64 / hz,
         peak_rss_mib: kib("VmHWM:") / 1024.0,
         rss_mib: kib("VmRSS:") / 1024.0,
     })
+}
+
+/// A process's or thread's command name and CPU ticks (user + system) from
+/// its `stat` file.
+fn cpu_ticks(stat_path: &str) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let command = head.split_once(" (").map_or("", |(_, c)| c).to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    Some((command, ticks(11)? + ticks(12)?))
 }
 
 fn clock_ticks() -> f64 {
@@ -60,6 +81,7 @@ pub fn usage(
             let used = match (before.get(name).copied().flatten(), a) {
                 (Some(b), Some(a)) => Some(ProcSample {
                     cpu_seconds: a.cpu_seconds - b.cpu_seconds,
+                    argon2_cpu_seconds: a.argon2_cpu_seconds - b.argon2_cpu_seconds,
                     ..*a
                 }),
                 _ => None,
@@ -88,21 +110,9 @@ pub fn sample_machine() -> MachineSample {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let command = head.split_once(" (").map_or("", |(_, c)| c).to_owned();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        processes.insert(pid, (command, ticks(11) + ticks(12)));
+        if let Some(found) = cpu_ticks(&entry.path().join("stat").to_string_lossy()) {
+            processes.insert(pid, found);
+        }
     }
     // The first line of /proc/stat: user nice system idle iowait irq softirq steal.
     let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -155,6 +165,24 @@ pub fn machine_usage(before: &MachineSample, after: &MachineSample) -> MachineUs
         busy_cpu_seconds: after.busy.saturating_sub(before.busy) as f64 / hz,
         cpu_seconds: after.total.saturating_sub(before.total) as f64 / hz,
         by_command,
+    }
+}
+
+/// Waits (up to `patience`) until the machine is nearly idle, so that a
+/// ceiling is not measured against work a run left behind (the database's
+/// autovacuum and checkpoints after a write load). Returns the busy share of
+/// the last half second.
+pub fn settle(patience: Duration) -> f64 {
+    let started = Instant::now();
+    loop {
+        let before = sample_machine();
+        std::thread::sleep(Duration::from_millis(500));
+        let after = sample_machine();
+        let total = after.total.saturating_sub(before.total).max(1);
+        let busy = after.busy.saturating_sub(before.busy) as f64 / total as f64;
+        if busy < 0.1 || started.elapsed() >= patience {
+            return busy;
+        }
     }
 }
 

@@ -137,7 +137,7 @@ pub async fn read(api: &Api, token: &str, opts: &Options, budget: Arc<Budget>) -
             while budget.take() {
                 let path = format!("/lockers/by-place?location=bench%20place%20{}", n % places);
                 let _ = api
-                    .call(
+                    .fetch(
                         &mut rec,
                         "GET /lockers/by-place",
                         Method::GET,
@@ -251,7 +251,7 @@ async fn one_exchange(
     )
     .await?;
     let code_mail = smtp
-        .try_wait_matching(&receiver, 1, STEP, |m| {
+        .try_take_matching(&receiver, 1, STEP, |m| {
             m.header("Subject").is_some_and(|s| s.contains("code"))
         })
         .await
@@ -282,7 +282,7 @@ async fn one_exchange(
     api.wait_item(sender, item_id, "COLLECTED", STEP).await?;
     rec.record("stage: door closed → COLLECTED", closed.elapsed());
     let collected = Instant::now();
-    smtp.try_wait_matching(sender_email, 1, STEP, |m| {
+    smtp.try_take_matching(sender_email, 1, STEP, |m| {
         m.body().contains(&format!("\"{name}\" was collected"))
     })
     .await

@@ -114,12 +114,13 @@ impl Relay {
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         let backend = self.db.backend();
         if backend.locks_rows() {
-            // Rows stay locked while they are published, so several api
-            // instances relay side by side without sending a job twice.
+            // Rows are taken (marked published) and stay locked while they
+            // are published, so several api instances relay side by side
+            // without sending a job twice; a failed publish rolls back.
             let mut tx = self.db.pool().begin().await?;
-            let rows = outbox::pending(&mut *tx, BATCH, backend).await?;
-            let ids = self.publish(&rows).await?;
-            outbox::mark_published(&mut *tx, &ids, self.clock.now_millis()).await?;
+            let rows =
+                outbox::take_pending(&mut *tx, BATCH, self.clock.now_millis(), backend).await?;
+            self.publish(&rows).await?;
             tx.commit().await?;
             Ok(rows.len())
         } else {

@@ -122,10 +122,31 @@ impl SmtpSink {
 
     /// Mails to `to`, in arrival order.
     pub fn mails_to(&self, to: &str) -> Vec<Mail> {
-        self.mails()
-            .into_iter()
-            .filter(|m| m.to.iter().any(|t| t == to))
-            .collect()
+        self.found(to, 0, &|_| true, false).unwrap_or_default()
+    }
+
+    /// At least `count` mails to `to` that satisfy `filter`, in arrival
+    /// order (with `take`, removed from the sink), or how many there are.
+    fn found(
+        &self,
+        to: &str,
+        count: usize,
+        filter: &(dyn Fn(&Mail) -> bool + Sync),
+        take: bool,
+    ) -> Result<Vec<Mail>, usize> {
+        let mut mails = self.mails.lock().expect("sink lock");
+        let wanted = |m: &Mail| m.to.iter().any(|t| t == to) && filter(m);
+        let n = mails.iter().filter(|m| wanted(m)).count();
+        if n < count {
+            return Err(n);
+        }
+        if take {
+            let (found, kept) = std::mem::take(&mut *mails).into_iter().partition(wanted);
+            *mails = kept;
+            Ok(found)
+        } else {
+            Ok(mails.iter().filter(|m| wanted(m)).cloned().collect())
+        }
     }
 
     /// Waits until `count` mails to `to` have arrived and returns them.
@@ -139,7 +160,7 @@ impl SmtpSink {
         to: &str,
         count: usize,
         within: Duration,
-        filter: impl Fn(&Mail) -> bool,
+        filter: impl Fn(&Mail) -> bool + Sync,
     ) -> Vec<Mail> {
         self.try_wait_matching(to, count, within, filter)
             .await
@@ -152,19 +173,41 @@ impl SmtpSink {
         to: &str,
         count: usize,
         within: Duration,
-        filter: impl Fn(&Mail) -> bool,
+        filter: impl Fn(&Mail) -> bool + Sync,
+    ) -> Result<Vec<Mail>, String> {
+        self.wait(to, count, within, &filter, false).await
+    }
+
+    /// As [`try_wait_matching`](Self::try_wait_matching), and the mails
+    /// found leave the sink: a long run keeps only what is still awaited.
+    pub async fn try_take_matching(
+        &self,
+        to: &str,
+        count: usize,
+        within: Duration,
+        filter: impl Fn(&Mail) -> bool + Sync,
+    ) -> Result<Vec<Mail>, String> {
+        self.wait(to, count, within, &filter, true).await
+    }
+
+    async fn wait(
+        &self,
+        to: &str,
+        count: usize,
+        within: Duration,
+        filter: &(dyn Fn(&Mail) -> bool + Sync),
+        take: bool,
     ) -> Result<Vec<Mail>, String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let arrived = self.arrived.notified();
-            let mails: Vec<_> = self.mails_to(to).into_iter().filter(&filter).collect();
-            if mails.len() >= count {
-                return Ok(mails);
-            }
+            let got = match self.found(to, count, filter, take) {
+                Ok(mails) => return Ok(mails),
+                Err(got) => got,
+            };
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
                 return Err(format!(
-                    "{count} matching mail(s) to {to} within {within:?}; got {}",
-                    mails.len()
+                    "{count} matching mail(s) to {to} within {within:?}; got {got}"
                 ));
             }
         }

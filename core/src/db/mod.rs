@@ -6,6 +6,7 @@
 mod dialect;
 pub mod notices;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,7 +24,7 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     /// Where notices are listened for (PostgreSQL only).
-    notices_url: Option<String>,
+    notices_url: Option<Arc<str>>,
 }
 
 impl Db {
@@ -70,7 +71,7 @@ impl Db {
         Ok(Self {
             pool,
             backend: config.backend,
-            notices_url: (config.backend == Backend::Postgres).then(|| config.url.clone()),
+            notices_url: (config.backend == Backend::Postgres).then(|| config.url.as_str().into()),
         })
     }
 

@@ -50,17 +50,48 @@ pub async fn pending<'e>(
     .bind(limit)
     .fetch_all(executor)
     .await?
-    .into_iter()
-    .map(|row| {
-        Ok(Pending {
-            id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            payload: row.try_get("payload")?,
-            trace_id: row.try_get("trace_id")?,
-            created_at: row.try_get("created_at")?,
-        })
-    })
+    .iter()
+    .map(pending_from)
     .collect()
+}
+
+/// The oldest unpublished jobs, marked published at `now` in the same
+/// statement, and locked until the transaction ends (rows another relay
+/// holds are passed over): a relay that cannot publish them rolls back and
+/// they wait again. PostgreSQL only, where rows can be locked.
+pub async fn take_pending<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    limit: i64,
+    now: Millis,
+    backend: Backend,
+) -> Result<Vec<Pending>, sqlx::Error> {
+    debug_assert!(backend.locks_rows());
+    let mut taken = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE outbox SET published_at = $2 WHERE id IN \
+           (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1{}) \
+         RETURNING id, kind, payload, trace_id, created_at",
+        backend.skip_locked()
+    )))
+    .bind(limit)
+    .bind(now)
+    .fetch_all(executor)
+    .await?
+    .into_iter()
+    .map(|row| pending_from(&row))
+    .collect::<Result<Vec<_>, _>>()?;
+    // RETURNING keeps no order: jobs go out oldest first.
+    taken.sort_by_key(|job| job.id);
+    Ok(taken)
+}
+
+fn pending_from(row: &sqlx::any::AnyRow) -> Result<Pending, sqlx::Error> {
+    Ok(Pending {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        payload: row.try_get("payload")?,
+        trace_id: row.try_get("trace_id")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 pub async fn mark_published<'e>(
