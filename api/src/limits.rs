@@ -69,6 +69,27 @@ pub async fn check(state: &AppState, key: &str, limit: i64) -> Result<()> {
     Budget::requests(state, key, limit).spend(state).await
 }
 
+/// As [`check`] for several budgets (`(key, limit)`, keys all different)
+/// in the requests' window, counted in one round trip: a hit on each,
+/// 429 when any is spent.
+pub async fn check_each(state: &AppState, budgets: &[(&str, i64)]) -> Result<()> {
+    let Some(&(first, limit)) = budgets.first() else {
+        return Ok(());
+    };
+    let budget = Budget::requests(state, first, limit);
+    let (start, left) = budget.window(state);
+    let keys: Vec<&str> = budgets.iter().map(|(key, _)| *key).collect();
+    let hits = rate_limits::hit_each(state.db.pool(), &keys, start).await?;
+    if budgets
+        .iter()
+        .zip(hits)
+        .any(|((_, limit), hits)| hits > *limit)
+    {
+        return Err(budget.refusal(left));
+    }
+    Ok(())
+}
+
 /// How often spent counters are forgotten.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 

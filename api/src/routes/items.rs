@@ -378,16 +378,14 @@ async fn request_otp(
     // the contact is the receiver's, the same budgets, so the answers tell
     // nothing, and a stranger cannot spend the receiver's budget.
     let limits = &rules.limits;
-    limits::check(
+    let by_client = format!("otp:client:{}", client.ip());
+    let by_contact = format!("otp:contact:{}:client:{}", contact.as_str(), client.ip());
+    limits::check_each(
         &state,
-        &format!("otp:client:{}", client.ip()),
-        limits.per_client,
-    )
-    .await?;
-    limits::check(
-        &state,
-        &format!("otp:contact:{}:client:{}", contact.as_str(), client.ip()),
-        limits.per_contact,
+        &[
+            (&by_client, limits.per_client),
+            (&by_contact, limits.per_contact),
+        ],
     )
     .await?;
     state

@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::domain::{Contact, Item, ItemMove, ItemStatus};
 use crate::jobs::{Job, OtpJob, UnlockPurpose};
 use crate::store::items::{self, ITEM_COLUMNS, from_row};
-use crate::store::{audit, codes, doors, outbox, rate_limits};
+use crate::store::{audit, codes, outbox, rate_limits};
 
 /// A collect that worked.
 #[derive(Debug)]
@@ -38,10 +38,14 @@ impl Exchange {
     ) -> Result<()> {
         let pool = self.db.pool();
         let now = self.now();
-        let Some(item_id) = items::waiting_for(pool, locker_id, contact.as_str()).await? else {
+        // A locker holds one stored or expired item: its cool-down is the
+        // locker's, read with it.
+        let Some((item_id, locked_until)) =
+            items::waiting_for(pool, locker_id, contact.as_str()).await?
+        else {
             return Ok(());
         };
-        if codes::locked_until(pool, locker_id, now).await?.is_some() {
+        if locked_until.is_some_and(|until| until > now) {
             tracing::info!(item_id, "cooling down; no code issued");
             return Ok(());
         }
@@ -66,7 +70,7 @@ impl Exchange {
         let rules = &self.rules;
         let pool = self.db.pool();
         let now = self.now();
-        let Some((item_id, hash)) =
+        let Some(attempt) =
             codes::take_attempt(pool, locker_id, rules.otp_max_attempts, now).await?
         else {
             // No usable code (none, spent, expired, the item cooling down):
@@ -75,6 +79,11 @@ impl Exchange {
             self.hasher.verify(code.into(), None).await?;
             return Err(Error::InvalidCode);
         };
+        let codes::Attempt {
+            item_id,
+            hash,
+            agent_id,
+        } = attempt;
         if !self.hasher.verify(code.into(), Some(hash.clone())).await? {
             let until = now + rules.otp_cooldown.as_millis() as Millis;
             if codes::record_wrong(pool, item_id, rules.otp_failure_cap, until).await? {
@@ -85,21 +94,31 @@ impl Exchange {
 
         // The code is right: spending it is one transaction, tried once
         // more if its connection is lost before it commits.
-        once_more(|| self.release(locker_id, item_id, Spent::Code(&hash), trace_id)).await
+        let door_opening = agent_id.is_some();
+        once_more(|| {
+            self.release(
+                locker_id,
+                item_id,
+                Spent::Code(&hash),
+                door_opening,
+                trace_id,
+            )
+        })
+        .await
     }
 
     /// The receiver's right code (or pickup pass) is spent and the item
-    /// leaves through its door (or is collected, without one).
+    /// leaves through its door when `door_opening` (the locker has an agent),
+    /// or is collected at once.
     pub(super) async fn release(
         &self,
         locker_id: i64,
         item_id: i64,
         spent: Spent<'_>,
+        door_opening: bool,
         trace_id: &str,
     ) -> Result<Collected> {
-        let pool = self.db.pool();
         let now = self.now();
-        let door_opening = doors::agent_of(pool, locker_id).await?.flatten().is_some();
         let mut tx = self.db.begin().await?;
         // Conditional on the code just checked (or on the item still being
         // stored): of two collects, one wins.

@@ -7,10 +7,10 @@ use sqlx::AnyConnection;
 use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, once_more, statement};
 use crate::clock::Millis;
-use crate::domain::{Item, ItemStatus, LockerMove, LockerSize, place_key};
+use crate::domain::{Item, ItemStatus, LockerSize, place_key};
 use crate::jobs::UnlockPurpose;
 use crate::store::items::{ITEM_COLUMNS, from_row};
-use crate::store::{audit, doors, lockers};
+use crate::store::{audit, lockers};
 
 /// What the sender leaves, where, for whom. Contacts are already normalised.
 #[derive(Clone)]
@@ -42,26 +42,22 @@ impl Exchange {
     async fn try_drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
-        let locker_id = match &parcel.to {
+        let (locker_id, agent) = match &parcel.to {
             Destination::Locker(id) => {
                 // The conditional move is the reservation: of racing senders one wins.
-                if !lockers::apply(&mut *tx, *id, LockerMove::Reserve, now).await? {
+                let Some(agent) = lockers::reserve(&mut *tx, *id, now).await? else {
                     return Err(match lockers::get(&mut *tx, *id).await? {
                         None => Error::LockerNotFound,
                         Some(_) => Error::LockerNotAvailable,
                     });
-                }
-                *id
+                };
+                (*id, agent)
             }
             Destination::Place { location, size } => {
                 self.reserve_at_place(&mut tx, location, *size, now).await?
             }
         };
-        let has_door = doors::agent_of(&mut *tx, locker_id)
-            .await?
-            .flatten()
-            .is_some();
-        let item = if has_door {
+        let item = if agent.is_some() {
             let drop_deadline = now + self.rules.drop_window.as_millis() as Millis;
             let item = insert(
                 &mut tx,
@@ -109,22 +105,23 @@ impl Exchange {
         Ok(item)
     }
 
-    /// Reserves the smallest available locker at `location` that fits `size`.
+    /// Reserves the smallest available locker at `location` that fits `size`;
+    /// returns it and the agent that drives its door.
     async fn reserve_at_place(
         &self,
         conn: &mut AnyConnection,
         location: &str,
         size: LockerSize,
         now: Millis,
-    ) -> Result<i64> {
+    ) -> Result<(i64, Option<String>)> {
         let key = place_key(location);
         for _ in 0..PICKS {
             let Some(id) = lockers::smallest_free(conn, &key, size, self.db.backend()).await?
             else {
                 break;
             };
-            if lockers::apply(&mut *conn, id, LockerMove::Reserve, now).await? {
-                return Ok(id);
+            if let Some(agent) = lockers::reserve(&mut *conn, id, now).await? {
+                return Ok((id, agent));
             }
         }
         match lockers::free_by_size(&mut *conn, &key).await? {

@@ -13,7 +13,7 @@ use crate::domain::{Item, ItemMove};
 use crate::jobs::Message;
 use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::pickups::{self, RequestKind};
-use crate::store::{audit, codes};
+use crate::store::{audit, codes, doors};
 
 /// What a code entered at a locker did.
 #[derive(Debug)]
@@ -72,8 +72,11 @@ impl Exchange {
             }
             return Ok(Entered::WrongCode);
         }
-        let released =
-            once_more(|| self.release(locker_id, pass.item_id, Spent::Pass, trace_id)).await;
+        let door_opening = doors::agent_of(pool, locker_id).await?.flatten().is_some();
+        let released = once_more(|| {
+            self.release(locker_id, pass.item_id, Spent::Pass, door_opening, trace_id)
+        })
+        .await;
         match released {
             Ok(collected) => Ok(Entered::Released(Box::new(collected))),
             // Collected another way in the meantime.

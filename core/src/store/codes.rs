@@ -75,13 +75,13 @@ pub async fn take_attempt<'e>(
     locker_id: i64,
     max_attempts: i64,
     now: Millis,
-) -> Result<Option<(i64, String)>, sqlx::Error> {
+) -> Result<Option<Attempt>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE items SET otp_attempts = otp_attempts + 1 \
          WHERE locker_id = $1 AND status IN ($4, $5) AND otp_hash IS NOT NULL \
            AND otp_expires_at > $2 AND otp_attempts < $3 \
            AND (otp_locked_until IS NULL OR otp_locked_until <= $2) \
-         RETURNING id, otp_hash",
+         RETURNING id, otp_hash, (SELECT agent_id FROM lockers WHERE id = $1) AS agent_id",
     )
     .bind(locker_id)
     .bind(now)
@@ -90,27 +90,23 @@ pub async fn take_attempt<'e>(
     .bind(EXPIRED)
     .fetch_optional(executor)
     .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("otp_hash")?)))
-        .transpose()
+    row.map(|r| {
+        Ok(Attempt {
+            item_id: r.try_get("id")?,
+            hash: r.try_get("otp_hash")?,
+            agent_id: r.try_get("agent_id")?,
+        })
+    })
+    .transpose()
 }
 
-/// When the item in a locker is cooling down after too many wrong
-/// codes, the moment it may be tried again.
-pub async fn locked_until<'e>(
-    executor: impl Executor<'e, Database = Any>,
-    locker_id: i64,
-    now: Millis,
-) -> Result<Option<Millis>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT otp_locked_until FROM items \
-         WHERE locker_id = $1 AND status IN ($3, $4) AND otp_locked_until > $2",
-    )
-    .bind(locker_id)
-    .bind(now)
-    .bind(STORED)
-    .bind(EXPIRED)
-    .fetch_optional(executor)
-    .await
+/// An attempt at an item's code, taken: what to check the code against.
+#[derive(Debug)]
+pub struct Attempt {
+    pub item_id: i64,
+    pub hash: String,
+    /// The agent that drives the locker's door, if any.
+    pub agent_id: Option<String>,
 }
 
 /// Counts a wrong code against the item. The `cap`-th wrong code in a row

@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
-use crate::clock::rfc3339;
+use crate::clock::{Millis, rfc3339};
 use crate::domain::{Item, ItemStatus};
 use crate::store::decode_error;
 
@@ -91,14 +91,15 @@ pub async fn for_sender<'e>(
 
 /// The item in a locker that waits for `contact`: a stored one for its
 /// receiver (email or phone), an expired one for its sender (their
-/// account's email), to take it back.
+/// account's email), to take it back. Returned with the end of its code
+/// cool-down, if one was ever set.
 pub async fn waiting_for<'e>(
     executor: impl Executor<'e, Database = Any>,
     locker_id: i64,
     contact: &str,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM items WHERE locker_id = $1 \
+) -> Result<Option<(i64, Option<Millis>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, otp_locked_until FROM items WHERE locker_id = $1 \
            AND ((status = $3 AND (receiver_email = $2 OR receiver_phone = $2)) \
              OR (status = $4 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id)))",
     )
@@ -107,7 +108,9 @@ pub async fn waiting_for<'e>(
     .bind(ItemStatus::Stored.as_str())
     .bind(ItemStatus::Expired.as_str())
     .fetch_optional(executor)
-    .await
+    .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("otp_locked_until")?)))
+        .transpose()
 }
 
 /// Where an item is, for messages about it: (item name, place, locker name).

@@ -247,6 +247,27 @@ pub async fn apply<'e>(
     Ok(done.rows_affected() > 0)
 }
 
+/// Reserves a free locker (the conditional move [`LockerMove::Reserve`]):
+/// `None` when it was not free, else the agent that drives its door, read in
+/// the same statement.
+pub async fn reserve<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    id: i64,
+    now: Millis,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    let change = LockerMove::Reserve;
+    sqlx::query_scalar(
+        "UPDATE lockers SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2 \
+         RETURNING agent_id",
+    )
+    .bind(id)
+    .bind(change.from().as_str())
+    .bind(change.to().as_str())
+    .bind(now)
+    .fetch_optional(executor)
+    .await
+}
+
 /// Records what a locker's door sensor said, as reported by `agent_id`:
 /// false (nothing recorded) when that agent does not drive the locker. A
 /// report older than the one recorded leaves the door as it is.

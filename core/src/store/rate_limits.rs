@@ -1,7 +1,9 @@
 //! Fixed-window counters in the database, so every api instance sees the
 //! same limits.
 
-use sqlx::{Any, Executor};
+use std::collections::HashMap;
+
+use sqlx::{Any, AssertSqlSafe, Executor};
 
 use crate::clock::Millis;
 
@@ -17,17 +19,39 @@ pub async fn hit<'e>(
     key: &str,
     window_start: Millis,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1) \
+    let hits = hit_each(executor, &[key], window_start).await?;
+    Ok(hits.first().copied().unwrap_or(1))
+}
+
+/// Counts one hit on each of `keys` (all different) in the window starting
+/// at `window_start`, in one statement; returns the hits so far on each, in
+/// the order of `keys`.
+pub async fn hit_each<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    keys: &[&str],
+    window_start: Millis,
+) -> Result<Vec<i64>, sqlx::Error> {
+    // Placeholders only: the keys themselves are bound.
+    let rows = (0..keys.len())
+        .map(|n| format!("(${}, $1, 1)", n + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut query = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
+        "INSERT INTO rate_limits (key, window_start, hits) VALUES {rows} \
          ON CONFLICT (key) DO UPDATE SET \
            hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
            window_start = excluded.window_start \
-         RETURNING hits",
-    )
-    .bind(key.to_owned())
-    .bind(window_start)
-    .fetch_one(executor)
-    .await
+         RETURNING key, hits"
+    )))
+    .bind(window_start);
+    for key in keys {
+        query = query.bind((*key).to_owned());
+    }
+    let counted: HashMap<String, i64> = query.fetch_all(executor).await?.into_iter().collect();
+    Ok(keys
+        .iter()
+        .map(|key| counted.get(*key).copied().unwrap_or(1))
+        .collect())
 }
 
 /// The hits on `key` in the window starting at `window_start`, without
