@@ -66,7 +66,7 @@ impl Budget<'_> {
 /// Counts a hit on `key`; 429 once more than `limit` fall in the current
 /// requests' window.
 pub async fn check(state: &AppState, key: &str, limit: i64) -> Result<()> {
-    Budget::requests(state, key, limit).spend(state).await
+    check_each(state, &[(key, limit)]).await
 }
 
 /// As [`check`] for several budgets (`(key, limit)`, keys all different)

@@ -235,16 +235,7 @@ pub async fn apply<'e>(
     change: LockerMove,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE lockers SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
-    )
-    .bind(id)
-    .bind(change.from().as_str())
-    .bind(change.to().as_str())
-    .bind(now)
-    .execute(executor)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(make_move(executor, id, change, now).await?.is_some())
 }
 
 /// Reserves a free locker (the conditional move [`LockerMove::Reserve`]):
@@ -255,7 +246,17 @@ pub async fn reserve<'e>(
     id: i64,
     now: Millis,
 ) -> Result<Option<Option<String>>, sqlx::Error> {
-    let change = LockerMove::Reserve;
+    make_move(executor, id, LockerMove::Reserve, now).await
+}
+
+/// The conditional move itself: `None` when the locker was not in the
+/// status the move leaves, else its door's agent.
+async fn make_move<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    id: i64,
+    change: LockerMove,
+    now: Millis,
+) -> Result<Option<Option<String>>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE lockers SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2 \
          RETURNING agent_id",
