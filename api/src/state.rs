@@ -43,7 +43,7 @@ impl AppState {
         // The phone-number metadata loads on first use; pay for it now, not
         // in the first sender's request.
         let _ = locker_core::domain::Phone::parse("+14155552671", None);
-        let db = Db::connect(&config.database).await?;
+        let db = Db::connect_serving_reads(&config.database).await?;
         let hasher = Hasher::new()?;
         let relay = RelayWaker::default();
         let exchange = Exchange::new(

@@ -125,6 +125,18 @@ async fn an_exchange_goes_through_a_real_door() {
             s.locker_view(locker).await["door"] == "open"
         })
         .await;
+    // Finding lockers by place reads them as they are, agent and door too.
+    let mut at_place = s
+        .app
+        .get("/lockers/by-place?location=mall%20entrance", Some(&s.admin))
+        .await
+        .1;
+    let found = at_place[0]
+        .as_object_mut()
+        .expect("the locker at its place");
+    let free = found.remove("free_at_place");
+    assert_eq!(Value::Object(found.clone()), s.locker_view(locker).await);
+    assert_eq!(free, Some(json!({"SMALL": 0, "MEDIUM": 0, "LARGE": 0})));
     // The sender is still putting the item in: nothing told to the receiver yet.
     assert_eq!(s.item(&item).await["status"], "AWAITING_DROP");
     assert!(s.app.smtp.mails_to(RECEIVER).is_empty());

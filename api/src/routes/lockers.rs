@@ -118,7 +118,7 @@ async fn lockers_by_place(
         ));
     }
     let (found, free_at_place) = lockers::at_place(
-        state.db.pool(),
+        state.db.reads(),
         &query.location,
         query.status,
         query.limit,

@@ -2,19 +2,24 @@
 //! edits live with the exchange's other rules ([`crate::exchange`]).
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
+use sqlx::{
+    Any, AnyConnection, AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor,
+    IntoArguments, Row, Type,
+};
 
 use crate::config::Backend;
+use crate::db::Reads;
 
 use crate::clock::{Millis, rfc3339};
 use crate::domain::{DoorState, Locker, LockerMove, LockerSize, LockerStatus, place_key};
 use crate::store::decode_error;
 
-/// A locker's columns (`l`) with its agent's presence (`a`).
+/// A locker's columns (`l`) with its agent's presence (`a`), in types both
+/// of the drivers that read them agree on.
 macro_rules! locker_columns {
     () => {
         "l.id, l.location, l.name, l.size, l.agent_id, l.status, l.door_state, \
-         a.online AS agent_online, l.created_at, l.updated_at"
+         CAST(a.online AS BIGINT) AS agent_online, l.created_at, l.updated_at"
     };
 }
 
@@ -43,7 +48,16 @@ macro_rules! count_at_place {
     };
 }
 
-pub(crate) fn from_row(row: &AnyRow) -> Result<Locker, sqlx::Error> {
+/// A row as the `Any` driver or PostgreSQL's own ([`Reads`]) reads it.
+pub(crate) fn from_row<R>(row: &R) -> Result<Locker, sqlx::Error>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+{
     let size: String = row.try_get("size")?;
     let status: String = row.try_get("status")?;
     let door: String = row.try_get("door_state")?;
@@ -124,15 +138,43 @@ pub async fn list<'e>(
 
 /// Lockers at a place (matched on its [`place_key`]), optionally only those
 /// in one status, with the place's available lockers by size (all of them,
-/// whatever the filter and page), in one statement.
-pub async fn at_place<'e>(
-    executor: impl Executor<'e, Database = Any>,
+/// whatever the filter and page), in one statement. A hot read: see
+/// [`Reads`].
+pub async fn at_place(
+    reads: Reads<'_>,
     location: &str,
     status: Option<LockerStatus>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Locker>, FreeBySize), sqlx::Error> {
-    let rows = sqlx::query(concat!(
+    let place = place_key(location);
+    match reads {
+        Reads::Postgres(pool) => at_place_on(pool, place, status, limit, offset).await,
+        Reads::Shared(pool) => at_place_on(pool, place, status, limit, offset).await,
+    }
+}
+
+async fn at_place_on<'e, DB>(
+    executor: impl Executor<'e, Database = DB>,
+    place_key: String,
+    status: Option<LockerStatus>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Locker>, FreeBySize), sqlx::Error>
+where
+    DB: Database,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    &'static str: Encode<'static, DB> + Type<DB>,
+    Option<&'static str>: Encode<'static, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'c> &'c str: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<i64>: Decode<'r, DB> + Type<DB>,
+{
+    let rows = sqlx::query::<DB>(concat!(
         "SELECT ",
         locker_columns!(),
         ", f.free_small, f.free_medium, f.free_large FROM (",
@@ -140,7 +182,7 @@ pub async fn at_place<'e>(
         ") f JOIN lockers l ON l.place_key = $1 AND ($3 IS NULL OR l.status = $3) \
          LEFT JOIN agents a ON a.id = l.agent_id ORDER BY l.id LIMIT $4 OFFSET $5"
     ))
-    .bind(place_key(location))
+    .bind(place_key)
     .bind(LockerStatus::Available.as_str())
     .bind(status.map(LockerStatus::as_str))
     .bind(limit)
@@ -148,7 +190,8 @@ pub async fn at_place<'e>(
     .fetch_all(executor)
     .await?;
     let free = rows.first().map(free_from_row).transpose()?;
-    Ok((from_rows(rows)?, free.unwrap_or_default()))
+    let lockers = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok((lockers, free.unwrap_or_default()))
 }
 
 /// The smallest available locker at a place (its [`place_key`]) that fits
@@ -200,7 +243,12 @@ pub async fn free_by_size<'e>(
     free_from_row(&row).map(Some)
 }
 
-fn free_from_row(row: &AnyRow) -> Result<FreeBySize, sqlx::Error> {
+fn free_from_row<R>(row: &R) -> Result<FreeBySize, sqlx::Error>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
     Ok(FreeBySize {
         small: row.try_get("free_small")?,
         medium: row.try_get("free_medium")?,
