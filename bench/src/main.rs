@@ -6,6 +6,7 @@
 
 mod client;
 mod probe;
+mod reader;
 mod scenarios;
 mod site;
 mod stats;

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::Options;
 use crate::client::Api;
+use crate::reader::Reader;
 use crate::site::Site;
 use crate::stats::Recorder;
 
@@ -128,24 +129,30 @@ pub async fn wait_online(
 }
 
 pub async fn read(api: &Api, token: &str, opts: &Options, budget: Arc<Budget>) -> Recorder {
+    const SERIES: &str = "GET /lockers/by-place";
     let tasks = (0..opts.concurrency).map(|t| {
-        let (api, token, budget) = (api.clone(), token.to_owned(), budget.clone());
+        let (done, budget) = (api.done.clone(), budget.clone());
+        let reader = Reader::new(&api.base, token);
         let places = opts.places.max(1);
         tokio::spawn(async move {
             let mut rec = Recorder::default();
+            let mut reader = match reader {
+                Ok(reader) => reader,
+                Err(error) => {
+                    rec.error(format!("{SERIES}: {error:#}"));
+                    return rec;
+                }
+            };
             let mut n = t;
             while budget.take() {
                 let path = format!("/lockers/by-place?location=bench%20place%20{}", n % places);
-                let _ = api
-                    .fetch(
-                        &mut rec,
-                        "GET /lockers/by-place",
-                        Method::GET,
-                        &path,
-                        Some(&token),
-                        None,
-                    )
-                    .await;
+                let started = Instant::now();
+                match reader.get(&path).await {
+                    Ok(status) if status.is_success() => rec.record(SERIES, started.elapsed()),
+                    Ok(status) => rec.error(format!("{SERIES}: HTTP {}", status.as_u16())),
+                    Err(_) => rec.error(format!("{SERIES}: transport")),
+                }
+                done.fetch_add(1, Ordering::Relaxed);
                 n += opts_stride();
             }
             rec
