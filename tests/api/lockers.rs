@@ -136,3 +136,58 @@ async fn one_locker_by_id() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// On PostgreSQL, finding lockers by place has connections of its own, a
+/// quarter of `DATABASE_POOL_SIZE`: with every other connection taken,
+/// places are still found, and the process never holds more than it was
+/// given.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
+async fn reads_by_place_keep_connections_of_their_own() {
+    use std::time::Duration;
+
+    use locker_core::Db;
+    use locker_core::config::DatabaseConfig;
+    use locker_core::db::Reads;
+    use locker_core::store::lockers;
+
+    assert!(
+        std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()),
+        "TEST_DATABASE_URL must name a PostgreSQL server for this test"
+    );
+    let database = crate::helpers::TestDb::create().await;
+    let config = DatabaseConfig {
+        pool_size: 8,
+        acquire_timeout: Duration::from_millis(500),
+        ..DatabaseConfig::parse(&database.url).unwrap()
+    };
+    let db = Db::connect_serving_reads(&config).await.unwrap();
+    let Reads::Postgres(reads) = db.reads() else {
+        panic!("PostgreSQL's own driver for reads");
+    };
+
+    let mut writes = Vec::new();
+    for _ in 0..6 {
+        writes.push(db.pool().acquire().await.expect("six for writes"));
+    }
+    assert!(
+        db.pool().acquire().await.is_err(),
+        "a seventh would go beyond the eight given"
+    );
+    let (found, free) = lockers::at_place(db.reads(), "Mall Entrance", None, 10, 0)
+        .await
+        .expect("a place found with every write connection taken");
+    assert!(found.is_empty());
+    assert_eq!(free, lockers::FreeBySize::default());
+
+    let held = (
+        reads.acquire().await.unwrap(),
+        reads.acquire().await.unwrap(),
+    );
+    assert!(
+        reads.acquire().await.is_err(),
+        "a third read connection would go beyond the eight given"
+    );
+    drop((held, writes));
+    db.close().await;
+}
