@@ -60,7 +60,7 @@ pub(super) async fn tell_receiver(
     now: Millis,
     message: impl Fn(String, String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
-    let Some((name, location, locker)) = items::whereabouts(&mut *conn, item.id).await? else {
+    let Some(place) = items::whereabouts(&mut *conn, item.id).await? else {
         return Ok(());
     };
     for to in [&item.receiver_phone, &item.receiver_email]
@@ -69,7 +69,11 @@ pub(super) async fn tell_receiver(
     {
         let job = Job::Notify(NotifyJob {
             to: to.clone(),
-            message: message(name.clone(), location.clone(), locker.clone()),
+            message: message(
+                place.item.clone(),
+                place.location.clone(),
+                place.locker.clone(),
+            ),
         });
         outbox::enqueue(&mut *conn, &job, trace_id, now).await?;
     }
@@ -85,9 +89,14 @@ pub(super) async fn tell_sender(
     now: Millis,
     message: impl FnOnce(String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
-    let sender = items::sender_email(&mut *conn, item.id).await?;
     let place = items::whereabouts(&mut *conn, item.id).await?;
-    if let (Some(to), Some((name, location, _))) = (sender, place) {
+    if let Some(items::Whereabouts {
+        item: name,
+        location,
+        sender_email: Some(to),
+        ..
+    }) = place
+    {
         let job = Job::Notify(NotifyJob {
             to,
             message: message(name, location),

@@ -113,39 +113,42 @@ pub async fn waiting_for<'e>(
         .transpose()
 }
 
-/// Where an item is, for messages about it: (item name, place, locker name).
+/// Where an item is and who sent it, for messages about it.
+#[derive(Debug, Clone)]
+pub struct Whereabouts {
+    /// The item's name.
+    pub item: String,
+    pub location: String,
+    /// The locker's name, or `#` and its number.
+    pub locker: String,
+    /// `None` once the sender's account is gone.
+    pub sender_email: Option<String>,
+}
+
+/// Where an item is, and its sender's email, in one statement; `None` for
+/// an item gone or in no locker.
 pub async fn whereabouts<'e>(
     executor: impl Executor<'e, Database = Any>,
     item_id: i64,
-) -> Result<Option<(String, String, String)>, sqlx::Error> {
+) -> Result<Option<Whereabouts>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT i.name AS item, l.location, COALESCE(l.name, '#' || CAST(l.id AS TEXT)) AS locker \
-         FROM items i JOIN lockers l ON l.id = i.locker_id WHERE i.id = $1",
+        "SELECT i.name AS item, l.location, COALESCE(l.name, '#' || CAST(l.id AS TEXT)) AS locker, \
+           u.email AS sender_email \
+         FROM items i JOIN lockers l ON l.id = i.locker_id LEFT JOIN users u ON u.id = i.sender_id \
+         WHERE i.id = $1",
     )
     .bind(item_id)
     .fetch_optional(executor)
     .await?;
     row.map(|r| {
-        Ok((
-            r.try_get("item")?,
-            r.try_get("location")?,
-            r.try_get("locker")?,
-        ))
+        Ok(Whereabouts {
+            item: r.try_get("item")?,
+            location: r.try_get("location")?,
+            locker: r.try_get("locker")?,
+            sender_email: r.try_get("sender_email")?,
+        })
     })
     .transpose()
-}
-
-/// The item's sender's email.
-pub async fn sender_email<'e>(
-    executor: impl Executor<'e, Database = Any>,
-    item_id: i64,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT u.email FROM items i JOIN users u ON u.id = i.sender_id WHERE i.id = $1",
-    )
-    .bind(item_id)
-    .fetch_optional(executor)
-    .await
 }
 
 /// Names the command that unlocks the door for an item's current step.

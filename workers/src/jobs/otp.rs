@@ -38,7 +38,7 @@ pub async fn run(
     Prepared { code, hash }: Prepared,
 ) -> Result<(), JobError> {
     let pool = ctx.db.pool();
-    let Some((_item, location, locker)) = items::whereabouts(pool, job.item_id).await? else {
+    let Some(place) = items::whereabouts(pool, job.item_id).await? else {
         tracing::info!(item_id = job.item_id, "item gone; no code issued");
         return Ok(());
     };
@@ -61,7 +61,7 @@ pub async fn run(
         }
     }
     let minutes = ctx.exchange.rules().otp_expiry.as_secs().div_ceil(60);
-    let text = messages::code(&code, &location, &locker, minutes);
+    let text = messages::code(&code, &place.location, &place.locker, minutes);
     ctx.notifier()?.send(&job.contact, &text, job_id).await?;
     tracing::info!(item_id = job.item_id, "code issued");
     Ok(())
