@@ -576,6 +576,15 @@ enum TestDbKind {
 }
 
 impl TestDb {
+    /// A PostgreSQL database of the test's own: without `TEST_DATABASE_URL`
+    /// the test fails.
+    pub async fn postgres_required() -> Self {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => Self::postgres(server).await,
+            _ => panic!("TEST_DATABASE_URL must name a PostgreSQL server for this test"),
+        }
+    }
+
     pub async fn create() -> Self {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(server) if !server.is_empty() => Self::postgres(server).await,

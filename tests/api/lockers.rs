@@ -151,11 +151,7 @@ async fn reads_by_place_keep_connections_of_their_own() {
     use locker_core::db::Reads;
     use locker_core::store::lockers;
 
-    assert!(
-        std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()),
-        "TEST_DATABASE_URL must name a PostgreSQL server for this test"
-    );
-    let database = crate::helpers::TestDb::create().await;
+    let database = crate::helpers::TestDb::postgres_required().await;
     let config = DatabaseConfig {
         pool_size: 8,
         acquire_timeout: Duration::from_millis(500),

@@ -350,11 +350,7 @@ async fn jobs_written_by_another_process_wake_the_relay() {
     use locker_core::store::outbox;
     use locker_core::{Clock, Db, SystemClock};
 
-    assert!(
-        std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()),
-        "TEST_DATABASE_URL must name a PostgreSQL server for this test"
-    );
-    let database = crate::helpers::TestDb::create().await;
+    let database = crate::helpers::TestDb::postgres_required().await;
     let config = DatabaseConfig::parse(&database.url).unwrap();
     let (relaying, writing) = (
         Db::connect(&config).await.unwrap(),
