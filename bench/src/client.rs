@@ -41,21 +41,6 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let text = self.fetch(rec, series, method, path, token, body).await?;
-        Ok(serde_json::from_slice(&text).unwrap_or(Value::Null))
-    }
-
-    /// As [`call`](Self::call), with the answer's body left unread as JSON:
-    /// a read load spends its CPU on the stack, not on parsing what it got.
-    pub async fn fetch(
-        &self,
-        rec: &mut Recorder,
-        series: &str,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> anyhow::Result<impl std::ops::Deref<Target = [u8]>> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -82,7 +67,7 @@ impl Api {
                 String::from_utf8_lossy(&text)
             );
         }
-        Ok(text)
+        Ok(serde_json::from_slice(&text).unwrap_or(Value::Null))
     }
 
     pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {
