@@ -1,6 +1,7 @@
 """Prints the reports bench/compare.sh collected, before beside after, as
 Markdown tables: each series' rate and latency, each process's CPU and peak
-memory, and the ceilings each run measured with the ratios to them.
+memory, each unlock's stages from the database, and the ceilings each run
+measured with the ratios to them.
 
     python3 bench/compare_report.py OUT_DIR NAME...
 """
@@ -43,7 +44,31 @@ def ratios(report):
             f"{reads['per_second']:.0f} reads/s = {100 * reads['per_second'] / tps:.1f}% "
             f"of pgbench -S {tps:.0f} tps at {report['concurrency']} clients"
         )
+        alone = ceilings.get("pgbench_by_place_tps")
+        if alone:
+            lines.append(
+                f"by-place's own statement, run by pgbench: {alone:.0f} tps = {100 * alone / tps:.1f}% "
+                f"of pgbench -S; the reads are {100 * reads['per_second'] / alone:.1f}% of it"
+            )
     return lines
+
+
+def door_path(before, after):
+    """Each unlock's stages from the database, before beside after."""
+    hops = {}
+    for side, report in (("before", before), ("after", after)):
+        for h in report.get("door_path") or []:
+            hops.setdefault((h["purpose"], h["hop"]), {})[side] = h
+    if not hops:
+        return
+    print("\n| unlock stage (from the database) | before p50 / p90 / p99 ms | after p50 / p90 / p99 ms |")
+    print("|---|---|---|")
+    for (purpose, hop), sides in hops.items():
+        cells = [
+            f"{h['p50_ms']} / {h['p90_ms']} / {h['p99_ms']}" if (h := sides.get(side)) else "–"
+            for side in ("before", "after")
+        ]
+        print(f"| {purpose}: {hop} | " + " | ".join(cells) + " |")
 
 
 def cpu_per_exchange(report, exchanges, argon):
@@ -82,6 +107,7 @@ def main():
                     else ["–"] * 4
                 )
             print(f"| {key} | " + " | ".join(cells) + " |")
+        door_path(before, after)
         print("\n| process | before CPU s | peak RSS MiB | after CPU s | peak RSS MiB |")
         print("|---|---|---|---|---|")
         for proc in sorted(set(before["processes"]) | set(after["processes"])):

@@ -86,7 +86,9 @@ pub struct Options {
     /// Processes to watch, name=pid (e.g. api=123 workers=456 broker=789).
     #[arg(long = "pid", value_parser = parse_pid)]
     pids: Vec<(String, u32)>,
-    /// A PostgreSQL URL of the stack's server: its read ceiling is measured with pgbench.
+    /// The stack's PostgreSQL database: its server's read ceiling is measured
+    /// with pgbench (and, in read runs, by-place's own statement on it), and
+    /// after exchange and unlock runs each unlock's stages are read from it.
     #[arg(long)]
     database_url: Option<String>,
     /// Skip measuring the ceilings.
@@ -156,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
     let machine_before = probe::sample_machine();
     let progress = progress_line(api.clone());
     let started = Instant::now();
+    let started_ms = epoch_ms();
     let rec = match opts.scenario {
         Scenario::Read => scenarios::read(&api, &admin, &opts, budget_for(&opts)).await,
         Scenario::Exchange => {
@@ -180,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Scale => unreachable!(),
     };
     let elapsed = started.elapsed();
+    let ended_ms = epoch_ms();
     progress.abort();
     eprintln!();
     let usage = probe::usage(&before, &probe::sample_all(&pids));
@@ -233,6 +237,19 @@ async fn main() -> anyhow::Result<()> {
         print_ceilings(c, &summaries);
         print_argon2_share(c, &summaries, &usage, &machine);
     }
+    let door_path = match &opts.database_url {
+        Some(url) if url.starts_with("postgres") && opts.scenario != Scenario::Read => {
+            match probe::door_path(url, started_ms, ended_ms) {
+                Ok(hops) => hops,
+                Err(error) => {
+                    eprintln!("door path: {error:#}");
+                    Vec::new()
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    print_door_path(&door_path);
     let report = json!({
         "scenario": format!("{:?}", opts.scenario).to_lowercase(),
         "seconds": elapsed.as_secs_f64(),
@@ -242,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
         "processes": usage,
         "machine": machine,
         "ceilings": ceilings,
+        "door_path": door_path,
     });
     if let Some(path) = &opts.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -288,7 +306,22 @@ async fn ceilings(opts: &Options) -> serde_json::Value {
         }
         _ => None,
     };
-    json!({"argon2": argon, "pgbench_select_only_tps": pg})
+    let statement = match &opts.database_url {
+        Some(url) if url.starts_with("postgres") && opts.scenario == Scenario::Read => {
+            let (url, clients) = (url.clone(), opts.concurrency);
+            let place = locker_core::domain::place_key(&scenarios::place_name(0));
+            tokio::task::spawn_blocking(move || probe::pgbench_by_place(&url, &place, clients, 5))
+                .await
+                .ok()
+                .and_then(|r| r.map_err(|e| eprintln!("pgbench (by-place): {e:#}")).ok())
+        }
+        _ => None,
+    };
+    json!({
+        "argon2": argon,
+        "pgbench_select_only_tps": pg,
+        "pgbench_by_place_tps": statement,
+    })
 }
 
 /// The mean of the ceilings measured before and after the run, each side
@@ -313,12 +346,12 @@ fn both_sides(before: serde_json::Value, after: serde_json::Value) -> serde_json
             json!([before["argon2"][ops], after["argon2"][ops]]),
         );
     }
-    let tps = "pgbench_select_only_tps";
-    json!({
-        "argon2": argon,
-        tps: mean(&before[tps], &after[tps]),
-        format!("{tps}_each"): [before[tps], after[tps]],
-    })
+    let mut both = json!({ "argon2": argon });
+    for tps in ["pgbench_select_only_tps", "pgbench_by_place_tps"] {
+        both[tps] = mean(&before[tps], &after[tps]);
+        both[format!("{tps}_each")] = json!([before[tps], after[tps]]);
+    }
+    both
 }
 
 fn print_ceilings(c: &serde_json::Value, summaries: &BTreeMap<String, stats::Summary>) {
@@ -357,7 +390,39 @@ fn print_ceilings(c: &serde_json::Value, summaries: &BTreeMap<String, stats::Sum
                 100.0 * reads / tps
             );
         }
+        if let Some(alone) = c["pgbench_by_place_tps"].as_f64() {
+            println!(
+                "pgbench running by-place's own statement, prepared: {alone:.0} tps = {:.1}% of select-only \
+                 (before the run {}, after {}); by-place reads/s = {:.1}% of it",
+                100.0 * alone / tps,
+                one_decimal(&c["pgbench_by_place_tps_each"][0]),
+                one_decimal(&c["pgbench_by_place_tps_each"][1]),
+                100.0 * reads / alone,
+            );
+        }
     }
+}
+
+/// Where each unlock's time went, stage by stage, from the database.
+fn print_door_path(hops: &[probe::DoorHop]) {
+    if hops.is_empty() {
+        return;
+    }
+    println!("\nunlocks by stage, from the database's timestamps (ms):\n");
+    println!("| unlock | stage | count | p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|---|---|---|");
+    for h in hops {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            h.purpose, h.hop, h.count, h.p50_ms, h.p90_ms, h.p99_ms, h.max_ms
+        );
+    }
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn one_decimal(v: &serde_json::Value) -> String {

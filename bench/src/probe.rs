@@ -1,11 +1,14 @@
 //! What the run costs and what bounds it: CPU seconds and peak memory of the
-//! stack's processes (from /proc), Argon2 verifications per core, and
-//! PostgreSQL's own read ceiling (pgbench, select-only).
+//! stack's processes (from /proc), Argon2 verifications per core,
+//! PostgreSQL's own read ceilings (pgbench: select-only, and the by-place
+//! statement alone), and where an unlock's time goes (the database's
+//! timestamps).
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use locker_core::domain::LockerStatus;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -249,9 +252,50 @@ pub fn pgbench_select_only(
         "pgbench -i failed: {}",
         String::from_utf8_lossy(&init.stderr)
     );
+    pgbench(&scratch, clients, seconds, &["-S"])
+}
+
+/// How many times a second PostgreSQL answers `GET /lockers/by-place`'s own
+/// statement for `place_key`, with nothing but pgbench around it: prepared
+/// once a connection, as the api's driver does, at `clients` connections,
+/// on the stack's database. What reads could reach were the api free.
+pub fn pgbench_by_place(
+    database_url: &str,
+    place_key: &str,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    // The api's parameters, written in: the status counted free, every
+    // status kept, the api's default page.
+    let statement = locker_core::store::lockers::AT_PLACE
+        .replace("$5", "0")
+        .replace("$4", "50")
+        .replace("$3", "NULL")
+        .replace("$2", &quoted(LockerStatus::Available.as_str()))
+        .replace("$1", &quoted(place_key));
+    let script =
+        std::env::temp_dir().join(format!("locker-bench-by-place-{}.sql", std::process::id()));
+    std::fs::write(&script, format!("{statement};\n"))?;
+    let file = format!("{}", script.display());
+    let tps = pgbench(
+        database_url,
+        clients,
+        seconds,
+        &["-M", "prepared", "-f", &file],
+    );
+    let _ = std::fs::remove_file(&script);
+    tps
+}
+
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Runs pgbench without vacuuming first; its transactions per second.
+fn pgbench(database_url: &str, clients: usize, seconds: u64, how: &[&str]) -> anyhow::Result<f64> {
     let run = Command::new("pgbench")
+        .args(how)
         .args([
-            "-S",
             "-n",
             "-c",
             &clients.to_string(),
@@ -259,13 +303,88 @@ pub fn pgbench_select_only(
             "2",
             "-T",
             &seconds.to_string(),
-            &scratch,
+            database_url,
         ])
         .output()?;
     let out = String::from_utf8_lossy(&run.stdout);
+    anyhow::ensure!(
+        run.status.success(),
+        "pgbench {} failed: {}",
+        how.join(" "),
+        String::from_utf8_lossy(&run.stderr)
+    );
     out.lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l["tps = ".len()..].split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {out}"))
+}
+
+/// One stage of the way from an unlock's job to its door, timed from the
+/// database's own timestamps (every process stamps them with the same
+/// machine's clock).
+#[derive(Debug, Serialize)]
+pub struct DoorHop {
+    /// `drop`, `collect` or `maintenance`.
+    pub purpose: String,
+    pub hop: String,
+    pub count: u64,
+    pub p50_ms: i64,
+    pub p90_ms: i64,
+    pub p99_ms: i64,
+    pub max_ms: i64,
+}
+
+/// The four stages of every unlock issued between `since` and `until` (ms
+/// since the epoch): the job written (in the transaction that asked for
+/// it) until a relay pass takes it for the queue; taken until a worker
+/// records its command; recorded until the agent says the door opened;
+/// opened until the agent's answer is recorded.
+pub fn door_path(database_url: &str, since: i64, until: i64) -> anyhow::Result<Vec<DoorHop>> {
+    let query = format!(
+        "WITH c AS ( \
+           SELECT c.purpose, o.created_at AS written, o.published_at AS relayed, \
+                  c.issued_at AS recorded, e.at AS opened, c.acked_at AS answered \
+           FROM commands c JOIN outbox o ON c.id = 'job-' || o.id \
+           LEFT JOIN door_events e ON e.command_id = c.id AND e.kind = 'door_opened' \
+           WHERE c.issued_at BETWEEN {since} AND {until}), \
+         h AS ( \
+           SELECT purpose, 1 AS n, 'written → taken by a relay' AS hop, relayed - written AS ms FROM c \
+           UNION ALL SELECT purpose, 2, 'taken → command recorded', recorded - relayed FROM c \
+           UNION ALL SELECT purpose, 3, 'recorded → door opened at the agent', opened - recorded FROM c \
+           UNION ALL SELECT purpose, 4, 'opened → answer recorded', answered - opened FROM c) \
+         SELECT purpose, hop, COUNT(*), \
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY ms), \
+           percentile_disc(0.9) WITHIN GROUP (ORDER BY ms), \
+           percentile_disc(0.99) WITHIN GROUP (ORDER BY ms), MAX(ms) \
+         FROM h WHERE ms IS NOT NULL GROUP BY purpose, n, hop ORDER BY purpose, n"
+    );
+    let run = Command::new("psql")
+        .args(["-qAtX", "-F", "\t", database_url, "-c", &query])
+        .output()?;
+    anyhow::ensure!(
+        run.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            let number = |i: usize| -> anyhow::Result<i64> {
+                f.get(i)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| anyhow::anyhow!("unexpected psql row: {line}"))
+            };
+            Ok(DoorHop {
+                purpose: f[0].to_owned(),
+                hop: f.get(1).copied().unwrap_or_default().to_owned(),
+                count: number(2)? as u64,
+                p50_ms: number(3)?,
+                p90_ms: number(4)?,
+                p99_ms: number(5)?,
+                max_ms: number(6)?,
+            })
+        })
+        .collect()
 }

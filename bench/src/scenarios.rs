@@ -52,7 +52,12 @@ impl Budget {
     }
 }
 
-/// Places named `Bench Place {n}` with lockers spread over them; lockers get
+/// The name of the benchmark's place number `n`.
+pub fn place_name(n: usize) -> String {
+    format!("Bench Place {n}")
+}
+
+/// Places named by [`place_name`] with lockers spread over them; lockers get
 /// agents (spread round-robin) when `agents` > 0. Returns locker ids and, per
 /// agent id, its lockers.
 pub async fn make_lockers(
@@ -64,7 +69,7 @@ pub async fn make_lockers(
     count: usize,
 ) -> anyhow::Result<(Vec<i64>, HashMap<String, Vec<i64>>)> {
     let jobs = (first..first + count).map(|i| {
-        let place = format!("Bench Place {}", i % layout.places.max(1));
+        let place = place_name(i % layout.places.max(1));
         let agent = layout.agent_of(i).map(|a| format!("bench-{run}-{a}"));
         async move {
             (

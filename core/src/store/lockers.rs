@@ -48,6 +48,19 @@ macro_rules! count_at_place {
     };
 }
 
+/// The lockers at a place: `$1` its [`place_key`], `$2` the status counted
+/// free, `$3` a status to keep or NULL for all, `$4` limit, `$5` offset;
+/// every row carries the place's free lockers by size. Public so the
+/// benchmark can time this very statement alone (`locker-bench`).
+pub const AT_PLACE: &str = concat!(
+    "SELECT ",
+    locker_columns!(),
+    ", f.free_small, f.free_medium, f.free_large FROM (",
+    count_at_place!(),
+    ") f JOIN lockers l ON l.place_key = $1 AND ($3 IS NULL OR l.status = $3) \
+     LEFT JOIN agents a ON a.id = l.agent_id ORDER BY l.id LIMIT $4 OFFSET $5"
+);
+
 /// A row as the `Any` driver or PostgreSQL's own ([`Reads`]) reads it.
 pub(crate) fn from_row<R>(row: &R) -> Result<Locker, sqlx::Error>
 where
@@ -174,21 +187,14 @@ where
     for<'r> i64: Decode<'r, DB> + Type<DB>,
     for<'r> Option<i64>: Decode<'r, DB> + Type<DB>,
 {
-    let rows = sqlx::query::<DB>(concat!(
-        "SELECT ",
-        locker_columns!(),
-        ", f.free_small, f.free_medium, f.free_large FROM (",
-        count_at_place!(),
-        ") f JOIN lockers l ON l.place_key = $1 AND ($3 IS NULL OR l.status = $3) \
-         LEFT JOIN agents a ON a.id = l.agent_id ORDER BY l.id LIMIT $4 OFFSET $5"
-    ))
-    .bind(place_key)
-    .bind(LockerStatus::Available.as_str())
-    .bind(status.map(LockerStatus::as_str))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(executor)
-    .await?;
+    let rows = sqlx::query::<DB>(AT_PLACE)
+        .bind(place_key)
+        .bind(LockerStatus::Available.as_str())
+        .bind(status.map(LockerStatus::as_str))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(executor)
+        .await?;
     let free = rows.first().map(free_from_row).transpose()?;
     let lockers = rows.iter().map(from_row).collect::<Result<_, _>>()?;
     Ok((lockers, free.unwrap_or_default()))
