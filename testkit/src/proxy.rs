@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -12,6 +12,8 @@ use tokio::sync::watch;
 pub struct TcpProxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
+    /// Connections let through so far.
+    accepted: Arc<AtomicU64>,
     /// Bumped on every cut so open connections close.
     cuts: watch::Sender<u64>,
 }
@@ -22,6 +24,7 @@ impl TcpProxy {
         let proxy = Self {
             addr: listener.local_addr().expect("proxy address"),
             up: Arc::new(AtomicBool::new(true)),
+            accepted: Arc::default(),
             cuts: watch::channel(0).0,
         };
         let this = proxy.clone();
@@ -31,6 +34,7 @@ impl TcpProxy {
                     drop(client);
                     continue;
                 }
+                this.accepted.fetch_add(1, Ordering::SeqCst);
                 let mut cut = this.cuts.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
@@ -51,6 +55,11 @@ impl TcpProxy {
     pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// How many connections it has let through.
+    pub fn connections(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Lets connections through again.
