@@ -48,8 +48,13 @@ impl Applier {
 
 /// Messages are applied by this many tasks beside the network loop, each
 /// door's events (and each agent's status and pickups) by one of them in
-/// the order received.
-const APPLIERS: usize = 8;
+/// the order received. Applying is mostly waiting on the database, and a
+/// full lane holds up the network loop (commands going out included): with
+/// eight, the unlock benchmark's answers waited up to a quarter of a second
+/// to be applied while the CPU was not busy; with 32, it is the CPU that
+/// limits (docs/benchmarks.md). The database pool still bounds how many
+/// apply at once.
+const APPLIERS: usize = 32;
 /// Messages waiting for an applier before the network loop waits too.
 const APPLY_QUEUE: usize = 64;
 
