@@ -125,15 +125,12 @@ impl SmtpMailer {
         Ok(response)
     }
 
+    /// The most recently used kept connection; those idle too long are
+    /// dropped without a goodbye (the server sees the socket close).
     fn kept(&self) -> Option<AsyncSmtpConnection> {
         let mut idle = self.idle.lock().expect("smtp connections");
-        while let Some((conn, since)) = idle.pop() {
-            if since.elapsed() < IDLE {
-                return Some(conn);
-            }
-            // Dropped without a goodbye: the server sees the socket close.
-        }
-        None
+        idle.retain(|(_, since)| since.elapsed() < IDLE);
+        idle.pop().map(|(conn, _)| conn)
     }
 
     fn keep(&self, conn: AsyncSmtpConnection) {
