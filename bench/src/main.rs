@@ -237,16 +237,12 @@ async fn main() -> anyhow::Result<()> {
         print_ceilings(c, &summaries);
         print_argon2_share(c, &summaries, &usage, &machine);
     }
-    let door_path = match &opts.database_url {
-        Some(url) if url.starts_with("postgres") && opts.scenario != Scenario::Read => {
-            match probe::door_path(url, started_ms, ended_ms) {
-                Ok(hops) => hops,
-                Err(error) => {
-                    eprintln!("door path: {error:#}");
-                    Vec::new()
-                }
-            }
-        }
+    let door_path = match postgres(&opts) {
+        Some(url) if opts.scenario != Scenario::Read => probe::door_path(url, started_ms, ended_ms)
+            .unwrap_or_else(|error| {
+                eprintln!("door path: {error:#}");
+                Vec::new()
+            }),
         _ => Vec::new(),
     };
     print_door_path(&door_path);
@@ -296,9 +292,9 @@ async fn ceilings(opts: &Options) -> serde_json::Value {
     let argon = tokio::task::spawn_blocking(|| probe::argon2_ceiling(Duration::from_secs(3)))
         .await
         .ok();
-    let pg = match &opts.database_url {
-        Some(url) if url.starts_with("postgres") => {
-            let (url, clients) = (url.clone(), opts.concurrency);
+    let pg = match postgres(opts) {
+        Some(url) => {
+            let (url, clients) = (url.to_owned(), opts.concurrency);
             tokio::task::spawn_blocking(move || probe::pgbench_select_only(&url, clients, 5))
                 .await
                 .ok()
@@ -306,9 +302,9 @@ async fn ceilings(opts: &Options) -> serde_json::Value {
         }
         _ => None,
     };
-    let statement = match &opts.database_url {
-        Some(url) if url.starts_with("postgres") && opts.scenario == Scenario::Read => {
-            let (url, clients) = (url.clone(), opts.concurrency);
+    let statement = match postgres(opts) {
+        Some(url) if opts.scenario == Scenario::Read => {
+            let (url, clients) = (url.to_owned(), opts.concurrency);
             let place = locker_core::domain::place_key(&scenarios::place_name(0));
             tokio::task::spawn_blocking(move || probe::pgbench_by_place(&url, &place, clients, 5))
                 .await
@@ -417,6 +413,13 @@ fn print_door_path(hops: &[probe::DoorHop]) {
             h.purpose, h.hop, h.count, h.p50_ms, h.p90_ms, h.p99_ms, h.max_ms
         );
     }
+}
+
+/// `--database-url`, when it names a PostgreSQL database.
+fn postgres(opts: &Options) -> Option<&str> {
+    opts.database_url
+        .as_deref()
+        .filter(|url| url.starts_with("postgres"))
 }
 
 fn epoch_ms() -> i64 {

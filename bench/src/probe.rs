@@ -276,7 +276,7 @@ pub fn pgbench_by_place(
     let script =
         std::env::temp_dir().join(format!("locker-bench-by-place-{}.sql", std::process::id()));
     std::fs::write(&script, format!("{statement};\n"))?;
-    let file = format!("{}", script.display());
+    let file = script.to_string_lossy();
     let tps = pgbench(
         database_url,
         clients,
@@ -376,9 +376,10 @@ pub fn door_path(database_url: &str, since: i64, until: i64) -> anyhow::Result<V
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| anyhow::anyhow!("unexpected psql row: {line}"))
             };
+            let text = |i: usize| f.get(i).copied().unwrap_or_default().to_owned();
             Ok(DoorHop {
-                purpose: f[0].to_owned(),
-                hop: f.get(1).copied().unwrap_or_default().to_owned(),
+                purpose: text(0),
+                hop: text(1),
                 count: number(2)? as u64,
                 p50_ms: number(3)?,
                 p90_ms: number(4)?,

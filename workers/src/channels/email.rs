@@ -37,10 +37,20 @@ const IDLE: Duration = Duration::from_secs(60);
 
 type SmtpError = lettre::transport::smtp::Error;
 
+/// How a connection is secured; TLS parameters (a rustls configuration
+/// with its root certificates) are made once, at start.
+enum Security {
+    None,
+    /// TLS from the first byte.
+    Implicit(TlsParameters),
+    /// Upgraded with STARTTLS, which the server must offer.
+    StartTls(TlsParameters),
+}
+
 pub struct SmtpMailer {
     host: String,
     port: u16,
-    tls: SmtpTls,
+    security: Security,
     credentials: Option<Credentials>,
     hello: ClientId,
     from: Mailbox,
@@ -53,15 +63,19 @@ impl SmtpMailer {
             .from
             .parse()
             .map_err(|e| anyhow::anyhow!("EMAIL_FROM: {e}"))?;
-        if config.tls != SmtpTls::None {
-            // Checked now: a bad host name is a configuration error.
+        let tls = || {
             TlsParameters::new(config.host.clone())
-                .map_err(|e| anyhow::anyhow!("SMTP_HOST for TLS: {e}"))?;
-        }
+                .map_err(|e| anyhow::anyhow!("SMTP_HOST for TLS: {e}"))
+        };
+        let security = match config.tls {
+            SmtpTls::None => Security::None,
+            SmtpTls::Tls => Security::Implicit(tls()?),
+            SmtpTls::StartTls => Security::StartTls(tls()?),
+        };
         Ok(Self {
             host: config.host.clone(),
             port: config.port,
-            tls: config.tls,
+            security,
             credentials: config.credentials.as_ref().map(|(user, password)| {
                 Credentials::new(user.clone(), password.expose_secret().to_owned())
             }),
@@ -141,9 +155,9 @@ impl SmtpMailer {
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
-        let implicit = match self.tls {
-            SmtpTls::Tls => Some(TlsParameters::new(self.host.clone())?),
-            SmtpTls::StartTls | SmtpTls::None => None,
+        let implicit = match &self.security {
+            Security::Implicit(tls) => Some(tls.clone()),
+            Security::StartTls(_) | Security::None => None,
         };
         let mut conn = AsyncSmtpConnection::connect_tokio1(
             (self.host.as_str(), self.port),
@@ -153,10 +167,9 @@ impl SmtpMailer {
             None,
         )
         .await?;
-        if self.tls == SmtpTls::StartTls {
+        if let Security::StartTls(tls) = &self.security {
             // Fails when the server offers no STARTTLS: never in clear.
-            conn.starttls(TlsParameters::new(self.host.clone())?, &self.hello)
-                .await?;
+            conn.starttls(tls.clone(), &self.hello).await?;
         }
         if let Some(credentials) = &self.credentials {
             conn.auth(DEFAULT_MECHANISMS, credentials).await?;
