@@ -408,6 +408,7 @@ async fn door_reports_count_only_from_the_lockers_agent_and_newest_first() {
     let before = door(theirs).await;
 
     report("e-1", theirs, "door_opened", now).await;
+    report("e-1b", theirs, "door_closed", now + 1).await;
     assert_eq!(
         door(theirs).await,
         before,
@@ -623,6 +624,71 @@ async fn door_events_sent_while_workers_are_down_are_applied_once_when_back() {
             .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.stored'")
             .await,
         1
+    );
+    agent.stop().await;
+}
+
+/// An agent may send an event again (its retry after a lost PUBACK, a
+/// broker's redelivery): the same event, by its id, is applied once.
+#[tokio::test]
+async fn a_door_event_sent_again_is_applied_once() {
+    let s = site().await;
+    let locker = s.locker("site-9").await;
+    let agent = s.app.agent("site-9", &[locker], None).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    s.app.drain().await;
+
+    let sent: Vec<(String, i64, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT id, locker_id, kind, at, command_id FROM door_events ORDER BY at, kind DESC",
+    )
+    .fetch_all(s.app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(sent.len(), 2, "the opening and the closing");
+    let (client, _acks) = raw_client(&s.app, "site-9").await;
+    let topic = format!("{}/agents/site-9/events", s.app.doors.topic_root);
+    for (id, locker_id, kind, at, command_id) in &sent {
+        let event = json!({"id": id, "locker_id": locker_id, "kind": kind, "at": at,
+                           "command_id": command_id});
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, event.to_string())
+            .await
+            .unwrap();
+    }
+    // A marker after them on the same door's lane: once it is recorded,
+    // the copies before it have been applied (or not).
+    let marker = json!({"id": "marker", "locker_id": locker, "kind": "door_closed",
+                        "at": SystemClock.now_millis()});
+    client
+        .publish(topic, QoS::AtLeastOnce, false, marker.to_string())
+        .await
+        .unwrap();
+    s.app
+        .wait_until("marker recorded", || async {
+            s.app
+                .count("SELECT COUNT(*) FROM door_events WHERE id = 'marker'")
+                .await
+                == 1
+        })
+        .await;
+    s.app.drain().await;
+
+    assert_eq!(s.app.count("SELECT COUNT(*) FROM door_events").await, 3);
+    assert_eq!(s.item(&item).await["status"], "STORED");
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.stored'")
+            .await,
+        1
+    );
+    assert_eq!(
+        s.app.smtp.mails_to(RECEIVER).len(),
+        1,
+        "the receiver is told once"
     );
     agent.stop().await;
 }

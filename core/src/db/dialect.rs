@@ -57,6 +57,17 @@ impl Backend {
         }
     }
 
+    /// Whether several writes can run as one statement (`WITH … INSERT …,
+    /// … UPDATE …`), all or none. The hottest transitions then cost one round
+    /// trip to a database across the network instead of one per write;
+    /// SQLite runs in this process, where round trips cost nothing.
+    pub fn chains_writes(self) -> bool {
+        match self {
+            Self::Postgres => true,
+            Self::Sqlite => false,
+        }
+    }
+
     /// Ends a `SELECT` that takes the rows it reads for this transaction,
     /// passing over rows another one holds: `FOR UPDATE SKIP LOCKED` where
     /// rows can be locked, nothing where they cannot.

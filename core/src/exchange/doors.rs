@@ -4,7 +4,8 @@
 //! `COLLECTED`. And an unlock that never happened, flagged for admins.
 
 use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, statement};
@@ -29,42 +30,28 @@ impl Exchange {
     /// Applies a door event from `agent_id`, once.
     pub async fn door_event(&self, agent_id: &str, event: &DoorEvent) -> Result<DoorOutcome> {
         let now = self.now();
+        let chains = self.db.backend().chains_writes();
+        // Half of every exchange's door events: worth one round trip.
+        if event.kind == DoorEventKind::DoorOpened && chains {
+            return door_opened_at_once(self.db.pool(), agent_id, event, now).await;
+        }
+        let collect_by = self.collect_by(now);
         let mut tx = self.db.begin().await?;
-        if !doors::record_event(&mut *tx, agent_id, event, now).await? {
-            tx.commit().await.map_err(Error::Commit)?;
-            return Ok(DoorOutcome::Duplicate);
-        }
-        let door = match event.kind {
-            DoorEventKind::DoorClosed => DoorState::Closed,
-            DoorEventKind::DoorOpened | DoorEventKind::DoorLeftOpen => DoorState::Open,
+        let head = if event.kind == DoorEventKind::DoorClosed && chains {
+            door_closed_at_once(&mut tx, agent_id, event, collect_by, now).await?
+        } else {
+            door_steps(&mut tx, agent_id, event, collect_by, now).await?
         };
-        // Recorded only where the agent drives the door (one statement).
-        if !lockers::set_door(&mut *tx, event.locker_id, agent_id, door, event.at).await? {
-            tx.commit().await.map_err(Error::Commit)?;
-            return Ok(DoorOutcome::NotItsLocker);
-        }
-        let command = event.command_id.as_deref().unwrap_or_default();
-        let item = match event.kind {
-            DoorEventKind::DoorOpened => {
-                door_opened(&mut tx, event.locker_id, command, event.at).await?;
-                None
+        let closed = match head {
+            Head::Applied { closed } => closed,
+            Head::Skipped(outcome) => {
+                tx.commit().await.map_err(Error::Commit)?;
+                return Ok(outcome);
             }
-            DoorEventKind::DoorClosed => {
-                self.door_closed(&mut tx, event.locker_id, command, now)
-                    .await?
-            }
-            DoorEventKind::DoorLeftOpen => {
-                let entry = audit::Entry {
-                    at: now,
-                    actor_id: None,
-                    action: "door.left_open",
-                    subject: format!("locker:{}", event.locker_id),
-                    detail: format!("agent {agent_id}"),
-                    reason: None,
-                };
-                audit::record(&mut *tx, entry).await?;
-                None
-            }
+        };
+        let item = match closed {
+            Some(row) => Some(self.item_closed_in(&mut tx, &row, collect_by, now).await?),
+            None => None,
         };
         tx.commit().await.map_err(Error::Commit)?;
         if item.is_some() {
@@ -73,43 +60,17 @@ impl Exchange {
         Ok(DoorOutcome::Applied(item.map(Box::new)))
     }
 
-    /// The door closed: the item waiting on `command` completes its step. A
-    /// stored item's receiver is told where it is; a collected one leaves the
-    /// locker.
-    async fn door_closed(
+    /// The door closed on an item (`row`, from [`close_item`]), which has
+    /// completed its step. A stored item's receiver is told where it is; a
+    /// collected one leaves the locker.
+    async fn item_closed_in(
         &self,
         tx: &mut AnyConnection,
-        locker_id: i64,
-        command: &str,
+        row: &AnyRow,
+        collect_by: Millis,
         now: Millis,
-    ) -> Result<Option<Item>> {
-        let collect_by = self.collect_by(now);
-        let row = sqlx::query(statement!(
-            "UPDATE items SET status = {next}, \
-               stored_at = CASE WHEN {next} = '{stored}' THEN $4 ELSE stored_at END, \
-               collect_by = CASE WHEN {next} = '{stored}' THEN $3 ELSE collect_by END, \
-               collected_at = CASE WHEN {next} IN ('{collected}', '{returned}') \
-                 THEN $4 ELSE collected_at END, \
-               door_opened_at = NULL, unlock_failed_at = NULL, updated_at = $4 \
-             WHERE locker_id = $1 AND unlock_command_id = $2 AND {leaves} \
-             RETURNING {ITEM_COLUMNS}, \
-               (SELECT trace_id FROM commands WHERE id = $2) AS command_trace",
-            next = ItemMove::DoorClosed.sql_next(),
-            leaves = ItemMove::DoorClosed.sql_leaves(),
-            stored = ItemStatus::Stored.as_str(),
-            collected = ItemStatus::Collected.as_str(),
-            returned = ItemStatus::Returned.as_str(),
-        ))
-        .bind(locker_id)
-        .bind(command.to_owned())
-        .bind(collect_by)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let item = from_row(&row)?;
+    ) -> Result<Item> {
+        let item = from_row(row)?;
         // The request behind the unlock, read in the same statement.
         let trace: String = row
             .try_get::<Option<String>, _>("command_trace")?
@@ -120,7 +81,7 @@ impl Exchange {
         } else {
             notices::leave(tx, &item, &trace, now).await?;
         }
-        Ok(Some(item))
+        Ok(item)
     }
 
     /// An agent's answer to an unlock command. One that says it did not run
@@ -228,24 +189,206 @@ async fn command_failed(
     Ok(true)
 }
 
-/// The door of the item waiting on `command` opened: a drop whose door has
-/// opened is no longer cancelled when its window runs out.
+/// An opening applied as [`Exchange::door_event`] and [`door_opened`] do, in
+/// one statement: the event recorded once, the door's state where the agent
+/// drives it, the waiting item marked and its command settled, all or none.
+async fn door_opened_at_once(
+    pool: &AnyPool,
+    agent_id: &str,
+    event: &DoorEvent,
+    now: Millis,
+) -> Result<DoorOutcome> {
+    // Each write runs once whether or not the last SELECT reads it; each
+    // sees what the one before it returned, so nothing is written for an
+    // event seen before or from an agent that does not drive the locker.
+    let row = sqlx::query(statement!(
+        "WITH recorded AS ({insert} RETURNING locker_id), \
+         driven AS (UPDATE lockers SET {door} \
+           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
+         marked AS ({mark}), \
+         settled AS ({settle} AND EXISTS (SELECT 1 FROM driven)) \
+         SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
+           (SELECT COUNT(*) FROM driven) AS driven",
+        insert = doors::insert_door_event!(),
+        door = lockers::door_assignments!("$8", "$5"),
+        mark = mark_opened("(SELECT id FROM driven)", "$6", "$5"),
+        settle = doors::settle!("$6"),
+    ))
+    .bind(event.id.clone())
+    .bind(agent_id.to_owned())
+    .bind(event.locker_id)
+    .bind(event.kind.as_str())
+    .bind(event.at)
+    .bind(event.command_id.clone())
+    .bind(now)
+    .bind(DoorState::Open.as_str())
+    .fetch_one(pool)
+    .await?;
+    Ok(applied(&row)?.unwrap_or(DoorOutcome::Applied(None)))
+}
+
+/// A door event's writes one statement at a time: the event recorded,
+/// the door's state where the agent drives it, then what its kind does.
+async fn door_steps(
+    tx: &mut AnyConnection,
+    agent_id: &str,
+    event: &DoorEvent,
+    collect_by: Millis,
+    now: Millis,
+) -> Result<Head> {
+    if !doors::record_event(&mut *tx, agent_id, event, now).await? {
+        return Ok(Head::Skipped(DoorOutcome::Duplicate));
+    }
+    let door = match event.kind {
+        DoorEventKind::DoorClosed => DoorState::Closed,
+        DoorEventKind::DoorOpened | DoorEventKind::DoorLeftOpen => DoorState::Open,
+    };
+    // Recorded only where the agent drives the door (one statement).
+    if !lockers::set_door(&mut *tx, event.locker_id, agent_id, door, event.at).await? {
+        return Ok(Head::Skipped(DoorOutcome::NotItsLocker));
+    }
+    let command = event.command_id.as_deref().unwrap_or_default();
+    match event.kind {
+        DoorEventKind::DoorOpened => {
+            door_opened(&mut *tx, event.locker_id, command, event.at).await?;
+        }
+        DoorEventKind::DoorClosed => {
+            let closed = sqlx::query(statement!("{}", close_item("$1", "$2", "$3", "$4")))
+                .bind(event.locker_id)
+                .bind(command.to_owned())
+                .bind(collect_by)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Ok(Head::Applied { closed });
+        }
+        DoorEventKind::DoorLeftOpen => {
+            let entry = audit::Entry {
+                at: now,
+                actor_id: None,
+                action: "door.left_open",
+                subject: format!("locker:{}", event.locker_id),
+                detail: format!("agent {agent_id}"),
+                reason: None,
+            };
+            audit::record(&mut *tx, entry).await?;
+        }
+    }
+    Ok(Head::Applied { closed: None })
+}
+
+/// A door event's writes up to its item's step.
+enum Head {
+    /// Seen before, or from an agent that does not drive the locker.
+    Skipped(DoorOutcome),
+    /// Applied; a closing returns the row of the item whose step it
+    /// completed (see [`close_item`]).
+    Applied { closed: Option<AnyRow> },
+}
+
+/// The statement that completes the step of the item in `locker` waiting on
+/// the unlock `command` when its door closes, given where each value is
+/// bound: a drop is `STORED` (to be collected by `collect_by`), a release
+/// `COLLECTED` or `RETURNED`. It returns the item, and the trace id of the
+/// request behind the command (`command_trace`).
+fn close_item(locker: &str, command: &str, collect_by: &str, now: &str) -> String {
+    let next = ItemMove::DoorClosed.sql_next();
+    let stored = ItemStatus::Stored.as_str();
+    let collected = ItemStatus::Collected.as_str();
+    let returned = ItemStatus::Returned.as_str();
+    format!(
+        "UPDATE items SET status = {next}, \
+           stored_at = CASE WHEN {next} = '{stored}' THEN {now} ELSE stored_at END, \
+           collect_by = CASE WHEN {next} = '{stored}' THEN {collect_by} ELSE collect_by END, \
+           collected_at = CASE WHEN {next} IN ('{collected}', '{returned}') \
+             THEN {now} ELSE collected_at END, \
+           door_opened_at = NULL, unlock_failed_at = NULL, updated_at = {now} \
+         WHERE locker_id = {locker} AND unlock_command_id = {command} AND {leaves} \
+         RETURNING {ITEM_COLUMNS}, \
+           (SELECT trace_id FROM commands WHERE id = {command}) AS command_trace",
+        leaves = ItemMove::DoorClosed.sql_leaves(),
+    )
+}
+
+/// A closing's writes up to its item's step, as [`door_steps`]
+/// makes them, in one statement (see [`door_opened_at_once`]).
+async fn door_closed_at_once(
+    tx: &mut AnyConnection,
+    agent_id: &str,
+    event: &DoorEvent,
+    collect_by: Millis,
+    now: Millis,
+) -> Result<Head> {
+    let row = sqlx::query(statement!(
+        "WITH recorded AS ({insert} RETURNING locker_id), \
+         driven AS (UPDATE lockers SET {door} \
+           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
+         closed AS ({close}) \
+         SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
+           (SELECT COUNT(*) FROM driven) AS driven, closed.* \
+         FROM (SELECT 1) AS one LEFT JOIN closed ON TRUE",
+        insert = doors::insert_door_event!(),
+        door = lockers::door_assignments!("$8", "$5"),
+        close = close_item("(SELECT id FROM driven)", "$6", "$9", "$7"),
+    ))
+    .bind(event.id.clone())
+    .bind(agent_id.to_owned())
+    .bind(event.locker_id)
+    .bind(event.kind.as_str())
+    .bind(event.at)
+    .bind(event.command_id.clone())
+    .bind(now)
+    .bind(DoorState::Closed.as_str())
+    .bind(collect_by)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(match applied(&row)? {
+        Some(outcome) => Head::Skipped(outcome),
+        None if row.try_get::<Option<i64>, _>("id")?.is_some() => {
+            Head::Applied { closed: Some(row) }
+        }
+        None => Head::Applied { closed: None },
+    })
+}
+
+/// Why a door event's one statement did not apply it (from its `recorded`
+/// and `driven` counts); `None` when it did.
+fn applied(row: &AnyRow) -> Result<Option<DoorOutcome>, sqlx::Error> {
+    let recorded: i64 = row.try_get("recorded")?;
+    let driven: i64 = row.try_get("driven")?;
+    Ok(match (recorded, driven) {
+        (0, _) => Some(DoorOutcome::Duplicate),
+        (_, 0) => Some(DoorOutcome::NotItsLocker),
+        _ => None,
+    })
+}
+
+/// The statement that marks the item in `locker` waiting on the unlock
+/// `command` as having its door opened `at`, given where each value is
+/// bound: a drop whose door has opened is no longer cancelled when its
+/// window runs out.
+fn mark_opened(locker: &str, command: &str, at: &str) -> String {
+    format!(
+        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, {at}), unlock_failed_at = NULL \
+         WHERE locker_id = {locker} AND unlock_command_id = {command} AND {leaves}",
+        leaves = ItemMove::DoorClosed.sql_leaves()
+    )
+}
+
+/// The door of the item waiting on `command` opened ([`mark_opened`]), and
+/// its command needs sending no more.
 async fn door_opened(
     conn: &mut AnyConnection,
     locker_id: i64,
     command: &str,
     at: Millis,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(statement!(
-        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, $3), unlock_failed_at = NULL \
-         WHERE locker_id = $1 AND unlock_command_id = $2 AND {}",
-        ItemMove::DoorClosed.sql_leaves()
-    ))
-    .bind(locker_id)
-    .bind(command.to_owned())
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(statement!("{}", mark_opened("$1", "$2", "$3")))
+        .bind(locker_id)
+        .bind(command.to_owned())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
     // It ran: nothing more to send.
     doors::settle_command(&mut *conn, command).await
 }

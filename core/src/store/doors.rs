@@ -147,18 +147,28 @@ pub async fn reschedule<'e>(
     Ok(done.rows_affected() > 0)
 }
 
+/// Stops sending the command whose id is bound at `$id` again.
+macro_rules! settle {
+    ($id:literal) => {
+        concat!(
+            "UPDATE commands SET next_send_at = NULL WHERE id = ",
+            $id,
+            " AND next_send_at IS NOT NULL"
+        )
+    };
+}
+pub(crate) use settle;
+
 /// Stops tracking a command that ran (its door was seen opening).
 pub async fn settle_command<'e>(
     executor: impl Executor<'e, Database = Any>,
     command_id: &str,
 ) -> Result<(), sqlx::Error> {
     // Usually its answer came first and did it: then nothing is written.
-    sqlx::query(
-        "UPDATE commands SET next_send_at = NULL WHERE id = $1 AND next_send_at IS NOT NULL",
-    )
-    .bind(command_id.to_owned())
-    .execute(executor)
-    .await?;
+    sqlx::query(settle!("$1"))
+        .bind(command_id.to_owned())
+        .execute(executor)
+        .await?;
     Ok(())
 }
 
@@ -322,6 +332,16 @@ pub async fn set_agent_status<'e>(
     Ok(())
 }
 
+/// Records a door event (`$1` id, `$2` agent, `$3` locker, `$4` kind, `$5`
+/// when, `$6` its command, `$7` when received) unless recorded before.
+macro_rules! insert_door_event {
+    () => {
+        "INSERT INTO door_events (id, agent_id, locker_id, kind, at, command_id, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING"
+    };
+}
+pub(crate) use insert_door_event;
+
 /// Records a door event; false when it was recorded before (a redelivery).
 pub async fn record_event<'e>(
     executor: impl Executor<'e, Database = Any>,
@@ -329,19 +349,16 @@ pub async fn record_event<'e>(
     event: &DoorEvent,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO door_events (id, agent_id, locker_id, kind, at, command_id, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(event.id.clone())
-    .bind(agent_id.to_owned())
-    .bind(event.locker_id)
-    .bind(event.kind.as_str())
-    .bind(event.at)
-    .bind(event.command_id.clone())
-    .bind(now)
-    .execute(executor)
-    .await?;
+    let done = sqlx::query(insert_door_event!())
+        .bind(event.id.clone())
+        .bind(agent_id.to_owned())
+        .bind(event.locker_id)
+        .bind(event.kind.as_str())
+        .bind(event.at)
+        .bind(event.command_id.clone())
+        .bind(now)
+        .execute(executor)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 

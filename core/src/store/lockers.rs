@@ -323,6 +323,27 @@ async fn make_move<'e>(
     .await
 }
 
+/// The assignments of an `UPDATE lockers` that records a door sensor's
+/// `state` reported `at`: a report older than the one recorded leaves the
+/// door as it is.
+macro_rules! door_assignments {
+    ($state:literal, $at:literal) => {
+        concat!(
+            "door_state = CASE WHEN door_changed_at IS NULL OR door_changed_at <= ",
+            $at,
+            " THEN ",
+            $state,
+            " ELSE door_state END, door_changed_at = CASE WHEN door_changed_at IS NULL \
+             OR door_changed_at <= ",
+            $at,
+            " THEN ",
+            $at,
+            " ELSE door_changed_at END"
+        )
+    };
+}
+pub(crate) use door_assignments;
+
 /// Records what a locker's door sensor said, as reported by `agent_id`:
 /// false (nothing recorded) when that agent does not drive the locker. A
 /// report older than the one recorded leaves the door as it is.
@@ -333,14 +354,11 @@ pub async fn set_door<'e>(
     door: DoorState,
     at: Millis,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE lockers SET \
-           door_state = CASE WHEN door_changed_at IS NULL OR door_changed_at <= $3 \
-             THEN $2 ELSE door_state END, \
-           door_changed_at = CASE WHEN door_changed_at IS NULL OR door_changed_at <= $3 \
-             THEN $3 ELSE door_changed_at END \
-         WHERE id = $1 AND agent_id = $4",
-    )
+    let done = sqlx::query(concat!(
+        "UPDATE lockers SET ",
+        door_assignments!("$2", "$3"),
+        " WHERE id = $1 AND agent_id = $4"
+    ))
     .bind(id)
     .bind(door.as_str())
     .bind(at)
