@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use locker_core::exchange::DoorOutcome;
 use locker_core::store::doors;
 use locker_core::{Clock, SystemClock};
-use locker_protocol::{Command, agent_key};
+use locker_protocol::{Command, DoorEvent, DoorEventKind, agent_key};
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
@@ -567,6 +568,65 @@ async fn racing_trackers_take_each_step_of_a_command_once() {
             .count("SELECT COUNT(*) FROM commands WHERE next_send_at IS NOT NULL")
             .await,
         0
+    );
+}
+
+/// The same door event applied by several at once (copies of one message,
+/// in processes sharing the database): one applies it, the rest find it
+/// applied, and the item moves and its receiver is told once.
+#[tokio::test]
+async fn racing_copies_of_a_door_event_apply_it_once() {
+    let s = site().await;
+    let locker = s.locker("racing-agent").await;
+    let item = s.drop_item(locker).await;
+    s.app
+        .wait_until("command sent", || async {
+            s.app.count("SELECT COUNT(*) FROM commands").await == 1
+        })
+        .await;
+    let command: String = sqlx::query_scalar("SELECT id FROM commands")
+        .fetch_one(s.app.state.db.pool())
+        .await
+        .unwrap();
+    let exchange = &s.app.state.exchange;
+    let now = SystemClock.now_millis();
+    for (n, kind) in [DoorEventKind::DoorOpened, DoorEventKind::DoorClosed]
+        .into_iter()
+        .enumerate()
+    {
+        let event = DoorEvent {
+            id: format!("racing-{n}"),
+            locker_id: locker,
+            kind,
+            at: now + n as i64,
+            command_id: Some(command.clone()),
+        };
+        let copies = (0..8).map(|_| exchange.door_event("racing-agent", &event));
+        let outcomes: Vec<DoorOutcome> = join_all(copies)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let applied = outcomes
+            .iter()
+            .filter(|o| matches!(o, DoorOutcome::Applied(_)))
+            .count();
+        let seen = outcomes
+            .iter()
+            .filter(|o| matches!(o, DoorOutcome::Duplicate))
+            .count();
+        assert_eq!((applied, seen), (1, 7), "{kind:?}: {outcomes:?}");
+    }
+    assert_eq!(s.item(&item).await["status"], "STORED");
+    assert_eq!(s.locker_view(locker).await["door"], "closed");
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    s.app.drain().await;
+    assert_eq!(s.app.smtp.mails_to(RECEIVER).len(), 1);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.stored'")
+            .await,
+        1
     );
 }
 
