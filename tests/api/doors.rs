@@ -535,9 +535,13 @@ async fn racing_trackers_take_each_step_of_a_command_once() {
     let s = site().await;
     let locker = s.locker("absent-agent").await;
     let item = s.drop_item(locker).await;
+    // The unlock job is done with the item once the item names its command.
     s.app
         .wait_until("command sent", || async {
-            s.app.count("SELECT COUNT(*) FROM commands").await == 1
+            s.app
+                .count("SELECT COUNT(*) FROM items WHERE unlock_command_id IS NOT NULL")
+                .await
+                == 1
         })
         .await;
     let pool = s.app.state.db.pool();
@@ -581,7 +585,10 @@ async fn racing_copies_of_a_door_event_apply_it_once() {
     let item = s.drop_item(locker).await;
     s.app
         .wait_until("command sent", || async {
-            s.app.count("SELECT COUNT(*) FROM commands").await == 1
+            s.app
+                .count("SELECT COUNT(*) FROM items WHERE unlock_command_id IS NOT NULL")
+                .await
+                == 1
         })
         .await;
     let command: String = sqlx::query_scalar("SELECT id FROM commands")
@@ -693,8 +700,8 @@ async fn door_events_sent_while_workers_are_down_are_applied_once_when_back() {
 #[tokio::test]
 async fn a_door_event_sent_again_is_applied_once() {
     let s = site().await;
-    let locker = s.locker("site-9").await;
-    let agent = s.app.agent("site-9", &[locker], None).await;
+    let locker = s.locker("resending-agent").await;
+    let agent = s.app.agent("resending-agent", &[locker], None).await;
     let item = s.drop_item(locker).await;
     s.wait_door(&agent, locker, true).await;
     agent.doors.close(locker);
@@ -709,8 +716,8 @@ async fn a_door_event_sent_again_is_applied_once() {
     .await
     .unwrap();
     assert_eq!(sent.len(), 2, "the opening and the closing");
-    let (client, _acks) = raw_client(&s.app, "site-9").await;
-    let topic = format!("{}/agents/site-9/events", s.app.doors.topic_root);
+    let (client, _acks) = raw_client(&s.app, "resending-agent").await;
+    let topic = format!("{}/agents/resending-agent/events", s.app.doors.topic_root);
     for (id, locker_id, kind, at, command_id) in &sent {
         let event = json!({"id": id, "locker_id": locker_id, "kind": kind, "at": at,
                            "command_id": command_id});

@@ -189,6 +189,21 @@ async fn command_failed(
     Ok(true)
 }
 
+/// The head of a door event's one statement, with the event bound as
+/// [`doors::bind_event`] does and its door's state at `$8`: `recorded`
+/// (the event, unless seen before), then `driven` (the locker's door set,
+/// where the agent drives it). Each write in a `WITH` runs once, whether or
+/// not the final `SELECT` reads it, and each here sees what the one before
+/// it returned: nothing is written for an event seen before, and only the
+/// event for one from an agent that does not drive the locker.
+const RECORDED_AND_DRIVEN: &str = concat!(
+    "WITH recorded AS (",
+    doors::insert_door_event!(),
+    " RETURNING locker_id), driven AS (UPDATE lockers SET ",
+    lockers::door_assignments!("$8", "$5"),
+    " WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id)"
+);
+
 /// An opening applied as [`Exchange::door_event`] and [`door_opened`] do, in
 /// one statement: the event recorded once, the door's state where the agent
 /// drives it, the waiting item marked and its command settled, all or none.
@@ -198,32 +213,19 @@ async fn door_opened_at_once(
     event: &DoorEvent,
     now: Millis,
 ) -> Result<DoorOutcome> {
-    // Each write runs once whether or not the last SELECT reads it; each
-    // sees what the one before it returned, so nothing is written for an
-    // event seen before or from an agent that does not drive the locker.
-    let row = sqlx::query(statement!(
-        "WITH recorded AS ({insert} RETURNING locker_id), \
-         driven AS (UPDATE lockers SET {door} \
-           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
+    let query = sqlx::query(statement!(
+        "{RECORDED_AND_DRIVEN}, \
          marked AS ({mark}), \
          settled AS ({settle} AND EXISTS (SELECT 1 FROM driven)) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
            (SELECT COUNT(*) FROM driven) AS driven",
-        insert = doors::insert_door_event!(),
-        door = lockers::door_assignments!("$8", "$5"),
         mark = mark_opened("(SELECT id FROM driven)", "$6", "$5"),
         settle = doors::settle!("$6"),
-    ))
-    .bind(event.id.clone())
-    .bind(agent_id.to_owned())
-    .bind(event.locker_id)
-    .bind(event.kind.as_str())
-    .bind(event.at)
-    .bind(event.command_id.clone())
-    .bind(now)
-    .bind(DoorState::Open.as_str())
-    .fetch_one(pool)
-    .await?;
+    ));
+    let row = doors::bind_event(query, agent_id, event, now)
+        .bind(DoorState::Open.as_str())
+        .fetch_one(pool)
+        .await?;
     Ok(applied(&row)?.unwrap_or(DoorOutcome::Applied(None)))
 }
 
@@ -319,29 +321,19 @@ async fn door_closed_at_once(
     collect_by: Millis,
     now: Millis,
 ) -> Result<Head> {
-    let row = sqlx::query(statement!(
-        "WITH recorded AS ({insert} RETURNING locker_id), \
-         driven AS (UPDATE lockers SET {door} \
-           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
+    let query = sqlx::query(statement!(
+        "{RECORDED_AND_DRIVEN}, \
          closed AS ({close}) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
            (SELECT COUNT(*) FROM driven) AS driven, closed.* \
          FROM (SELECT 1) AS one LEFT JOIN closed ON TRUE",
-        insert = doors::insert_door_event!(),
-        door = lockers::door_assignments!("$8", "$5"),
         close = close_item("(SELECT id FROM driven)", "$6", "$9", "$7"),
-    ))
-    .bind(event.id.clone())
-    .bind(agent_id.to_owned())
-    .bind(event.locker_id)
-    .bind(event.kind.as_str())
-    .bind(event.at)
-    .bind(event.command_id.clone())
-    .bind(now)
-    .bind(DoorState::Closed.as_str())
-    .bind(collect_by)
-    .fetch_one(&mut *tx)
-    .await?;
+    ));
+    let row = doors::bind_event(query, agent_id, event, now)
+        .bind(DoorState::Closed.as_str())
+        .bind(collect_by)
+        .fetch_one(&mut *tx)
+        .await?;
     Ok(match applied(&row)? {
         Some(outcome) => Head::Skipped(outcome),
         None if row.try_get::<Option<i64>, _>("id")?.is_some() => {

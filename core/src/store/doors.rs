@@ -1,6 +1,8 @@
 //! Unlock commands and their answers, agents' presence, and door events
 //! (each recorded once, by its id).
 
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
@@ -342,14 +344,15 @@ macro_rules! insert_door_event {
 }
 pub(crate) use insert_door_event;
 
-/// Records a door event; false when it was recorded before (a redelivery).
-pub async fn record_event<'e>(
-    executor: impl Executor<'e, Database = Any>,
+/// Binds a door event from `agent_id`, received `now`, where
+/// [`insert_door_event!`] takes it.
+pub(crate) fn bind_event<'q>(
+    query: Query<'q, Any, AnyArguments>,
     agent_id: &str,
     event: &DoorEvent,
     now: Millis,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(insert_door_event!())
+) -> Query<'q, Any, AnyArguments> {
+    query
         .bind(event.id.clone())
         .bind(agent_id.to_owned())
         .bind(event.locker_id)
@@ -357,6 +360,16 @@ pub async fn record_event<'e>(
         .bind(event.at)
         .bind(event.command_id.clone())
         .bind(now)
+}
+
+/// Records a door event; false when it was recorded before (a redelivery).
+pub async fn record_event<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    agent_id: &str,
+    event: &DoorEvent,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    let done = bind_event(sqlx::query(insert_door_event!()), agent_id, event, now)
         .execute(executor)
         .await?;
     Ok(done.rows_affected() > 0)
