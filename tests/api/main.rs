@@ -10,6 +10,7 @@ mod console_browser;
 mod deadlines;
 mod doc_agent;
 mod docs_pages;
+mod door_events;
 mod doors;
 mod exchange;
 mod helpers;

@@ -1,0 +1,249 @@
+//! Door events from agents: each applied once by its id, whatever sends it
+//! again or races it, only from the agent that drives the door, and the
+//! newest report of a door kept.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use locker_core::exchange::DoorOutcome;
+use locker_core::{Clock, SystemClock};
+use locker_protocol::{DoorEvent, DoorEventKind};
+use rumqttc::QoS;
+use serde_json::json;
+
+use crate::doors::{RECEIVER, raw_client, site};
+use crate::helpers::WAIT;
+
+/// A door's state is what its own agent last saw: a report about a locker
+/// another agent drives is kept but changes nothing, and a report older
+/// than the one shown does not overwrite it.
+#[tokio::test]
+async fn door_reports_count_only_from_the_lockers_agent_and_newest_first() {
+    let s = site().await;
+    let mine = s.locker("site-7").await;
+    let theirs = s.locker("site-8").await;
+    let (client, _acks) = raw_client(&s.app, "site-7").await;
+    let topic = format!("{}/agents/site-7/events", s.app.doors.topic_root);
+    let now = SystemClock.now_millis();
+    let mut sent = 0;
+    let mut report = async |id: &str, locker: i64, kind: &str, at: i64| {
+        let event = json!({"id": id, "locker_id": locker, "kind": kind, "at": at});
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, event.to_string())
+            .await
+            .unwrap();
+        sent += 1;
+        let recorded = sent;
+        s.app
+            .wait_until(&format!("report {id} recorded"), || async {
+                s.app.count("SELECT COUNT(*) FROM door_events").await == recorded
+            })
+            .await;
+    };
+    let door = async |locker: i64| s.locker_view(locker).await["door"].clone();
+    let before = door(theirs).await;
+
+    report("e-1", theirs, "door_opened", now).await;
+    report("e-1b", theirs, "door_closed", now + 1).await;
+    assert_eq!(
+        door(theirs).await,
+        before,
+        "another agent's door is not mine to report"
+    );
+
+    report("e-2", mine, "door_opened", now).await;
+    assert_eq!(door(mine).await, "open");
+    report("e-3", mine, "door_closed", now - 10_000).await;
+    assert_eq!(
+        door(mine).await,
+        "open",
+        "an older report does not overwrite a newer one"
+    );
+    report("e-4", mine, "door_closed", now + 1).await;
+    assert_eq!(door(mine).await, "closed");
+}
+
+/// The same door event applied by several at once (copies of one message,
+/// in processes sharing the database): one applies it, the rest find it
+/// applied, and the item moves and its receiver is told once.
+#[tokio::test]
+async fn racing_copies_of_a_door_event_apply_it_once() {
+    let s = site().await;
+    let locker = s.locker("racing-agent").await;
+    let item = s.drop_item(locker).await;
+    s.app
+        .wait_until("command sent", || async {
+            s.app
+                .count("SELECT COUNT(*) FROM items WHERE unlock_command_id IS NOT NULL")
+                .await
+                == 1
+        })
+        .await;
+    let command: String = sqlx::query_scalar("SELECT id FROM commands")
+        .fetch_one(s.app.state.db.pool())
+        .await
+        .unwrap();
+    let exchange = &s.app.state.exchange;
+    let now = SystemClock.now_millis();
+    for (n, kind) in [DoorEventKind::DoorOpened, DoorEventKind::DoorClosed]
+        .into_iter()
+        .enumerate()
+    {
+        let event = DoorEvent {
+            id: format!("racing-{n}"),
+            locker_id: locker,
+            kind,
+            at: now + n as i64,
+            command_id: Some(command.clone()),
+        };
+        let copies = (0..8).map(|_| exchange.door_event("racing-agent", &event));
+        let outcomes: Vec<DoorOutcome> = join_all(copies)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let applied = outcomes
+            .iter()
+            .filter(|o| matches!(o, DoorOutcome::Applied(_)))
+            .count();
+        let seen = outcomes
+            .iter()
+            .filter(|o| matches!(o, DoorOutcome::Duplicate))
+            .count();
+        assert_eq!((applied, seen), (1, 7), "{kind:?}: {outcomes:?}");
+    }
+    assert_eq!(s.item(&item).await["status"], "STORED");
+    assert_eq!(s.locker_view(locker).await["door"], "closed");
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    s.app.drain().await;
+    assert_eq!(s.app.smtp.mails_to(RECEIVER).len(), 1);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.stored'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_agent_cut_off_mid_exchange_reports_its_door_when_back() {
+    let s = site().await;
+    let locker = s.locker("site-4").await;
+    let (proxy, via) = s.app.broker_proxy().await;
+    let agent = s.app.agent_via("site-4", &[locker], None, via).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+
+    proxy.cut();
+    s.app.wait_agent_online("site-4", false).await;
+    // The sender shuts the door while the site is offline.
+    agent.doors.close(locker);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.item(&item).await["status"], "AWAITING_DROP");
+
+    proxy.restore();
+    s.wait_status(&item, "STORED").await;
+    s.app.wait_agent_online("site-4", true).await;
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn door_events_sent_while_workers_are_down_are_applied_once_when_back() {
+    let mut s = site().await;
+    let locker = s.locker("site-5").await;
+    let agent = s.app.agent("site-5", &[locker], None).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    s.app
+        .wait_until("opening recorded", || async {
+            s.app
+                .count("SELECT COUNT(*) FROM door_events WHERE kind = 'door_opened'")
+                .await
+                == 1
+        })
+        .await;
+
+    s.app.kill().await;
+    agent.doors.close(locker);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.app.restart().await;
+
+    s.wait_status(&item, "STORED").await;
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    s.app.drain().await;
+    assert_eq!(s.app.smtp.mails_to(RECEIVER).len(), 1);
+    assert_eq!(s.app.count("SELECT COUNT(*) FROM door_events").await, 2);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.stored'")
+            .await,
+        1
+    );
+    agent.stop().await;
+}
+
+/// An agent may send an event again (its retry after a lost PUBACK, a
+/// broker's redelivery): the same event, by its id, is applied once.
+#[tokio::test]
+async fn a_door_event_sent_again_is_applied_once() {
+    let s = site().await;
+    let locker = s.locker("resending-agent").await;
+    let agent = s.app.agent("resending-agent", &[locker], None).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    s.app.drain().await;
+
+    let sent: Vec<(String, i64, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT id, locker_id, kind, at, command_id FROM door_events ORDER BY at, kind DESC",
+    )
+    .fetch_all(s.app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(sent.len(), 2, "the opening and the closing");
+    let (client, _acks) = raw_client(&s.app, "resending-agent").await;
+    let topic = format!("{}/agents/resending-agent/events", s.app.doors.topic_root);
+    for (id, locker_id, kind, at, command_id) in &sent {
+        let event = json!({"id": id, "locker_id": locker_id, "kind": kind, "at": at,
+                           "command_id": command_id});
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, event.to_string())
+            .await
+            .unwrap();
+    }
+    // A marker after them on the same door's lane: once it is recorded,
+    // the copies before it have been applied (or not).
+    let marker = json!({"id": "marker", "locker_id": locker, "kind": "door_closed",
+                        "at": SystemClock.now_millis()});
+    client
+        .publish(topic, QoS::AtLeastOnce, false, marker.to_string())
+        .await
+        .unwrap();
+    s.app
+        .wait_until("marker recorded", || async {
+            s.app
+                .count("SELECT COUNT(*) FROM door_events WHERE id = 'marker'")
+                .await
+                == 1
+        })
+        .await;
+    s.app.drain().await;
+
+    assert_eq!(s.app.count("SELECT COUNT(*) FROM door_events").await, 3);
+    assert_eq!(s.item(&item).await["status"], "STORED");
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.stored'")
+            .await,
+        1
+    );
+    assert_eq!(
+        s.app.smtp.mails_to(RECEIVER).len(),
+        1,
+        "the receiver is told once"
+    );
+    agent.stop().await;
+}
