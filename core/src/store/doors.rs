@@ -6,7 +6,9 @@ use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
+use crate::config::Backend;
 use crate::jobs::UnlockPurpose;
+use crate::store::items::name_command;
 use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 
 pub struct NewCommand<'a> {
@@ -28,6 +30,22 @@ pub struct Issued {
     pub expires_at: Millis,
     /// Neither answered, nor seen opening a door, nor reported failed.
     pub outstanding: bool,
+    /// Its item (if it is for one) already names it as its unlock command.
+    pub item_named: bool,
+}
+
+/// Records a command (`$1` its id, `$2` its locker, `$3` its item, `$4`
+/// purpose, `$5` issued, `$6` expires, `$7` trace id, `$8` next send) for
+/// the agent that drives its locker, unless recorded before; returns the
+/// agent.
+macro_rules! insert_command {
+    () => {
+        "INSERT INTO commands (id, agent_id, locker_id, item_id, purpose, issued_at, expires_at, \
+           trace_id, next_send_at) \
+         SELECT $1, agent_id, id, $3, $4, $5, $6, $7, $8 FROM lockers \
+         WHERE id = $2 AND agent_id IS NOT NULL \
+         ON CONFLICT (id) DO NOTHING RETURNING agent_id"
+    };
 }
 
 /// Records a command for the agent that drives its locker the first time it
@@ -39,30 +57,39 @@ pub async fn issue_command(
     conn: &mut sqlx::AnyConnection,
     command: NewCommand<'_>,
     resend_at: Millis,
+    backend: Backend,
 ) -> Result<Option<Issued>, sqlx::Error> {
-    // The first time (nearly always): one statement, the agent read with it.
-    let agent_id: Option<String> = sqlx::query_scalar(
-        "INSERT INTO commands (id, agent_id, locker_id, item_id, purpose, issued_at, expires_at, trace_id, next_send_at) \
-         SELECT $1, agent_id, id, $3, $4, $5, $6, $7, $8 FROM lockers \
-         WHERE id = $2 AND agent_id IS NOT NULL \
-         ON CONFLICT (id) DO NOTHING RETURNING agent_id",
-    )
-    .bind(command.id.to_owned())
-    .bind(command.locker_id)
-    .bind(command.item_id)
-    .bind(command.purpose.as_str())
-    .bind(command.issued_at)
-    .bind(command.expires_at)
-    .bind(command.trace_id.to_owned())
-    .bind(resend_at)
-    .fetch_optional(&mut *conn)
-    .await?;
+    // The first time (nearly always): one statement, the agent read with it;
+    // where writes chain, the item is named its unlock command in it too.
+    let sql = if backend.chains_writes() {
+        concat!(
+            "WITH issued AS (",
+            insert_command!(),
+            "), named AS (UPDATE items SET ",
+            name_command!("$1"),
+            " WHERE id = $3 AND EXISTS (SELECT 1 FROM issued)) SELECT agent_id FROM issued"
+        )
+    } else {
+        insert_command!()
+    };
+    let agent_id: Option<String> = sqlx::query_scalar(sql)
+        .bind(command.id.to_owned())
+        .bind(command.locker_id)
+        .bind(command.item_id)
+        .bind(command.purpose.as_str())
+        .bind(command.issued_at)
+        .bind(command.expires_at)
+        .bind(command.trace_id.to_owned())
+        .bind(resend_at)
+        .fetch_optional(&mut *conn)
+        .await?;
     if let Some(agent_id) = agent_id {
         return Ok(Some(Issued {
             agent_id,
             issued_at: command.issued_at,
             expires_at: command.expires_at,
             outstanding: true,
+            item_named: backend.chains_writes(),
         }));
     }
     let row = sqlx::query(
@@ -81,6 +108,7 @@ pub async fn issue_command(
         issued_at,
         expires_at: expires_at.unwrap_or(issued_at + (command.expires_at - command.issued_at)),
         outstanding: row.try_get::<i64, _>("outstanding")? != 0,
+        item_named: false,
     }))
 }
 

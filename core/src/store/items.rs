@@ -151,16 +151,33 @@ pub async fn whereabouts<'e>(
     .transpose()
 }
 
+/// The assignments of an `UPDATE items` that names the command bound at
+/// `$command` as the one that unlocks the door for the item's current step.
+macro_rules! name_command {
+    ($command:literal) => {
+        concat!(
+            "unlock_command_id = ",
+            $command,
+            ", unlock_failed_at = NULL"
+        )
+    };
+}
+pub(crate) use name_command;
+
 /// Names the command that unlocks the door for an item's current step.
 pub async fn set_unlock_command<'e>(
     executor: impl Executor<'e, Database = Any>,
     item_id: i64,
     command_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE items SET unlock_command_id = $2, unlock_failed_at = NULL WHERE id = $1")
-        .bind(item_id)
-        .bind(command_id.to_owned())
-        .execute(executor)
-        .await?;
+    sqlx::query(concat!(
+        "UPDATE items SET ",
+        name_command!("$2"),
+        " WHERE id = $1"
+    ))
+    .bind(item_id)
+    .bind(command_id.to_owned())
+    .execute(executor)
+    .await?;
     Ok(())
 }

@@ -45,7 +45,8 @@ pub async fn run(
     };
     let resend_at = now + config.ack_timeout.as_millis() as Millis;
     let mut conn = pool.acquire().await?;
-    let Some(issued) = doors::issue_command(&mut conn, record, resend_at).await? else {
+    let backend = ctx.db.backend();
+    let Some(issued) = doors::issue_command(&mut conn, record, resend_at, backend).await? else {
         let locker = job.locker_id;
         return Err(match doors::agent_of(&mut *conn, locker).await? {
             None => JobError::Permanent(format!("locker {locker} no longer exists")),
@@ -60,7 +61,9 @@ pub async fn run(
     if !issued.outstanding || now > issued.expires_at {
         return Ok(());
     }
-    if let Some(item_id) = job.item_id {
+    if let Some(item_id) = job.item_id
+        && !issued.item_named
+    {
         items::set_unlock_command(&mut *conn, item_id, &command_id).await?;
     }
     drop(conn);
