@@ -5,7 +5,7 @@
 
 use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 
 use super::notices::{self, item_entry};
 use super::{Error, Exchange, Result, statement};
@@ -31,12 +31,10 @@ impl Exchange {
     pub async fn door_event(&self, agent_id: &str, event: &DoorEvent) -> Result<DoorOutcome> {
         let now = self.now();
         let chains = self.db.backend().chains_writes();
-        // Half of every exchange's door events: worth one round trip.
-        if event.kind == DoorEventKind::DoorOpened && chains {
-            return door_opened_at_once(self.db.pool(), agent_id, event, now).await;
-        }
         let collect_by = self.collect_by(now);
         let mut tx = self.db.begin().await?;
+        // A closing completes an item's step: its record, door and item in
+        // one round trip where writes chain, its notices after.
         let head = if event.kind == DoorEventKind::DoorClosed && chains {
             door_closed_at_once(&mut tx, agent_id, event, collect_by, now).await?
         } else {
@@ -189,7 +187,7 @@ async fn command_failed(
     Ok(true)
 }
 
-/// The head of a door event's one statement, with the event bound as
+/// The head of a closing's one statement, with the event bound as
 /// [`doors::bind_event`] does and its door's state at `$8`: `recorded`
 /// (the event, unless seen before), then `driven` (the locker's door set,
 /// where the agent drives it). Each write in a `WITH` runs once, whether or
@@ -203,31 +201,6 @@ const RECORDED_AND_DRIVEN: &str = concat!(
     lockers::door_assignments!("$8", "$5"),
     " WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id)"
 );
-
-/// An opening applied as [`Exchange::door_event`] and [`door_opened`] do, in
-/// one statement: the event recorded once, the door's state where the agent
-/// drives it, the waiting item marked and its command settled, all or none.
-async fn door_opened_at_once(
-    pool: &AnyPool,
-    agent_id: &str,
-    event: &DoorEvent,
-    now: Millis,
-) -> Result<DoorOutcome> {
-    let query = sqlx::query(statement!(
-        "{RECORDED_AND_DRIVEN}, \
-         marked AS ({mark}), \
-         settled AS ({settle} AND EXISTS (SELECT 1 FROM driven)) \
-         SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
-           (SELECT COUNT(*) FROM driven) AS driven",
-        mark = mark_opened("(SELECT id FROM driven)", "$6", "$5"),
-        settle = doors::settle!("$6"),
-    ));
-    let row = doors::bind_event(query, agent_id, event, now)
-        .bind(DoorState::Open.as_str())
-        .fetch_one(pool)
-        .await?;
-    Ok(applied(&row)?.unwrap_or(DoorOutcome::Applied(None)))
-}
 
 /// A door event's writes one statement at a time: the event recorded,
 /// the door's state where the agent drives it, then what its kind does.
@@ -312,8 +285,8 @@ fn close_item(locker: &str, command: &str, collect_by: &str, now: &str) -> Strin
     )
 }
 
-/// A closing's writes up to its item's step, as [`door_steps`]
-/// makes them, in one statement (see [`door_opened_at_once`]).
+/// A closing's writes up to its item's step, as [`door_steps`] makes them,
+/// in one statement, within the closing's transaction.
 async fn door_closed_at_once(
     tx: &mut AnyConnection,
     agent_id: &str,
@@ -355,32 +328,24 @@ fn applied(row: &AnyRow) -> Result<Option<DoorOutcome>, sqlx::Error> {
     })
 }
 
-/// The statement that marks the item in `locker` waiting on the unlock
-/// `command` as having its door opened `at`, given where each value is
-/// bound: a drop whose door has opened is no longer cancelled when its
-/// window runs out.
-fn mark_opened(locker: &str, command: &str, at: &str) -> String {
-    format!(
-        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, {at}), unlock_failed_at = NULL \
-         WHERE locker_id = {locker} AND unlock_command_id = {command} AND {leaves}",
-        leaves = ItemMove::DoorClosed.sql_leaves()
-    )
-}
-
-/// The door of the item waiting on `command` opened ([`mark_opened`]), and
-/// its command needs sending no more.
+/// The door of the item waiting on `command` opened: a drop whose door has
+/// opened is no longer cancelled when its window runs out.
 async fn door_opened(
     conn: &mut AnyConnection,
     locker_id: i64,
     command: &str,
     at: Millis,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(statement!("{}", mark_opened("$1", "$2", "$3")))
-        .bind(locker_id)
-        .bind(command.to_owned())
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(statement!(
+        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, $3), unlock_failed_at = NULL \
+         WHERE locker_id = $1 AND unlock_command_id = $2 AND {}",
+        ItemMove::DoorClosed.sql_leaves()
+    ))
+    .bind(locker_id)
+    .bind(command.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     // It ran: nothing more to send.
     doors::settle_command(&mut *conn, command).await
 }

@@ -177,28 +177,18 @@ pub async fn reschedule<'e>(
     Ok(done.rows_affected() > 0)
 }
 
-/// Stops sending the command whose id is bound at `$id` again.
-macro_rules! settle {
-    ($id:literal) => {
-        concat!(
-            "UPDATE commands SET next_send_at = NULL WHERE id = ",
-            $id,
-            " AND next_send_at IS NOT NULL"
-        )
-    };
-}
-pub(crate) use settle;
-
 /// Stops tracking a command that ran (its door was seen opening).
 pub async fn settle_command<'e>(
     executor: impl Executor<'e, Database = Any>,
     command_id: &str,
 ) -> Result<(), sqlx::Error> {
     // Usually its answer came first and did it: then nothing is written.
-    sqlx::query(settle!("$1"))
-        .bind(command_id.to_owned())
-        .execute(executor)
-        .await?;
+    sqlx::query(
+        "UPDATE commands SET next_send_at = NULL WHERE id = $1 AND next_send_at IS NOT NULL",
+    )
+    .bind(command_id.to_owned())
+    .execute(executor)
+    .await?;
     Ok(())
 }
 
