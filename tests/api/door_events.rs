@@ -70,19 +70,7 @@ async fn door_reports_count_only_from_the_lockers_agent_and_newest_first() {
 async fn racing_copies_of_a_door_event_apply_it_once() {
     let s = site().await;
     let locker = s.locker("racing-agent").await;
-    let item = s.drop_item(locker).await;
-    s.app
-        .wait_until("command sent", || async {
-            s.app
-                .count("SELECT COUNT(*) FROM items WHERE unlock_command_id IS NOT NULL")
-                .await
-                == 1
-        })
-        .await;
-    let command: String = sqlx::query_scalar("SELECT id FROM commands")
-        .fetch_one(s.app.state.db.pool())
-        .await
-        .unwrap();
+    let (item, command) = s.dropped_with_command(locker).await;
     let exchange = &s.app.state.exchange;
     let now = SystemClock.now_millis();
     for (n, kind) in [DoorEventKind::DoorOpened, DoorEventKind::DoorClosed]

@@ -57,6 +57,24 @@ impl Site {
         item
     }
 
+    /// Drops an item at `locker` and waits until its unlock job is done with
+    /// it (the item names its command); the item and the command's id.
+    pub async fn dropped_with_command(&self, locker: i64) -> (Value, String) {
+        let item = self.drop_item(locker).await;
+        let id = item["id"].as_i64().unwrap();
+        let command = async || -> Option<String> {
+            sqlx::query_scalar("SELECT unlock_command_id FROM items WHERE id = $1")
+                .bind(id)
+                .fetch_one(self.app.state.db.pool())
+                .await
+                .unwrap()
+        };
+        self.app
+            .wait_until("command named", || async { command().await.is_some() })
+            .await;
+        (item, command().await.unwrap())
+    }
+
     pub async fn item(&self, item: &Value) -> Value {
         self.app
             .get(&format!("/Items/{}", item["id"]), Some(&self.admin))
@@ -484,18 +502,10 @@ async fn an_unanswered_unlock_is_retried_then_reported() {
 async fn racing_trackers_take_each_step_of_a_command_once() {
     let s = site().await;
     let locker = s.locker("absent-agent").await;
-    let item = s.drop_item(locker).await;
-    // The unlock job is done with the item once the item names its command.
-    s.app
-        .wait_until("command sent", || async {
-            s.app
-                .count("SELECT COUNT(*) FROM items WHERE unlock_command_id IS NOT NULL")
-                .await
-                == 1
-        })
-        .await;
+    let (item, id) = s.dropped_with_command(locker).await;
     let pool = s.app.state.db.pool();
-    let (id, due): (String, i64) = sqlx::query_as("SELECT id, next_send_at FROM commands")
+    let due: i64 = sqlx::query_scalar("SELECT next_send_at FROM commands WHERE id = $1")
+        .bind(&id)
         .fetch_one(pool)
         .await
         .unwrap();
