@@ -187,21 +187,6 @@ async fn command_failed(
     Ok(true)
 }
 
-/// The head of a closing's one statement, with the event bound as
-/// [`doors::bind_event`] does and its door's state at `$8`: `recorded`
-/// (the event, unless seen before), then `driven` (the locker's door set,
-/// where the agent drives it). Each write in a `WITH` runs once, whether or
-/// not the final `SELECT` reads it, and each here sees what the one before
-/// it returned: nothing is written for an event seen before, and only the
-/// event for one from an agent that does not drive the locker.
-const RECORDED_AND_DRIVEN: &str = concat!(
-    "WITH recorded AS (",
-    doors::insert_door_event!(),
-    " RETURNING locker_id), driven AS (UPDATE lockers SET ",
-    lockers::door_assignments!("$8", "$5"),
-    " WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id)"
-);
-
 /// A door event's writes one statement at a time: the event recorded,
 /// the door's state where the agent drives it, then what its kind does.
 async fn door_steps(
@@ -286,7 +271,12 @@ fn close_item(locker: &str, command: &str, collect_by: &str, now: &str) -> Strin
 }
 
 /// A closing's writes up to its item's step, as [`door_steps`] makes them,
-/// in one statement, within the closing's transaction.
+/// in one statement, within the closing's transaction: `recorded` (the
+/// event, unless seen before), `driven` (the door's state, where the agent
+/// drives it), then `closed` (the item's step). Each write in a `WITH` runs
+/// once, whether or not the final `SELECT` reads it, and each sees what the
+/// one before returned: nothing is written for an event seen before, and
+/// only the event for one from an agent that does not drive the locker.
 async fn door_closed_at_once(
     tx: &mut AnyConnection,
     agent_id: &str,
@@ -295,11 +285,15 @@ async fn door_closed_at_once(
     now: Millis,
 ) -> Result<Head> {
     let query = sqlx::query(statement!(
-        "{RECORDED_AND_DRIVEN}, \
+        "WITH recorded AS ({record} RETURNING locker_id), \
+         driven AS (UPDATE lockers SET {door} \
+           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
          closed AS ({close}) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
            (SELECT COUNT(*) FROM driven) AS driven, closed.* \
          FROM (SELECT 1) AS one LEFT JOIN closed ON TRUE",
+        record = doors::insert_door_event!(),
+        door = lockers::door_assignments!("$8", "$5"),
         close = close_item("(SELECT id FROM driven)", "$6", "$9", "$7"),
     ));
     let row = doors::bind_event(query, agent_id, event, now)
@@ -307,24 +301,14 @@ async fn door_closed_at_once(
         .bind(collect_by)
         .fetch_one(&mut *tx)
         .await?;
-    Ok(match applied(&row)? {
-        Some(outcome) => Head::Skipped(outcome),
-        None if row.try_get::<Option<i64>, _>("id")?.is_some() => {
-            Head::Applied { closed: Some(row) }
-        }
-        None => Head::Applied { closed: None },
-    })
-}
-
-/// Why a door event's one statement did not apply it (from its `recorded`
-/// and `driven` counts); `None` when it did.
-fn applied(row: &AnyRow) -> Result<Option<DoorOutcome>, sqlx::Error> {
     let recorded: i64 = row.try_get("recorded")?;
     let driven: i64 = row.try_get("driven")?;
-    Ok(match (recorded, driven) {
-        (0, _) => Some(DoorOutcome::Duplicate),
-        (_, 0) => Some(DoorOutcome::NotItsLocker),
-        _ => None,
+    let item: Option<i64> = row.try_get("id")?;
+    Ok(match (recorded, driven, item) {
+        (0, _, _) => Head::Skipped(DoorOutcome::Duplicate),
+        (_, 0, _) => Head::Skipped(DoorOutcome::NotItsLocker),
+        (_, _, Some(_)) => Head::Applied { closed: Some(row) },
+        (_, _, None) => Head::Applied { closed: None },
     })
 }
 

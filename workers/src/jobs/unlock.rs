@@ -45,8 +45,8 @@ pub async fn run(
     };
     let resend_at = now + config.ack_timeout.as_millis() as Millis;
     let mut conn = pool.acquire().await?;
-    let backend = ctx.db.backend();
-    let Some(issued) = doors::issue_command(&mut conn, record, resend_at, backend).await? else {
+    let Some(issued) = doors::issue_command(&mut conn, record, resend_at, ctx.db.backend()).await?
+    else {
         let locker = job.locker_id;
         return Err(match doors::agent_of(&mut *conn, locker).await? {
             None => JobError::Permanent(format!("locker {locker} no longer exists")),
