@@ -8,7 +8,9 @@
 #
 # Each DIR holds release binaries locker-api and locker-workers (e.g.
 # target/release of two checkouts). Settings (environment):
-#   SCENARIOS  which runs, in order (default: "read:32 read:64 unlock exchange")
+#   SCENARIOS  which runs, in order (default: "read:32 read:64 unlock exchange");
+#              "mixed:64" reads at 64 connections while exchanges run at the
+#              same places (reported beside the reads)
 #   DURATION   seconds per run (default 15)
 #   ROUNDS     how many times each scenario runs, before and after in turn
 #              (default 1; the machine's noise shows between rounds)
@@ -86,18 +88,34 @@ run() {
     sleep 2
     local mosquitto=$broker_pid
     [ -n "$mosquitto" ] || mosquitto=$(pgrep -x mosquitto | head -1 || true)
-    local args=(--scenario "$scenario" --duration "$duration" --concurrency "$concurrency"
-                --base "http://$LISTEN_ADDR" --smtp "$SMTP_HOST:$SMTP_PORT" --mqtt "$MQTT_URL"
-                --topic-root "$MQTT_TOPIC_ROOT" --database-url "$DATABASE_URL"
+    local stack=(--base "http://$LISTEN_ADDR" --mqtt "$MQTT_URL" --topic-root "$MQTT_TOPIC_ROOT")
+    local measured=$scenario smtp="$SMTP_HOST:$SMTP_PORT" beside=
+    echo "== $label: $name" >&2
+    if [ "$scenario" = mixed ]; then
+        # Exchanges (16 in flight) at the places the reads ask for, started
+        # first so that the reads' run falls within theirs.
+        "$bench" "${stack[@]}" --scenario exchange --duration $((duration + 10)) --concurrency 16 \
+            --smtp "$smtp" --places 10 --lockers 16 --agents 4 --no-ceilings \
+            --json "$out/$label-$name.exchanges.json" > "$out/$label-$name.exchanges.txt" 2>&1 &
+        beside=$!
+        sleep 6
+        measured=read smtp="$SMTP_HOST:$((SMTP_PORT + 1))"
+    fi
+    local args=("${stack[@]}" --scenario "$measured" --duration "$duration" --concurrency "$concurrency"
+                --smtp "$smtp" --database-url "$DATABASE_URL"
                 --pid "api=$api" --pid "workers=$workers" --json "$out/$label-$name.json")
     [ -n "$mosquitto" ] && args+=(--pid "mosquitto=$mosquitto")
     case $scenario in
         read) args+=(--places 10 --lockers 200 --agents 0) ;;
+        # pgbench beside the exchanges would measure nothing steady.
+        mixed) args+=(--places 10 --lockers 200 --agents 0 --no-ceilings) ;;
         *) args+=(--lockers "$concurrency" --agents 4) ;;
     esac
-    echo "== $label: $name" >&2
     "$bench" "${args[@]}" > "$out/$label-$name.txt" 2>"$out/$label-$name.bench.log" \
         || echo "$label $name: the benchmark reported errors (see $out/$label-$name.txt)" >&2
+    if [ -n "$beside" ]; then
+        wait "$beside" || echo "$label $name: the exchanges reported errors (see $out/$label-$name.exchanges.txt)" >&2
+    fi
     stop_stack
     # Each run's 18 quorum queues would otherwise pile up in the broker.
     rabbitmqctl -q list_queues name 2>/dev/null | grep "^$AMQP_QUEUE_PREFIX\." \

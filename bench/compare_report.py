@@ -121,6 +121,13 @@ def main():
             print(f"\n{label}: errors {errors if errors else 'none'}")
             for line in ratios(report):
                 print(f"- {line}")
+            beside = load(out, label, f"{name}.exchanges")
+            exchange = beside and beside["series"].get("exchange (drop → sender email)")
+            if exchange:
+                print(
+                    f"- beside the reads: {exchange['per_second']:.1f} exchanges/s "
+                    f"(drop → sender email p50 {exchange['p50_ms']:.0f} ms, p99 {exchange['p99_ms']:.0f} ms)"
+                )
             machine = report.get("machine")
             if machine:
                 top = ", ".join(f"{c} {v:.1f}" for c, v in machine["by_command"][:8])

@@ -77,7 +77,9 @@ impl Application {
         let stop_following = CancellationToken::new();
         let sessions = self.state.sessions.clone();
         let notices_url = self.state.db.notices_url().map(str::to_owned);
-        let following = tokio::spawn(sessions.follow(notices_url, stop_following.clone()));
+        let following = tokio::spawn(sessions.follow(notices_url.clone(), stop_following.clone()));
+        let places = self.state.places.clone();
+        let following_places = tokio::spawn(places.follow(notices_url, stop_following.clone()));
         let changes = self.state.changes.clone();
         let watching = tokio::spawn(
             changes
@@ -93,6 +95,7 @@ impl Application {
         housekeeping.abort();
         stop_following.cancel();
         let _ = following.await;
+        let _ = following_places.await;
         let _ = watching.await;
         self.state.db.close().await;
         Ok(())

@@ -8,6 +8,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod heard_cache;
 pub mod limits;
 pub mod routes;
 pub mod serve;

@@ -8,6 +8,7 @@ use locker_core::{Clock, Db};
 
 use crate::auth::{SessionCache, TokenKeys};
 use crate::console::Changes;
+use crate::routes::lockers::PlaceCache;
 
 /// What every handler can reach. One pointer: axum clones it for every
 /// extractor of every request.
@@ -33,6 +34,8 @@ pub struct Shared {
     pub relay: RelayWaker,
     /// Sessions found live, while every change to them is heard.
     pub sessions: SessionCache,
+    /// By-place answers, while every change to lockers is heard.
+    pub places: PlaceCache,
     /// Changes the console's live pages follow.
     pub changes: Changes,
 }
@@ -61,6 +64,7 @@ impl AppState {
             exchange,
             relay,
             sessions: SessionCache::default(),
+            places: PlaceCache::default(),
             changes: Changes::default(),
         })))
     }

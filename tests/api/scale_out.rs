@@ -284,3 +284,100 @@ async fn a_console_on_one_api_sees_changes_made_through_another() {
     events.wait_for("event: change").await;
     other.shutdown().await;
 }
+
+/// An api keeps what `GET /lockers/by-place` answered (for up to 60 s,
+/// longer than this test waits), yet every change is seen through it: made
+/// through another api, written straight to the database as the workers
+/// do, an agent going offline, and a change made while its notices were
+/// not heard, and its own.
+#[tokio::test]
+#[ignore = "needs PostgreSQL, RabbitMQ and Mosquitto: run with TEST_* set and --include-ignored"]
+async fn places_read_through_one_api_follow_changes_made_anywhere() {
+    require_services();
+    let app = TestApp::spawn().await;
+    let other = app.another_stack("b").await;
+    let b = format!("http://{}", other.addr);
+    let admin = app.admin_token().await;
+    let locker = app
+        .locker_with(
+            &admin,
+            json!({"location": "Kept Hall", "agent_id": "kept-site"}),
+        )
+        .await;
+    let id = locker["id"].as_i64().unwrap();
+    let _agent = app.agent("kept-site", &[id], None).await;
+    let at_b = || read_place(&app, &b, &admin, "kept%20hall");
+    app.wait_until("the agent online through b", || async {
+        at_b().await[0]["agent_online"] == true
+    })
+    .await;
+    // Read again: what b keeps.
+    assert_eq!(at_b().await[0]["status"], "AVAILABLE");
+
+    // Through the other api.
+    let path = format!("/Admin/{id}");
+    let out = json!({"status": "OUT_OF_SERVICE"});
+    assert_eq!(app.put(&path, Some(&admin), out).await.0, StatusCode::OK);
+    app.wait_until("a's change through b", || async {
+        at_b().await[0]["status"] == "OUT_OF_SERVICE"
+    })
+    .await;
+
+    // Straight in the database, as a worker writes.
+    let pool = app.state.db.pool();
+    let free = "UPDATE lockers SET status = 'AVAILABLE' WHERE id = $1";
+    sqlx::query(free).bind(id).execute(pool).await.unwrap();
+    app.wait_until("a worker's change through b", || async {
+        at_b().await[0]["free_at_place"]["MEDIUM"] == 1
+    })
+    .await;
+
+    // The agent's presence, which every place of its lockers shows.
+    let offline = "UPDATE agents SET online = 0 WHERE id = 'kept-site'";
+    sqlx::query(offline).execute(pool).await.unwrap();
+    app.wait_until("the agent offline through b", || async {
+        at_b().await[0]["agent_online"] == false
+    })
+    .await;
+
+    // While b's notices are not heard: its listening connections are cut,
+    // and the change made meanwhile is still seen once it listens again.
+    assert_eq!(at_b().await[0]["name"], Value::Null);
+    let cut = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+               WHERE datname = current_database() AND query LIKE 'LISTEN%places%'";
+    let cut: Vec<bool> = sqlx::query_scalar(cut).fetch_all(pool).await.unwrap();
+    assert!(!cut.is_empty(), "no api listened for places");
+    let name = "UPDATE lockers SET name = 'Renamed' WHERE id = $1";
+    sqlx::query(name).bind(id).execute(pool).await.unwrap();
+    app.wait_until("the change made unheard", || async {
+        at_b().await[0]["name"] == "Renamed"
+    })
+    .await;
+
+    // A locker added through b itself.
+    let (status, _) = app
+        .request_to(
+            &b,
+            Method::POST,
+            "/Admin/",
+            Some(&admin),
+            Some(json!({"location": "kept  hall"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.wait_until("b's own change through b", || async {
+        at_b().await.as_array().map(Vec::len) == Some(2)
+    })
+    .await;
+    other.shutdown().await;
+}
+
+/// A place's lockers as `base` answers them.
+async fn read_place(app: &TestApp, base: &str, token: &str, place: &str) -> Value {
+    let path = format!("/lockers/by-place?location={place}");
+    let (status, body) = app
+        .request_to(base, Method::GET, &path, Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}

@@ -7,13 +7,14 @@
 //! session empties its own cache before answering. On SQLite nothing is
 //! cached: other commands may change the file unheard.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use locker_core::db::notices::{self, Heard};
 use locker_core::domain::User;
 use tokio_util::sync::CancellationToken;
+
+use crate::heard_cache::{HeardCache, Ticket};
 
 /// The channel the triggers notify (migrations/postgres).
 const CHANNEL: &str = "sessions";
@@ -22,82 +23,50 @@ const CAPACITY: usize = 10_000;
 /// However well notices flow, an entry is looked up again after this.
 const TTL: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Default)]
-pub struct SessionCache(Arc<RwLock<Inner>>);
+/// A session's user, by session id.
+#[derive(Clone)]
+pub struct SessionCache(Arc<HeardCache<String, (i64, User)>>);
 
-#[derive(Default)]
-struct Inner {
-    /// Every change is heard: entries may be kept.
-    listening: bool,
-    /// Moves on at every change, so a lookup that began before one is not
-    /// stored after it.
-    generation: u64,
-    entries: HashMap<String, Entry>,
-}
-
-impl Inner {
-    fn forget(&mut self) {
-        self.generation += 1;
-        self.entries.clear();
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self(Arc::new(HeardCache::new(
+            String::as_str,
+            CAPACITY,
+            |_| 1,
+            TTL,
+        )))
     }
 }
-
-struct Entry {
-    user_id: i64,
-    user: User,
-    at: Instant,
-}
-
-/// Taken before looking a session up; storing the answer needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Ticket(u64);
 
 impl SessionCache {
     /// The live session's user, if cached.
     pub fn get(&self, session_id: &str, user_id: i64) -> Option<User> {
-        let inner = self.0.read().expect("session cache");
-        if !inner.listening {
-            return None;
-        }
-        inner
-            .entries
+        self.0
             .get(session_id)
-            .filter(|e| e.user_id == user_id && e.at.elapsed() < TTL)
-            .map(|e| e.user.clone())
+            .filter(|(owner, _)| *owner == user_id)
+            .map(|(_, user)| user)
     }
 
     /// `None` while changes are not heard: nothing may be stored.
     pub fn ticket(&self) -> Option<Ticket> {
-        let inner = self.0.read().expect("session cache");
-        inner.listening.then_some(Ticket(inner.generation))
+        self.0.ticket()
     }
 
     /// Stores what a lookup found, unless anything changed since `ticket`.
     pub fn put(&self, ticket: Ticket, session_id: &str, user_id: i64, user: User) {
-        let mut inner = self.0.write().expect("session cache");
-        if !inner.listening || inner.generation != ticket.0 {
-            return;
-        }
-        if inner.entries.len() >= CAPACITY {
-            inner.entries.clear();
-        }
-        let entry = Entry {
-            user_id,
-            user,
-            at: Instant::now(),
-        };
-        inner.entries.insert(session_id.to_owned(), entry);
+        self.0.put(ticket, session_id.to_owned(), (user_id, user));
     }
 
     /// Forgets everything: a session or a user changed.
     pub fn clear(&self) {
-        self.0.write().expect("session cache").forget();
+        self.0.forget_all();
     }
 
-    fn heard(&self, heard: Heard) {
-        let mut inner = self.0.write().expect("session cache");
-        inner.forget();
-        inner.listening = heard != Heard::Lost;
+    fn heard(&self, heard: Heard<'_>) {
+        match heard {
+            Heard::Notice(_) => self.clear(),
+            Heard::Listening | Heard::Lost => self.0.listening(heard),
+        }
     }
 
     /// Hears changes at `url` (PostgreSQL) until `shutdown`; without it the
@@ -146,7 +115,7 @@ mod tests {
 
         // A lookup that began before a change is not stored after it.
         let stale = cache.ticket().unwrap();
-        cache.heard(Heard::Notice);
+        cache.heard(Heard::Notice(""));
         assert!(cache.get("s1", 1).is_none());
         cache.put(stale, "s1", 1, user(1));
         assert!(cache.get("s1", 1).is_none());

@@ -1,10 +1,18 @@
 //! `/lockers`: finding lockers, for any logged-in user.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use locker_core::domain::{Locker, LockerStatus};
+use axum::http::header::{CONTENT_TYPE, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use locker_core::db::notices::{self, Heard};
+use locker_core::domain::{Locker, LockerStatus, place_key};
 use locker_core::store::lockers::{self, FreeBySize};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use utoipa::openapi::Ref;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -17,6 +25,7 @@ use super::Page;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, Result, ValidationErrorBody};
 use crate::extract::{Path, Query};
+use crate::heard_cache::HeardCache;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -110,13 +119,23 @@ async fn lockers_by_place(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<PlaceQuery>,
-) -> Result<Json<Vec<PlaceLocker>>> {
+) -> Result<Response> {
     if query.location.trim().is_empty() {
         return Err(ApiError::invalid(
             &["query", "location"],
             "location must not be blank",
         ));
     }
+    let asked = Asked {
+        place: place_key(&query.location),
+        status: query.status,
+        limit: query.limit,
+        offset: query.offset,
+    };
+    if let Some(body) = state.places.0.get(&asked) {
+        return Ok(json(body));
+    }
+    let ticket = state.places.0.ticket();
     let (found, free_at_place) = lockers::at_place(
         state.db.reads(),
         &query.location,
@@ -125,14 +144,88 @@ async fn lockers_by_place(
         query.offset,
     )
     .await?;
-    let found = found
+    let found: Vec<_> = found
         .into_iter()
         .map(|locker| PlaceLocker {
             locker,
             free_at_place,
         })
         .collect();
-    Ok(Json(found))
+    let body = Bytes::from(serde_json::to_vec(&found).map_err(anyhow::Error::from)?);
+    if let Some(ticket) = ticket {
+        state.places.0.put(ticket, asked, body.clone());
+    }
+    Ok(json(body))
+}
+
+fn json(body: Bytes) -> Response {
+    let kind = HeaderValue::from_static("application/json");
+    ([(CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// What a by-place answer depends on: nothing of the caller's.
+#[derive(PartialEq, Eq, Hash)]
+struct Asked {
+    place: String,
+    status: Option<LockerStatus>,
+    limit: i64,
+    offset: i64,
+}
+
+impl Asked {
+    fn place(&self) -> &str {
+        &self.place
+    }
+}
+
+/// The channel lockers' and agents' triggers notify with a place's key
+/// (migrations/postgres), or with nothing for every place.
+const PLACES: &str = "places";
+/// What the kept answers may weigh together (one of 200 lockers is about
+/// 70 KiB).
+const PLACES_BUDGET: usize = 8 << 20;
+/// However well notices flow, an answer is read again after this.
+const PLACES_TTL: Duration = Duration::from_secs(60);
+
+/// `GET /lockers/by-place` answers, as sent, kept per place while every
+/// change to lockers and agents' presence is heard (see [`HeardCache`]):
+/// reads at a place between two changes there cost no query. A change, this
+/// process's own too, is seen once its notice arrives, as soon as the
+/// listening connection is read after the commit; forgetting every place
+/// after each request that writes would spare that instant but empty the
+/// cache many times a second under traffic.
+#[derive(Clone)]
+pub struct PlaceCache(Arc<HeardCache<Asked, Bytes>>);
+
+impl Default for PlaceCache {
+    fn default() -> Self {
+        Self(Arc::new(HeardCache::new(
+            Asked::place,
+            PLACES_BUDGET,
+            Bytes::len,
+            PLACES_TTL,
+        )))
+    }
+}
+
+impl PlaceCache {
+    fn heard(&self, heard: Heard<'_>) {
+        match heard {
+            Heard::Notice("") => self.0.forget_all(),
+            Heard::Notice(place) => self.0.forget_scope(place),
+            Heard::Listening | Heard::Lost => self.0.listening(heard),
+        }
+    }
+
+    /// Hears changes at `url` (PostgreSQL) until `shutdown`; without it
+    /// nothing is kept.
+    pub async fn follow(self, url: Option<String>, shutdown: CancellationToken) {
+        let Some(url) = url else {
+            return;
+        };
+        let link = "database notices (places)";
+        notices::follow(url, PLACES, link, shutdown, move |heard| self.heard(heard)).await;
+    }
 }
 
 /// One locker.

@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 /// What a follower of a channel is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Heard {
+pub enum Heard<'a> {
     /// Listening (again): notices raised before now were not heard.
     Listening,
-    /// A notice on the channel.
-    Notice,
+    /// A notice on the channel, with its payload.
+    Notice(&'a str),
     /// The connection was lost: notices are not heard until `Listening`.
     Lost,
 }
@@ -25,7 +25,7 @@ pub async fn follow(
     channel: &'static str,
     link: &'static str,
     shutdown: CancellationToken,
-    mut on: impl FnMut(Heard) + Send,
+    mut on: impl FnMut(Heard<'_>) + Send,
 ) {
     let mut link = Reconnect::new(Outage::new(link));
     loop {
@@ -47,7 +47,7 @@ pub async fn follow(
                         heard = listener.try_recv() => heard,
                     };
                     match heard {
-                        Ok(Some(_)) => on(Heard::Notice),
+                        Ok(Some(notice)) => on(Heard::Notice(notice.payload())),
                         // Lost; made again (and said so) from the top.
                         Ok(None) => break "connection lost".to_owned(),
                         Err(error) => break super::describe(&error),

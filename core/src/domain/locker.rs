@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 /// Where a locker is in its life. `OCCUPIED` runs from the sender's
 /// reservation to the receiver's collection; only an admin sets or lifts
 /// `OUT_OF_SERVICE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LockerStatus {
     Available,
