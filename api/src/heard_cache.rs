@@ -22,7 +22,9 @@ pub struct HeardCache<K, V> {
     scope_of: fn(&K) -> &str,
     /// What the entries may weigh together; beyond, the cache starts afresh.
     budget: usize,
-    weigh: fn(&V) -> usize,
+    /// An entry's weight, its key's included: keys a caller chooses must
+    /// not pile up beside small answers.
+    weigh: fn(&K, &V) -> usize,
     /// However well notices flow, an entry is read again after this.
     ttl: Duration,
 }
@@ -62,7 +64,7 @@ impl<K: Hash + Eq, V: Clone> HeardCache<K, V> {
     pub fn new(
         scope_of: fn(&K) -> &str,
         budget: usize,
-        weigh: fn(&V) -> usize,
+        weigh: fn(&K, &V) -> usize,
         ttl: Duration,
     ) -> Self {
         Self {
@@ -106,7 +108,7 @@ impl<K: Hash + Eq, V: Clone> HeardCache<K, V> {
     /// Stores what a lookup found, unless its scope was forgotten since
     /// `ticket`.
     pub fn put(&self, ticket: Ticket, key: K, value: V) {
-        let weight = (self.weigh)(&value);
+        let weight = (self.weigh)(&key, &value);
         let mut inner = self.inner.write().expect("heard cache");
         let overtaken = ticket.0 < inner.all_since
             || inner
@@ -116,14 +118,15 @@ impl<K: Hash + Eq, V: Clone> HeardCache<K, V> {
         if !inner.listening || overtaken || weight > self.budget {
             return;
         }
+        if let Some((old, _)) = inner.entries.remove(&key) {
+            inner.weight -= (self.weigh)(&key, &old);
+        }
         if inner.weight + weight > self.budget {
             inner.entries.clear();
             inner.weight = 0;
         }
         inner.weight += weight;
-        if let Some((old, _)) = inner.entries.insert(key, (value, Instant::now())) {
-            inner.weight -= (self.weigh)(&old);
-        }
+        inner.entries.insert(key, (value, Instant::now()));
     }
 
     /// Forgets every entry; lookups under way may not store.
@@ -147,7 +150,7 @@ impl<K: Hash + Eq, V: Clone> HeardCache<K, V> {
         inner.entries.retain(|key, (value, _)| {
             let gone = scope_of(key) == scope;
             if gone {
-                shed += weigh(value);
+                shed += weigh(key, value);
             }
             !gone
         });
@@ -167,12 +170,11 @@ mod tests {
     use super::*;
 
     /// Keys are "scope/name".
-    fn scope_of(key: &String) -> &str {
-        key.split('/').next().unwrap_or_default()
-    }
+    const SCOPE_OF: fn(&String) -> &str = |key| key.split('/').next().unwrap_or_default();
 
     fn cache(budget: usize) -> HeardCache<String, String> {
-        HeardCache::new(scope_of, budget, String::len, Duration::from_secs(60))
+        let weigh = |_: &String, value: &String| value.len();
+        HeardCache::new(SCOPE_OF, budget, weigh, Duration::from_secs(60))
     }
 
     #[test]
@@ -212,6 +214,18 @@ mod tests {
         assert!(cache.ticket().is_none());
         cache.listening(Heard::Listening);
         assert!(cache.get("a/1").is_none());
+    }
+
+    #[test]
+    fn keys_weigh_too() {
+        // Empty answers under long keys, as for places that do not exist.
+        let weigh = |key: &String, value: &String| key.len() + value.len();
+        let cache = HeardCache::new(SCOPE_OF, 10, weigh, Duration::from_secs(60));
+        cache.listening(Heard::Listening);
+        cache.put(cache.ticket().unwrap(), "a/12345".into(), String::new());
+        cache.put(cache.ticket().unwrap(), "b/12345".into(), String::new());
+        assert!(cache.get("a/12345").is_none());
+        assert!(cache.get("b/12345").is_some());
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl Default for SessionCache {
         Self(Arc::new(HeardCache::new(
             String::as_str,
             CAPACITY,
-            |_| 1,
+            |_, _| 1,
             TTL,
         )))
     }

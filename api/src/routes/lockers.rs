@@ -176,6 +176,14 @@ impl Asked {
     fn place(&self) -> &str {
         &self.place
     }
+
+    /// What keeping `answer` under this key costs, about: the answer, the
+    /// place's name, and the key and entry around them. A place that does
+    /// not exist answers `[]`: a caller asking for many must not outgrow
+    /// the budget through the keys.
+    fn weight(&self, answer: &Bytes) -> usize {
+        answer.len() + self.place.len() + 128
+    }
 }
 
 /// The channel lockers' and agents' triggers notify with a place's key
@@ -202,7 +210,7 @@ impl Default for PlaceCache {
         Self(Arc::new(HeardCache::new(
             Asked::place,
             PLACES_BUDGET,
-            Bytes::len,
+            Asked::weight,
             PLACES_TTL,
         )))
     }
