@@ -26,6 +26,9 @@ pub const UNLOCK_ROUND_TRIP: &str = "unlock_round_trip_seconds";
 pub const DOOR_EVENTS: &str = "door_events_total";
 /// Agents whose last status said online.
 pub const AGENTS_ONLINE: &str = "agents_online";
+/// `GET /lockers/by-place` answers, by `source`: `kept` (what the api kept
+/// since the place last changed) or `database`.
+pub const BY_PLACE_ANSWERS: &str = "by_place_answers_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -91,4 +94,9 @@ pub fn door_event(kind: &'static str) {
 
 pub fn agents_online(agents: i64) {
     metrics::gauge!(AGENTS_ONLINE).set(agents as f64);
+}
+
+pub fn by_place_answer(kept: bool) {
+    let source = if kept { "kept" } else { "database" };
+    metrics::counter!(BY_PLACE_ANSWERS, "source" => source).increment(1);
 }

@@ -601,7 +601,7 @@ async fn admins_unlock_doors_for_maintenance() {
 }
 
 /// The sum of a Prometheus series' samples whose labels include `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| {
             line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))

@@ -311,8 +311,17 @@ async fn places_read_through_one_api_follow_changes_made_anywhere() {
         at_b().await[0]["agent_online"] == true
     })
     .await;
-    // Read again: what b keeps.
-    assert_eq!(at_b().await[0]["status"], "AVAILABLE");
+    // Read again: what b keeps, as its metrics say.
+    let metrics = locker_core::metrics::install(None).unwrap();
+    let kept = || {
+        let text = metrics.render();
+        crate::doors::sample(&text, "by_place_answers_total", &[("source", "kept")])
+    };
+    let before = kept();
+    app.wait_until("an answer b kept", || async {
+        at_b().await[0]["status"] == "AVAILABLE" && kept() > before
+    })
+    .await;
 
     // Through the other api.
     let path = format!("/Admin/{id}");

@@ -10,6 +10,7 @@ use axum::http::header::{CONTENT_TYPE, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use locker_core::db::notices::{self, Heard};
 use locker_core::domain::{Locker, LockerStatus, place_key};
+use locker_core::metrics;
 use locker_core::store::lockers::{self, FreeBySize};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -133,6 +134,7 @@ async fn lockers_by_place(
         offset: query.offset,
     };
     if let Some(body) = state.places.0.get(&asked) {
+        metrics::by_place_answer(true);
         return Ok(json(body));
     }
     let ticket = state.places.0.ticket();
@@ -144,6 +146,7 @@ async fn lockers_by_place(
         query.offset,
     )
     .await?;
+    metrics::by_place_answer(false);
     let found: Vec<_> = found
         .into_iter()
         .map(|locker| PlaceLocker {
