@@ -11,10 +11,11 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use locker_core::db::notices::Heard;
+use locker_core::db::notices::{self, Heard};
+use tokio_util::sync::CancellationToken;
 
 pub struct HeardCache<K, V> {
     inner: RwLock<Inner<K, V>>,
@@ -136,7 +137,7 @@ impl<K: Hash + Eq, V: Clone> HeardCache<K, V> {
 
     /// Forgets the entries of one scope; lookups under way in it may not
     /// store.
-    pub fn forget_scope(&self, scope: &str) {
+    fn forget_scope(&self, scope: &str) {
         let mut inner = self.inner.write().expect("heard cache");
         if inner.scopes.len() >= SCOPES {
             inner.scopes.clear();
@@ -157,11 +158,40 @@ impl<K: Hash + Eq, V: Clone> HeardCache<K, V> {
         inner.weight -= shed;
     }
 
-    /// Listening (again) or not: what was kept may have changed unheard.
-    pub fn listening(&self, heard: Heard<'_>) {
-        let mut inner = self.inner.write().expect("heard cache");
-        inner.forget_all();
-        inner.listening = heard != Heard::Lost;
+    /// What is heard on the channel: a notice names the scope that changed,
+    /// or with an empty payload every scope; listening (again) or not,
+    /// what was kept may have changed unheard.
+    pub fn heard(&self, heard: Heard<'_>) {
+        match heard {
+            Heard::Notice("") => self.forget_all(),
+            Heard::Notice(scope) => self.forget_scope(scope),
+            Heard::Listening | Heard::Lost => {
+                let mut inner = self.inner.write().expect("heard cache");
+                inner.forget_all();
+                inner.listening = heard == Heard::Listening;
+            }
+        }
+    }
+}
+
+impl<K, V> HeardCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Hears `channel` at `url` (PostgreSQL) until `shutdown`; without a
+    /// URL nothing is ever kept.
+    pub async fn follow(
+        self: Arc<Self>,
+        url: Option<String>,
+        channel: &'static str,
+        link: &'static str,
+        shutdown: CancellationToken,
+    ) {
+        let Some(url) = url else {
+            return;
+        };
+        notices::follow(url, channel, link, shutdown, move |heard| self.heard(heard)).await;
     }
 }
 
@@ -182,7 +212,7 @@ mod tests {
         let cache = cache(100);
         // Not listening: nothing is kept.
         assert!(cache.ticket().is_none());
-        cache.listening(Heard::Listening);
+        cache.heard(Heard::Listening);
         cache.put(cache.ticket().unwrap(), "a/1".into(), "one".into());
         assert_eq!(cache.get("a/1").as_deref(), Some("one"));
 
@@ -209,10 +239,10 @@ mod tests {
 
         // Lost notices: emptied, and nothing kept until listening again.
         cache.put(cache.ticket().unwrap(), "a/1".into(), "one".into());
-        cache.listening(Heard::Lost);
+        cache.heard(Heard::Lost);
         assert!(cache.get("a/1").is_none());
         assert!(cache.ticket().is_none());
-        cache.listening(Heard::Listening);
+        cache.heard(Heard::Listening);
         assert!(cache.get("a/1").is_none());
     }
 
@@ -221,7 +251,7 @@ mod tests {
         // Empty answers under long keys, as for places that do not exist.
         let weigh = |key: &String, value: &String| key.len() + value.len();
         let cache = HeardCache::new(SCOPE_OF, 10, weigh, Duration::from_secs(60));
-        cache.listening(Heard::Listening);
+        cache.heard(Heard::Listening);
         cache.put(cache.ticket().unwrap(), "a/12345".into(), String::new());
         cache.put(cache.ticket().unwrap(), "b/12345".into(), String::new());
         assert!(cache.get("a/12345").is_none());
@@ -231,7 +261,7 @@ mod tests {
     #[test]
     fn remembers_a_bounded_number_of_forgotten_scopes() {
         let cache = cache(100);
-        cache.listening(Heard::Listening);
+        cache.heard(Heard::Listening);
         let before = cache.ticket().unwrap();
         for n in 0..=SCOPES {
             cache.forget_scope(&n.to_string());
@@ -247,7 +277,7 @@ mod tests {
     #[test]
     fn stays_within_its_budget() {
         let cache = cache(10);
-        cache.listening(Heard::Listening);
+        cache.heard(Heard::Listening);
         cache.put(cache.ticket().unwrap(), "a/1".into(), "123456".into());
         // Replacing an entry counts only the new answer.
         cache.put(cache.ticket().unwrap(), "a/1".into(), "1234".into());

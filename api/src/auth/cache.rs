@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use locker_core::db::notices::{self, Heard};
 use locker_core::domain::User;
 use tokio_util::sync::CancellationToken;
 
@@ -62,33 +61,19 @@ impl SessionCache {
         self.0.forget_all();
     }
 
-    fn heard(&self, heard: Heard<'_>) {
-        match heard {
-            Heard::Notice(_) => self.clear(),
-            Heard::Listening | Heard::Lost => self.0.listening(heard),
-        }
-    }
-
     /// Hears changes at `url` (PostgreSQL) until `shutdown`; without it the
-    /// cache stays empty.
+    /// cache stays empty. The triggers' notices name no session: each
+    /// empties the cache.
     pub async fn follow(self, url: Option<String>, shutdown: CancellationToken) {
-        let Some(url) = url else {
-            return;
-        };
-        notices::follow(
-            url,
-            CHANNEL,
-            "database notices (sessions)",
-            shutdown,
-            move |heard| self.heard(heard),
-        )
-        .await;
+        let link = "database notices (sessions)";
+        self.0.follow(url, CHANNEL, link, shutdown).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use locker_core::db::notices::Heard;
     use locker_core::domain::Role;
 
     fn user(id: i64) -> User {
@@ -106,7 +91,7 @@ mod tests {
         let cache = SessionCache::default();
         // Not listening: nothing is kept.
         assert!(cache.ticket().is_none());
-        cache.heard(Heard::Listening);
+        cache.0.heard(Heard::Listening);
         let ticket = cache.ticket().unwrap();
         cache.put(ticket, "s1", 1, user(1));
         assert_eq!(cache.get("s1", 1).map(|u| u.id), Some(1));
@@ -115,14 +100,14 @@ mod tests {
 
         // A lookup that began before a change is not stored after it.
         let stale = cache.ticket().unwrap();
-        cache.heard(Heard::Notice(""));
+        cache.0.heard(Heard::Notice(""));
         assert!(cache.get("s1", 1).is_none());
         cache.put(stale, "s1", 1, user(1));
         assert!(cache.get("s1", 1).is_none());
 
         // Lost notices: emptied, and nothing kept until listening again.
         cache.put(cache.ticket().unwrap(), "s2", 1, user(1));
-        cache.heard(Heard::Lost);
+        cache.0.heard(Heard::Lost);
         assert!(cache.get("s2", 1).is_none());
         assert!(cache.ticket().is_none());
     }

@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use locker_core::db::notices::{self, Heard};
 use locker_core::domain::{Locker, LockerStatus, place_key};
 use locker_core::metrics;
 use locker_core::store::lockers::{self, FreeBySize};
@@ -220,22 +219,11 @@ impl Default for PlaceCache {
 }
 
 impl PlaceCache {
-    fn heard(&self, heard: Heard<'_>) {
-        match heard {
-            Heard::Notice("") => self.0.forget_all(),
-            Heard::Notice(place) => self.0.forget_scope(place),
-            Heard::Listening | Heard::Lost => self.0.listening(heard),
-        }
-    }
-
     /// Hears changes at `url` (PostgreSQL) until `shutdown`; without it
     /// nothing is kept.
     pub async fn follow(self, url: Option<String>, shutdown: CancellationToken) {
-        let Some(url) = url else {
-            return;
-        };
         let link = "database notices (places)";
-        notices::follow(url, PLACES, link, shutdown, move |heard| self.heard(heard)).await;
+        self.0.follow(url, PLACES, link, shutdown).await;
     }
 }
 
