@@ -87,7 +87,7 @@ async fn a_redelivered_job_sends_nothing_twice() {
 
 /// Two deliveries of one job at once (a redelivery while the first still
 /// runs): the second waits for the first's claim, then finds the job done;
-/// had the first failed, the second runs it.
+/// had the first failed (and given the job up), the second runs it.
 #[tokio::test]
 async fn two_deliveries_at_once_run_a_job_once() {
     let app = TestApp::spawn().await;
@@ -109,15 +109,153 @@ async fn two_deliveries_at_once_run_a_job_once() {
         if first_finishes {
             first.finish(1).await.unwrap();
         } else {
-            drop(first);
+            first.release().await.unwrap();
         }
-        match second.await.unwrap() {
+        // At once: not after the first's lease would have run out.
+        let second = tokio::time::timeout(Duration::from_secs(2), second)
+            .await
+            .expect("the second delivery goes on as soon as the first ends");
+        match second.unwrap() {
             Claim::Done => assert!(first_finishes, "a failed first delivery left it done"),
             Claim::Mine(guard) => {
                 assert!(!first_finishes, "a finished job was run again");
                 guard.finish(2).await.unwrap();
             }
         }
+    }
+}
+
+/// A worker that dies mid-job gives nothing up: its claim keeps the job
+/// from a redelivery until the claim's lease runs out, then the redelivery
+/// takes it.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
+async fn a_job_whose_worker_died_is_taken_once_its_lease_runs_out() {
+    use locker_core::Db;
+    use locker_core::config::DatabaseConfig;
+    use locker_core::store::job_runs::LEASE;
+
+    let database = crate::helpers::TestDb::postgres_required().await;
+    let db = Db::connect(&DatabaseConfig::parse(&database.url).unwrap())
+        .await
+        .unwrap();
+    let claims = Claims::default();
+    let job_id = 9_000_003;
+    let Claim::Mine(first) = claims.claim(&db, job_id, JobKind::Notify).await.unwrap() else {
+        panic!("a job nobody ran is not done");
+    };
+    // Dropped without a word, as by a worker killed mid-send.
+    drop(first);
+    let second = tokio::spawn({
+        let (claims, db) = (claims.clone(), db.clone());
+        async move { claims.claim(&db, job_id, JobKind::Notify).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "a redelivery waits while the lease runs"
+    );
+    // The lease runs out (moved back rather than waited for).
+    let lease = i64::try_from(LEASE.as_millis()).unwrap();
+    sqlx::query("UPDATE job_runs SET claimed_until = claimed_until - $2 WHERE job_id = $1")
+        .bind(job_id)
+        .bind(lease + 1_000)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let Claim::Mine(guard) = tokio::time::timeout(WAIT, second).await.unwrap().unwrap() else {
+        panic!("the job was never done");
+    };
+    guard.finish(1).await.unwrap();
+    assert!(matches!(
+        claims.claim(&db, job_id, JobKind::Notify).await.unwrap(),
+        Claim::Done
+    ));
+}
+
+/// A job whose work outlasts the lease keeps its claim: its worker renews
+/// it, and a redelivery meanwhile waits, then finds the job done.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
+async fn a_job_longer_than_its_lease_keeps_its_claim() {
+    use locker_core::Db;
+    use locker_core::config::DatabaseConfig;
+    use locker_core::store::job_runs::LEASE;
+
+    let database = crate::helpers::TestDb::postgres_required().await;
+    let db = Db::connect(&DatabaseConfig::parse(&database.url).unwrap())
+        .await
+        .unwrap();
+    let claims = Claims::default();
+    let job_id = 9_000_004;
+    let Claim::Mine(mut first) = claims.claim(&db, job_id, JobKind::Notify).await.unwrap() else {
+        panic!("a job nobody ran is not done");
+    };
+    let second = tokio::spawn({
+        let (claims, db) = (claims.clone(), db.clone());
+        async move { claims.claim(&db, job_id, JobKind::Notify).await.unwrap() }
+    });
+    let worked = first
+        .hold_while(async {
+            tokio::time::sleep(LEASE + LEASE / 2).await;
+            second.is_finished()
+        })
+        .await
+        .expect("the lease is kept while the database answers");
+    assert!(!worked, "a redelivery waited while the work went on");
+    first.finish(1).await.unwrap();
+    assert!(matches!(
+        tokio::time::timeout(WAIT, second).await.unwrap().unwrap(),
+        Claim::Done
+    ));
+}
+
+/// Emails stuck at a mail server that does not answer hold no database
+/// connection: with as few connections as stuck emails, drops are still
+/// accepted and their SMS notices sent, and the stuck emails go once the
+/// server answers, each once.
+#[tokio::test]
+async fn a_stalled_mail_server_holds_no_database_connection() {
+    // Two connections for the process's writes (one more for reads), and
+    // two email jobs at a time (the test stack's concurrency).
+    let app = TestApp::spawn_with(&[("DATABASE_POOL_SIZE", "3")]).await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let places = lockers(&app, &admin, 4).await;
+    let stuck = ["stuck-1@example.com", "stuck-2@example.com"];
+    app.smtp.hold(&stuck);
+    for (place, to) in places.iter().zip(stuck) {
+        let (status, body) = app
+            .drop_item(&sender, &place["id"], json!({"receiver_email": to}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    app.smtp.holding(2, WAIT).await;
+
+    for (place, phone) in places[2..].iter().zip(["+14155552671", "+14155552672"]) {
+        let (status, body) = app
+            .drop_item(&sender, &place["id"], json!({"receiver_phone": phone}))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "a drop is accepted while emails are stuck: {body}"
+        );
+        let sent = app.twilio.wait_for(phone, 1, WAIT).await;
+        assert!(sent[0].body.contains("Place"), "{}", sent[0].body);
+    }
+    assert!(
+        app.smtp.mails().is_empty(),
+        "the stuck emails are still held"
+    );
+
+    app.smtp.release();
+    for to in stuck {
+        app.smtp.wait_for(to, 1, WAIT).await;
+    }
+    app.drain().await;
+    for to in stuck {
+        assert_eq!(app.smtp.mails_to(to).len(), 1, "{to} got its notice once");
     }
 }
 

@@ -1,15 +1,39 @@
 //! Jobs taken up and done. A worker claims a job before its effect and marks
 //! it done after; a duplicate delivery of the same job waits for the claim,
 //! then finds it done and has no effect.
+//!
+//! On PostgreSQL a claim is a lease written on the job's row, not a lock
+//! held in an open transaction: a job that sends email or SMS waits on the
+//! provider, and a transaction held across that wait kept a connection from
+//! everything else the process does (a stalled mail server emptied the pool
+//! and the doors' work waited behind it). A lease runs out on its own when
+//! its worker dies, so the job is taken up again by its next delivery; a
+//! live worker renews it while the work goes on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-use sqlx::{Any, Transaction};
+use std::time::Duration;
 
 use crate::Db;
 use crate::clock::Millis;
 use crate::jobs::JobKind;
+
+/// How long a claim on PostgreSQL keeps a job to its worker unless renewed:
+/// also how long a job whose worker died waits for its next delivery.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How often a worker renews its lease while the job's work goes on.
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// How often a duplicate delivery looks again while another holds the job.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+/// Takes the job's row for a lease of `$3` ms unless it is done or another's
+/// lease on it still runs. Leases are read on the database's clock: one
+/// clock for every worker.
+const CLAIM: &str = "INSERT INTO job_runs (job_id, kind, claimed_until) \
+     VALUES ($1, $2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT + $3) \
+     ON CONFLICT (job_id) DO UPDATE SET claimed_until = excluded.claimed_until \
+     WHERE job_runs.done_at IS NULL AND (job_runs.claimed_until IS NULL \
+       OR job_runs.claimed_until < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT) \
+     RETURNING claimed_until";
 
 /// Hands out claims on jobs.
 #[derive(Clone, Default)]
@@ -23,10 +47,17 @@ pub struct Claims {
 pub enum Claim {
     /// Someone already did it.
     Done,
-    /// Ours to do; finish it once the effect is done. Dropped unfinished (an
-    /// error, a crash), the job stays open for the next delivery.
+    /// Ours to do; finish it once the effect is done, or release it on a
+    /// failure. Dropped unfinished (a crash), the job is free again once its
+    /// lease runs out.
     Mine(Guard),
 }
+
+/// The claim could not be renewed before its lease ran out (the database
+/// out of reach): another delivery may take the job, so the work stops.
+#[derive(Debug, thiserror::Error)]
+#[error("the claim on the job ran out before its work ended")]
+pub struct LeaseLost;
 
 pub struct Guard {
     job_id: i64,
@@ -35,8 +66,8 @@ pub struct Guard {
 }
 
 enum Hold {
-    /// The job's row, locked until the transaction ends.
-    Row(Transaction<'static, Any>),
+    /// The job's row carries our lease, until this (database clock, ms).
+    Lease { db: Db, until: i64 },
     Local {
         db: Db,
         _lock: tokio::sync::OwnedMutexGuard<()>,
@@ -52,7 +83,6 @@ impl Claims {
             self.claim_local(db, job_id, kind).await
         }
     }
-
     /// The job's row in memory: the database serves this process alone.
     async fn claim_local(&self, db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
         let lock = self
@@ -91,16 +121,52 @@ impl Claims {
 }
 
 impl Guard {
+    /// Runs `work` while holding the claim, renewing its lease; stops the
+    /// work (drops it) when the lease cannot be kept.
+    pub async fn hold_while<T>(&mut self, work: impl Future<Output = T>) -> Result<T, LeaseLost> {
+        let Hold::Lease { db, until } = &mut self.hold else {
+            return Ok(work.await);
+        };
+        let job_id = self.job_id;
+        let renewing = async {
+            let mut renewed = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(RENEW_EVERY).await;
+                // An attempt that could end after the lease is not made.
+                if renewed.elapsed() + RENEW_EVERY > LEASE {
+                    return LeaseLost;
+                }
+                let started = tokio::time::Instant::now();
+                match tokio::time::timeout(RENEW_EVERY, renew(db, job_id, *until)).await {
+                    Ok(Ok(Some(next))) => {
+                        *until = next;
+                        renewed = started;
+                    }
+                    // Ran out and taken by another delivery.
+                    Ok(Ok(None)) => return LeaseLost,
+                    Ok(Err(error)) => tracing::warn!(%error, "cannot renew a job's claim"),
+                    Err(_) => tracing::warn!("renewing a job's claim took too long"),
+                }
+            }
+        };
+        tokio::select! {
+            done = work => Ok(done),
+            lost = renewing => Err(lost),
+        }
+    }
+
     /// Records the job done and lets any duplicate through (to find it done).
     pub async fn finish(self, now: Millis) -> Result<(), sqlx::Error> {
         match self.hold {
-            Hold::Row(mut tx) => {
-                sqlx::query("UPDATE job_runs SET done_at = $2 WHERE job_id = $1")
-                    .bind(self.job_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await
+            Hold::Lease { db, .. } => {
+                sqlx::query(
+                    "UPDATE job_runs SET done_at = $2, claimed_until = NULL WHERE job_id = $1",
+                )
+                .bind(self.job_id)
+                .bind(now)
+                .execute(db.pool())
+                .await?;
+                Ok(())
             }
             Hold::Local { db, _lock, claims } => {
                 record_done(&db, self.job_id, self.kind, now).await?;
@@ -109,31 +175,79 @@ impl Guard {
             }
         }
     }
+
+    /// Gives the job up undone (its work failed): the next delivery may take
+    /// it at once instead of waiting out the lease.
+    pub async fn release(self) -> Result<(), sqlx::Error> {
+        match self.hold {
+            Hold::Lease { db, until } => {
+                // Only our own lease: one that ran out may be another's now.
+                sqlx::query(
+                    "UPDATE job_runs SET claimed_until = NULL \
+                     WHERE job_id = $1 AND claimed_until = $2 AND done_at IS NULL",
+                )
+                .bind(self.job_id)
+                .bind(until)
+                .execute(db.pool())
+                .await?;
+                Ok(())
+            }
+            Hold::Local { _lock, claims, .. } => {
+                // Forgotten while still held, as in `finish`: a waiting
+                // delivery keeps the lock it waits on.
+                claims.forget(self.job_id);
+                Ok(())
+            }
+        }
+    }
 }
 
-/// The job's row, locked by a transaction held until the job is done, so
-/// processes sharing the database never run one job side by side.
-async fn claim_row(db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    // One statement inserts the row or locks the one there: on a conflict
-    // PostgreSQL waits for another delivery's claim to end and returns the
-    // row as that left it.
-    let done: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO job_runs (job_id, kind) VALUES ($1, $2) \
-         ON CONFLICT (job_id) DO UPDATE SET kind = excluded.kind RETURNING done_at",
+/// Extends our lease (`until`); `None` when it is no longer ours.
+async fn renew(db: &Db, job_id: i64, until: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE job_runs \
+         SET claimed_until = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT + $3 \
+         WHERE job_id = $1 AND claimed_until = $2 AND done_at IS NULL \
+         RETURNING claimed_until",
     )
     .bind(job_id)
-    .bind(kind.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(match done {
-        Some(_) => Claim::Done,
-        None => Claim::Mine(Guard {
-            job_id,
-            kind,
-            hold: Hold::Row(tx),
-        }),
-    })
+    .bind(until)
+    .bind(lease_ms())
+    .fetch_optional(db.pool())
+    .await
+}
+
+fn lease_ms() -> i64 {
+    i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A lease on the job's row, taken in one statement that holds no
+/// transaction open: the row is written with our lease, or given a new one
+/// when the last ran out, unless the job is done. Otherwise another delivery
+/// holds it: wait until it is done or free.
+async fn claim_row(db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
+    loop {
+        let taken: Option<i64> = sqlx::query_scalar(CLAIM)
+            .bind(job_id)
+            .bind(kind.as_str())
+            .bind(lease_ms())
+            .fetch_optional(db.pool())
+            .await?;
+        if let Some(until) = taken {
+            return Ok(Claim::Mine(Guard {
+                job_id,
+                kind,
+                hold: Hold::Lease {
+                    db: db.clone(),
+                    until,
+                },
+            }));
+        }
+        if is_done(db, job_id).await? {
+            return Ok(Claim::Done);
+        }
+        tokio::time::sleep(WAIT_STEP).await;
+    }
 }
 
 /// Records a job done, claimed or not (one statement).

@@ -32,13 +32,14 @@ pub async fn run(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErro
 }
 
 /// Runs `work` under the job's claim: a duplicate delivery waits for the
-/// first, then finds it done.
+/// first, then finds it done. When the work fails, the claim is given up so
+/// a retry need not wait for its lease to run out.
 async fn claimed(
     ctx: &WorkerContext,
     envelope: &Envelope,
     work: impl Future<Output = Result<(), JobError>>,
 ) -> Result<(), JobError> {
-    let guard = match ctx
+    let mut guard = match ctx
         .claims
         .claim(&ctx.db, envelope.id, envelope.kind)
         .await?
@@ -49,8 +50,19 @@ async fn claimed(
         }
         Claim::Mine(guard) => guard,
     };
-    work.await?;
-    guard.finish(ctx.clock.now_millis()).await?;
+    let outcome = guard
+        .hold_while(work)
+        .await
+        .unwrap_or_else(|lost| Err(JobError::Transient(lost.into())));
+    match outcome {
+        Ok(()) => guard.finish(ctx.clock.now_millis()).await?,
+        Err(error) => {
+            if let Err(release) = guard.release().await {
+                tracing::warn!(error = %release, "cannot give the job up; it is free once its lease runs out");
+            }
+            return Err(error);
+        }
+    }
     Ok(())
 }
 
