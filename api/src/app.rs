@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{Request, Response, StatusCode};
 use locker_core::Clock;
 use locker_core::config::{ApiConfig, HttpConfig};
+use locker_core::db::notices;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -75,17 +76,26 @@ impl Application {
     ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(crate::limits::housekeeping(self.state.clone()));
         let stop_following = CancellationToken::new();
-        let sessions = self.state.sessions.clone();
-        let notices_url = self.state.db.notices_url().map(str::to_owned);
-        let following = tokio::spawn(sessions.follow(notices_url.clone(), stop_following.clone()));
-        let places = self.state.places.clone();
-        let following_places = tokio::spawn(places.follow(notices_url, stop_following.clone()));
         let changes = self.state.changes.clone();
-        let watching = tokio::spawn(
-            changes
-                .clone()
-                .follow(self.state.db.clone(), stop_following.clone()),
-        );
+        let following = match self.state.db.notices_url() {
+            // One connection hears every channel this process follows.
+            Some(url) => tokio::spawn(notices::follow(
+                url.to_owned(),
+                "database notices",
+                stop_following.clone(),
+                vec![
+                    self.state.sessions.follower(),
+                    self.state.places.follower(),
+                    changes.follower(),
+                    self.state.relay.follower(),
+                ],
+            )),
+            None => {
+                let (changes, db) = (changes.clone(), self.state.db.clone());
+                let stop = stop_following.clone();
+                tokio::spawn(async move { changes.poll(db, stop).await })
+            }
+        };
         // Open console pages stream until told to stop; tell them first.
         let shutdown = async move {
             shutdown.await;
@@ -95,8 +105,6 @@ impl Application {
         housekeeping.abort();
         stop_following.cancel();
         let _ = following.await;
-        let _ = following_places.await;
-        let _ = watching.await;
         self.state.db.close().await;
         Ok(())
     }

@@ -14,8 +14,7 @@ use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use locker_core::db::notices::{self, Heard};
-use tokio_util::sync::CancellationToken;
+use locker_core::db::notices::{Follower, Heard};
 
 pub struct HeardCache<K, V> {
     inner: RwLock<Inner<K, V>>,
@@ -179,19 +178,11 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Hears `channel` at `url` (PostgreSQL) until `shutdown`; without a
-    /// URL nothing is ever kept.
-    pub async fn follow(
-        self: Arc<Self>,
-        url: Option<String>,
-        channel: &'static str,
-        link: &'static str,
-        shutdown: CancellationToken,
-    ) {
-        let Some(url) = url else {
-            return;
-        };
-        notices::follow(url, channel, link, shutdown, move |heard| self.heard(heard)).await;
+    /// Told what is heard on `channel`. Without a listening connection
+    /// (SQLite) nothing is ever kept.
+    pub fn follower(self: &Arc<Self>, channel: &'static str) -> Follower {
+        let cache = self.clone();
+        Follower::new(channel, move |heard| cache.heard(heard))
     }
 }
 

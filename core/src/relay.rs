@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Outage, Reconnect};
-use crate::db::notices::{self, Heard};
+use crate::db::notices::{Follower, Heard};
 use crate::jobs::{Envelope, JobKind};
 use crate::queue::JobQueue;
 use crate::store::outbox::{self, Pending};
@@ -17,7 +17,8 @@ use crate::{Clock, Db};
 
 const BATCH: i64 = 100;
 /// Jobs written by other processes wake the relay through PostgreSQL's
-/// `NOTIFY` on this channel (a trigger on the outbox raises it on commit).
+/// `NOTIFY` on this channel (a trigger on the outbox raises it on commit);
+/// the process hears it with its other channels ([`RelayWaker::follower`]).
 const CHANNEL: &str = "outbox";
 /// Should a notice be missed (the listening connection lost), jobs are still
 /// found by polling at this pace.
@@ -30,6 +31,17 @@ pub struct RelayWaker(Arc<Notify>);
 impl RelayWaker {
     pub fn wake(&self) {
         self.0.notify_one();
+    }
+
+    /// Wakes the relay on every notice of jobs written, and on (re)starting
+    /// to listen, to catch up with what was written meanwhile.
+    pub fn follower(&self) -> Follower {
+        let waker = self.clone();
+        Follower::new(CHANNEL, move |heard| {
+            if heard != Heard::Lost {
+                waker.wake();
+            }
+        })
     }
 }
 
@@ -65,22 +77,6 @@ impl Relay {
                 Ok(n) => tracing::info!(jobs = n, "re-queued jobs left unfinished by the last run"),
                 Err(error) => tracing::warn!(%error, "cannot re-queue unfinished jobs"),
             }
-        }
-        if let Some(url) = self.db.notices_url() {
-            // Woken on every notice, and on (re)starting to listen, to catch
-            // up with what was written meanwhile.
-            let waker = self.waker.clone();
-            tokio::spawn(notices::follow(
-                url.to_owned(),
-                CHANNEL,
-                "database notices (outbox relay)",
-                shutdown.clone(),
-                move |heard| {
-                    if heard != Heard::Lost {
-                        waker.wake();
-                    }
-                },
-            ));
         }
         // Jobs wait in the outbox while the queue is away.
         let mut link = Reconnect::new(Outage::new("job queue (outbox relay)"));

@@ -498,11 +498,19 @@ async fn jobs_written_by_another_process_wake_the_relay() {
     let queue = JobQueue::Memory(memory.clone());
     let mut consumer = memory.consume(JobKind::Otp);
     let stop = tokio_util::sync::CancellationToken::new();
+    let waker = RelayWaker::default();
+    // The relay's process hears the outbox's notices, as an api does.
+    let listening = tokio::spawn(locker_core::db::notices::follow(
+        relaying.notices_url().unwrap().to_owned(),
+        "database notices",
+        stop.clone(),
+        vec![waker.follower()],
+    ));
     let relay = Relay::new(
         relaying,
         queue.clone(),
         std::sync::Arc::new(SystemClock),
-        RelayWaker::default(),
+        waker,
     )
     .poll_every(Duration::from_secs(3600));
     let relay = tokio::spawn(relay.run(stop.clone()));
@@ -525,4 +533,5 @@ async fn jobs_written_by_another_process_wake_the_relay() {
     }
     stop.cancel();
     relay.await.unwrap();
+    listening.await.unwrap();
 }

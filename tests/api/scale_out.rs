@@ -352,6 +352,15 @@ async fn places_read_through_one_api_follow_changes_made_anywhere() {
     // While b's notices are not heard: its listening connections are cut,
     // and the change made meanwhile is still seen once it listens again.
     assert_eq!(at_b().await[0]["name"], Value::Null);
+    // Each api hears sessions, places, the console and the outbox on one
+    // connection.
+    let listening = "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+    let listening: i64 = sqlx::query_scalar(listening).fetch_one(pool).await.unwrap();
+    assert_eq!(
+        listening, 2,
+        "one listening connection for each of two apis"
+    );
     let cut = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                WHERE datname = current_database() AND query LIKE 'LISTEN%places%'";
     let cut: Vec<bool> = sqlx::query_scalar(cut).fetch_all(pool).await.unwrap();

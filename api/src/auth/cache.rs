@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use locker_core::db::notices::Follower;
 use locker_core::domain::User;
-use tokio_util::sync::CancellationToken;
 
 use crate::heard_cache::{HeardCache, Ticket};
 
@@ -61,12 +61,11 @@ impl SessionCache {
         self.0.forget_all();
     }
 
-    /// Hears changes at `url` (PostgreSQL) until `shutdown`; without it the
-    /// cache stays empty. The triggers' notices name no session: each
-    /// empties the cache.
-    pub async fn follow(self, url: Option<String>, shutdown: CancellationToken) {
-        let link = "database notices (sessions)";
-        self.0.follow(url, CHANNEL, link, shutdown).await;
+    /// Told of changes to sessions and users; without a listening
+    /// connection (SQLite) the cache stays empty. The triggers' notices name
+    /// no session: each empties the cache.
+    pub fn follower(&self) -> Follower {
+        self.0.follower(CHANNEL)
     }
 }
 

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use locker_core::Db;
-use locker_core::db::notices;
+use locker_core::db::notices::Follower;
 use locker_core::store::overview;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -54,24 +54,16 @@ impl Changes {
         self.closed.cancel();
     }
 
-    /// Hears changes until `shutdown`: notices on PostgreSQL, polling on
-    /// SQLite.
-    pub async fn follow(self, db: Db, shutdown: CancellationToken) {
-        match db.notices_url() {
-            Some(url) => {
-                let url = url.to_owned();
-                // Listening again after a loss counts as a change: what
-                // happened meanwhile was not heard.
-                notices::follow(url, CHANNEL, "database notices (console)", shutdown, |_| {
-                    self.bump();
-                })
-                .await;
-            }
-            None => self.poll(db, shutdown).await,
-        }
+    /// Told of changes on PostgreSQL. Listening again after a loss counts
+    /// as a change: what happened meanwhile was not heard.
+    pub fn follower(&self) -> Follower {
+        let changes = self.clone();
+        Follower::new(CHANNEL, move |_| changes.bump())
     }
 
-    async fn poll(&self, db: Db, shutdown: CancellationToken) {
+    /// Looks for changes until `shutdown` where nothing announces them
+    /// (SQLite).
+    pub async fn poll(&self, db: Db, shutdown: CancellationToken) {
         let mut last: Option<String> = None;
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -8,11 +8,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use locker_core::db::notices::Follower;
 use locker_core::domain::{Locker, LockerStatus, place_key};
 use locker_core::metrics;
 use locker_core::store::lockers::{self, FreeBySize};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 use utoipa::openapi::Ref;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -219,11 +219,10 @@ impl Default for PlaceCache {
 }
 
 impl PlaceCache {
-    /// Hears changes at `url` (PostgreSQL) until `shutdown`; without it
-    /// nothing is kept.
-    pub async fn follow(self, url: Option<String>, shutdown: CancellationToken) {
-        let link = "database notices (places)";
-        self.0.follow(url, PLACES, link, shutdown).await;
+    /// Told of changes to lockers and agents, by place; without a
+    /// listening connection (SQLite) nothing is kept.
+    pub fn follower(&self) -> Follower {
+        self.0.follower(PLACES)
     }
 }
 

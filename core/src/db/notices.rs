@@ -1,6 +1,6 @@
 //! PostgreSQL's `LISTEN`: what other processes announce on commit (jobs
-//! written, sessions ended), heard on a connection of its own, remade with
-//! backoff when lost. Notices are not kept while nobody listens, so whoever
+//! written, sessions ended, places changed), heard on one connection per
+//! process for every channel it follows, remade with backoff when lost. Notices are not kept while nobody listens, so whoever
 //! follows a channel is told when listening (re)starts and when it stops,
 //! and catches up then.
 
@@ -19,19 +19,38 @@ pub enum Heard<'a> {
     Lost,
 }
 
-/// Follows `channel` at `url` until `shutdown`, telling `on` what is heard.
+/// Someone told what is heard on one channel.
+pub struct Follower {
+    channel: &'static str,
+    on: Box<dyn FnMut(Heard<'_>) + Send>,
+}
+
+impl Follower {
+    pub fn new(channel: &'static str, on: impl FnMut(Heard<'_>) + Send + 'static) -> Self {
+        Self {
+            channel,
+            on: Box::new(on),
+        }
+    }
+}
+
+/// Follows every follower's channel at `url` on one connection until
+/// `shutdown`: each notice goes to the followers of its channel, and every
+/// follower is told when listening starts and stops.
 pub async fn follow(
     url: String,
-    channel: &'static str,
     link: &'static str,
     shutdown: CancellationToken,
-    mut on: impl FnMut(Heard<'_>) + Send,
+    mut followers: Vec<Follower>,
 ) {
+    let mut channels: Vec<&str> = followers.iter().map(|f| f.channel).collect();
+    channels.sort_unstable();
+    channels.dedup();
     let mut link = Reconnect::new(Outage::new(link));
     loop {
         let listening = async {
             let mut listener = PgListener::connect(&url).await?;
-            listener.listen(channel).await?;
+            listener.listen_all(channels.iter().copied()).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let failure = match tokio::select! {
@@ -40,14 +59,21 @@ pub async fn follow(
         } {
             Ok(mut listener) => {
                 link.recovered();
-                on(Heard::Listening);
+                tell_all(&mut followers, Heard::Listening);
                 loop {
                     let heard = tokio::select! {
                         () = shutdown.cancelled() => return,
                         heard = listener.try_recv() => heard,
                     };
                     match heard {
-                        Ok(Some(notice)) => on(Heard::Notice(notice.payload())),
+                        Ok(Some(notice)) => {
+                            let heard = Heard::Notice(notice.payload());
+                            for follower in &mut followers {
+                                if follower.channel == notice.channel() {
+                                    (follower.on)(heard);
+                                }
+                            }
+                        }
                         // Lost; made again (and said so) from the top.
                         Ok(None) => break "connection lost".to_owned(),
                         Err(error) => break super::describe(&error),
@@ -56,11 +82,17 @@ pub async fn follow(
             }
             Err(error) => super::describe(&error),
         };
-        on(Heard::Lost);
+        tell_all(&mut followers, Heard::Lost);
         let delay = link.failed(&failure);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+fn tell_all(followers: &mut [Follower], heard: Heard<'_>) {
+    for follower in followers {
+        (follower.on)(heard);
     }
 }
