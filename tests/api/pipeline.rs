@@ -125,31 +125,58 @@ async fn two_deliveries_at_once_run_a_job_once() {
     }
 }
 
+/// A job claimed by a first delivery, and a second delivery claiming it
+/// meanwhile, on a PostgreSQL database of their own.
+struct Contested {
+    db: locker_core::Db,
+    claims: Claims,
+    first: locker_core::store::job_runs::Guard,
+    second: tokio::task::JoinHandle<Claim>,
+    _database: crate::helpers::TestDb,
+}
+
+async fn contested_on_postgres(job_id: i64) -> Contested {
+    use locker_core::config::DatabaseConfig;
+
+    let database = crate::helpers::TestDb::postgres_required().await;
+    let db = locker_core::Db::connect(&DatabaseConfig::parse(&database.url).unwrap())
+        .await
+        .unwrap();
+    let claims = Claims::default();
+    let Claim::Mine(first) = claims.claim(&db, job_id, JobKind::Notify).await.unwrap() else {
+        panic!("a job nobody ran is not done");
+    };
+    let second = tokio::spawn({
+        let (claims, db) = (claims.clone(), db.clone());
+        async move { claims.claim(&db, job_id, JobKind::Notify).await.unwrap() }
+    });
+    Contested {
+        db,
+        claims,
+        first,
+        second,
+        _database: database,
+    }
+}
+
 /// A worker that dies mid-job gives nothing up: its claim keeps the job
 /// from a redelivery until the claim's lease runs out, then the redelivery
 /// takes it.
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
 async fn a_job_whose_worker_died_is_taken_once_its_lease_runs_out() {
-    use locker_core::Db;
-    use locker_core::config::DatabaseConfig;
     use locker_core::store::job_runs::LEASE;
 
-    let database = crate::helpers::TestDb::postgres_required().await;
-    let db = Db::connect(&DatabaseConfig::parse(&database.url).unwrap())
-        .await
-        .unwrap();
-    let claims = Claims::default();
     let job_id = 9_000_003;
-    let Claim::Mine(first) = claims.claim(&db, job_id, JobKind::Notify).await.unwrap() else {
-        panic!("a job nobody ran is not done");
-    };
+    let Contested {
+        db,
+        claims,
+        first,
+        second,
+        _database,
+    } = contested_on_postgres(job_id).await;
     // Dropped without a word, as by a worker killed mid-send.
     drop(first);
-    let second = tokio::spawn({
-        let (claims, db) = (claims.clone(), db.clone());
-        async move { claims.claim(&db, job_id, JobKind::Notify).await.unwrap() }
-    });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         !second.is_finished(),
@@ -178,23 +205,14 @@ async fn a_job_whose_worker_died_is_taken_once_its_lease_runs_out() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
 async fn a_job_longer_than_its_lease_keeps_its_claim() {
-    use locker_core::Db;
-    use locker_core::config::DatabaseConfig;
     use locker_core::store::job_runs::LEASE;
 
-    let database = crate::helpers::TestDb::postgres_required().await;
-    let db = Db::connect(&DatabaseConfig::parse(&database.url).unwrap())
-        .await
-        .unwrap();
-    let claims = Claims::default();
-    let job_id = 9_000_004;
-    let Claim::Mine(mut first) = claims.claim(&db, job_id, JobKind::Notify).await.unwrap() else {
-        panic!("a job nobody ran is not done");
-    };
-    let second = tokio::spawn({
-        let (claims, db) = (claims.clone(), db.clone());
-        async move { claims.claim(&db, job_id, JobKind::Notify).await.unwrap() }
-    });
+    let Contested {
+        mut first,
+        second,
+        _database,
+        ..
+    } = contested_on_postgres(9_000_004).await;
     let worked = first
         .hold_while(async {
             tokio::time::sleep(LEASE + LEASE / 2).await;
