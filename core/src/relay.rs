@@ -88,16 +88,17 @@ impl Relay {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => {
                     link.recovered();
-                    if counted.elapsed() >= self.poll.min(POLL) {
-                        counted = tokio::time::Instant::now();
-                        if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
-                            crate::metrics::outbox_backlog(waiting);
-                        }
-                    }
                     (self.poll, false)
                 }
                 Err(error) => (link.failed(&format!("{error:#}")), true),
             };
+            // Also while publishing fails: the backlog is what shows it.
+            if counted.elapsed() >= self.poll.min(POLL) {
+                counted = tokio::time::Instant::now();
+                if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
+                    crate::metrics::outbox_backlog(waiting);
+                }
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.waker.0.notified(), if !failing => {}

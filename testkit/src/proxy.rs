@@ -16,6 +16,8 @@ pub struct TcpProxy {
     accepted: Arc<AtomicU64>,
     /// Bumped on every cut so open connections close.
     cuts: watch::Sender<u64>,
+    /// Bumped on every freeze so open connections stop carrying bytes.
+    freezes: watch::Sender<u64>,
 }
 
 impl TcpProxy {
@@ -26,6 +28,7 @@ impl TcpProxy {
             up: Arc::new(AtomicBool::new(true)),
             accepted: Arc::default(),
             cuts: watch::channel(0).0,
+            freezes: watch::channel(0).0,
         };
         let this = proxy.clone();
         tokio::spawn(async move {
@@ -36,15 +39,19 @@ impl TcpProxy {
                 }
                 this.accepted.fetch_add(1, Ordering::SeqCst);
                 let mut cut = this.cuts.subscribe();
+                let mut freeze = this.freezes.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let mut client = client;
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                        _ = cut.changed() => return,
+                        _ = freeze.changed() => {}
                     }
+                    // Frozen: both ends stay open, and nothing passes, until a cut.
+                    let _ = cut.changed().await;
                 });
             }
         });
@@ -55,6 +62,13 @@ impl TcpProxy {
     pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Stops every open connection carrying bytes, without closing it, as
+    /// a peer that stops answering would; new connections pass as before.
+    /// A [`cut`](Self::cut) closes the frozen ones.
+    pub fn freeze(&self) {
+        self.freezes.send_modify(|n| *n += 1);
     }
 
     /// How many connections it has let through.

@@ -403,6 +403,58 @@ async fn a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice() {
     assert_eq!(app.collect(locker, &code).await.0, StatusCode::OK);
 }
 
+/// A broker that stops answering without closing the connection is given
+/// up on: a job waiting to go is published on a new connection within
+/// seconds, not once heartbeats notice minutes later, and delivered once
+/// the stuck connections are gone.
+#[tokio::test]
+#[ignore = "needs RabbitMQ: run with TEST_AMQP_URL set and --include-ignored"]
+async fn a_broker_that_stops_answering_is_given_up_on() {
+    let app = TestApp::spawn_behind_amqp_proxy()
+        .await
+        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test");
+    let proxy = app.proxy.clone().unwrap();
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let places = lockers(&app, &admin, 2).await;
+    let receivers = ["first@example.com", "second@example.com"];
+    // A first job opens the connection the jobs go out on.
+    let (status, _) = app
+        .drop_item(
+            &sender,
+            &places[0]["id"],
+            json!({"receiver_email": receivers[0]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.smtp.wait_for(receivers[0], 1, WAIT).await;
+
+    proxy.freeze();
+    let (status, _) = app
+        .drop_item(
+            &sender,
+            &places[1]["id"],
+            json!({"receiver_email": receivers[1]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.wait_until("the job published on a new connection", || async {
+        app.count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .await
+            == 0
+    })
+    .await;
+
+    // The consumers' stuck connection closes; they connect again.
+    proxy.cut();
+    proxy.restore();
+    app.smtp.wait_for(receivers[1], 1, WAIT).await;
+    app.drain().await;
+    for to in receivers {
+        assert_eq!(app.smtp.mails_to(to).len(), 1, "{to} got its notice once");
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs RabbitMQ: run with TEST_AMQP_URL set and --include-ignored"]
 async fn with_rabbitmq_out_of_reach_drops_are_accepted_and_delivered_later() {

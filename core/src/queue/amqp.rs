@@ -22,6 +22,10 @@ use super::{Delivery, Settle};
 use crate::config::QueueType;
 use crate::jobs::{Envelope, JobKind};
 
+/// How long the broker may take to answer a step: opening a session or a
+/// consumer, or confirming a batch of jobs.
+const BROKER_LIMIT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct AmqpQueue {
     inner: Arc<Inner>,
@@ -161,14 +165,14 @@ impl AmqpQueue {
     /// idempotent).
     pub async fn publish_batch(&self, envelopes: &[Envelope]) -> anyhow::Result<()> {
         let mut guard = self.inner.publisher.lock().await;
-        if guard
-            .as_ref()
-            .is_none_or(|s| !s.channel.status().connected())
-        {
-            *guard = Some(self.open().await?);
-        }
-        let channel = &guard.as_ref().expect("session just opened").channel;
-        let result = async {
+        let publishing = async {
+            if guard
+                .as_ref()
+                .is_none_or(|s| !s.channel.status().connected())
+            {
+                *guard = Some(self.open().await?);
+            }
+            let channel = &guard.as_ref().expect("session just opened").channel;
             let mut confirms = Vec::with_capacity(envelopes.len());
             for envelope in envelopes {
                 let queue = self.main_queue(envelope.kind);
@@ -178,8 +182,9 @@ impl AmqpQueue {
                 await_confirm(confirm).await?;
             }
             Ok(())
-        }
-        .await;
+        };
+        // The relay holds its jobs' rows meanwhile.
+        let result = self.answered(publishing, "a publish").await;
         if result.is_err() {
             *guard = None;
         }
@@ -189,26 +194,51 @@ impl AmqpQueue {
     /// A consumer of its own connection, so a stalled publisher never holds
     /// up deliveries (and the other way round).
     pub async fn consume(&self, kind: JobKind, prefetch: u16) -> anyhow::Result<AmqpConsumer> {
-        let session = self.open().await?;
-        session
-            .channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await?;
-        let main = self.main_queue(kind);
-        let consumer = session
-            .channel
-            .basic_consume(
-                main.clone().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(AmqpConsumer {
-            session: Arc::new(session),
-            consumer,
-            main,
-        })
+        let starting = async {
+            let session = self.open().await?;
+            session
+                .channel
+                .basic_qos(prefetch, BasicQosOptions::default())
+                .await?;
+            let main = self.main_queue(kind);
+            let consumer = session
+                .channel
+                .basic_consume(
+                    main.clone().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok(AmqpConsumer {
+                session: Arc::new(session),
+                consumer,
+                main,
+            })
+        };
+        self.answered(starting, "a new consumer").await
+    }
+
+    /// Gives `step` up when the broker does not answer it within
+    /// [`BROKER_LIMIT`]: a broker that stops answering without closing the
+    /// connection is otherwise noticed only by heartbeats, minutes later.
+    /// The shared connection is then not handed out again.
+    async fn answered<T>(
+        &self,
+        step: impl Future<Output = anyhow::Result<T>>,
+        what: &str,
+    ) -> anyhow::Result<T> {
+        // Bound first, so the step (and any lock it holds) is dropped.
+        let outcome = tokio::time::timeout(BROKER_LIMIT, step).await;
+        match outcome {
+            Ok(result) => result,
+            Err(_) => {
+                *self.inner.connection.lock().await = None;
+                Err(anyhow::anyhow!(
+                    "the broker did not answer {what} within {BROKER_LIMIT:?}"
+                ))
+            }
+        }
     }
 }
 
