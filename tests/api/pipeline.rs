@@ -403,6 +403,19 @@ async fn a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice() {
     assert_eq!(app.collect(locker, &code).await.0, StatusCode::OK);
 }
 
+/// On RabbitMQ through a proxy the test cuts: the app, its proxy, a
+/// sender's token and `n` lockers.
+async fn behind_amqp_proxy(n: usize) -> (TestApp, locker_testkit::TcpProxy, String, Vec<Value>) {
+    let app = TestApp::spawn_behind_amqp_proxy()
+        .await
+        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test");
+    let proxy = app.proxy.clone().unwrap();
+    let admin = app.admin_token().await;
+    let sender = app.user_token("sender@example.com").await;
+    let places = lockers(&app, &admin, n).await;
+    (app, proxy, sender, places)
+}
+
 /// A broker that stops answering without closing the connection is given
 /// up on: a job waiting to go is published on a new connection within
 /// seconds, not once heartbeats notice minutes later, and delivered once
@@ -410,13 +423,7 @@ async fn a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice() {
 #[tokio::test]
 #[ignore = "needs RabbitMQ: run with TEST_AMQP_URL set and --include-ignored"]
 async fn a_broker_that_stops_answering_is_given_up_on() {
-    let app = TestApp::spawn_behind_amqp_proxy()
-        .await
-        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test");
-    let proxy = app.proxy.clone().unwrap();
-    let admin = app.admin_token().await;
-    let sender = app.user_token("sender@example.com").await;
-    let places = lockers(&app, &admin, 2).await;
+    let (app, proxy, sender, places) = behind_amqp_proxy(2).await;
     let receivers = ["first@example.com", "second@example.com"];
     // A first job opens the connection the jobs go out on.
     let (status, _) = app
@@ -458,13 +465,7 @@ async fn a_broker_that_stops_answering_is_given_up_on() {
 #[tokio::test]
 #[ignore = "needs RabbitMQ: run with TEST_AMQP_URL set and --include-ignored"]
 async fn with_rabbitmq_out_of_reach_drops_are_accepted_and_delivered_later() {
-    let app = TestApp::spawn_behind_amqp_proxy()
-        .await
-        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test");
-    let proxy = app.proxy.clone().unwrap();
-    let admin = app.admin_token().await;
-    let sender = app.user_token("sender@example.com").await;
-    let places = lockers(&app, &admin, 5).await;
+    let (app, proxy, sender, places) = behind_amqp_proxy(5).await;
 
     proxy.cut();
     for (i, place) in places.iter().enumerate() {
