@@ -1,8 +1,8 @@
 //! PostgreSQL's `LISTEN`: what other processes announce on commit (jobs
 //! written, sessions ended, places changed), heard on one connection per
-//! process for every channel it follows, remade with backoff when lost. Notices are not kept while nobody listens, so whoever
-//! follows a channel is told when listening (re)starts and when it stops,
-//! and catches up then.
+//! process for every channel it follows, remade with backoff when lost.
+//! Notices are not kept while nobody listens, so whoever follows a channel
+//! is told when listening (re)starts and when it stops, and catches up then.
 
 use locker_runtime::backoff::{Outage, Reconnect};
 use sqlx::postgres::PgListener;
@@ -59,21 +59,18 @@ pub async fn follow(
         } {
             Ok(mut listener) => {
                 link.recovered();
-                tell_all(&mut followers, Heard::Listening);
+                tell(&mut followers, None, Heard::Listening);
                 loop {
                     let heard = tokio::select! {
                         () = shutdown.cancelled() => return,
                         heard = listener.try_recv() => heard,
                     };
                     match heard {
-                        Ok(Some(notice)) => {
-                            let heard = Heard::Notice(notice.payload());
-                            for follower in &mut followers {
-                                if follower.channel == notice.channel() {
-                                    (follower.on)(heard);
-                                }
-                            }
-                        }
+                        Ok(Some(notice)) => tell(
+                            &mut followers,
+                            Some(notice.channel()),
+                            Heard::Notice(notice.payload()),
+                        ),
                         // Lost; made again (and said so) from the top.
                         Ok(None) => break "connection lost".to_owned(),
                         Err(error) => break super::describe(&error),
@@ -82,7 +79,7 @@ pub async fn follow(
             }
             Err(error) => super::describe(&error),
         };
-        tell_all(&mut followers, Heard::Lost);
+        tell(&mut followers, None, Heard::Lost);
         let delay = link.failed(&failure);
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -91,8 +88,11 @@ pub async fn follow(
     }
 }
 
-fn tell_all(followers: &mut [Follower], heard: Heard<'_>) {
+/// Tells the followers of `channel`, or with none every follower.
+fn tell(followers: &mut [Follower], channel: Option<&str>, heard: Heard<'_>) {
     for follower in followers {
-        (follower.on)(heard);
+        if channel.is_none_or(|c| c == follower.channel) {
+            (follower.on)(heard);
+        }
     }
 }

@@ -25,15 +25,31 @@ pub const LEASE: Duration = Duration::from_secs(10);
 const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// How often a duplicate delivery looks again while another holds the job.
 const WAIT_STEP: Duration = Duration::from_millis(100);
-/// Takes the job's row for a lease of `$3` ms unless it is done or another's
-/// lease on it still runs. Leases are read on the database's clock: one
+/// Now on the database's clock, in milliseconds: leases are read on one
 /// clock for every worker.
-const CLAIM: &str = "INSERT INTO job_runs (job_id, kind, claimed_until) \
-     VALUES ($1, $2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT + $3) \
-     ON CONFLICT (job_id) DO UPDATE SET claimed_until = excluded.claimed_until \
-     WHERE job_runs.done_at IS NULL AND (job_runs.claimed_until IS NULL \
-       OR job_runs.claimed_until < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT) \
-     RETURNING claimed_until";
+macro_rules! db_now_ms {
+    () => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+    };
+}
+/// Takes the job's row for a lease of `$3` ms unless it is done or another's
+/// lease on it still runs.
+const CLAIM: &str = concat!(
+    "INSERT INTO job_runs (job_id, kind, claimed_until) VALUES ($1, $2, ",
+    db_now_ms!(),
+    " + $3) ON CONFLICT (job_id) DO UPDATE SET claimed_until = excluded.claimed_until \
+     WHERE job_runs.done_at IS NULL \
+       AND (job_runs.claimed_until IS NULL OR job_runs.claimed_until < ",
+    db_now_ms!(),
+    ") RETURNING claimed_until"
+);
+/// Extends the lease `$2` by `$3` ms from now while it is still ours.
+const RENEW: &str = concat!(
+    "UPDATE job_runs SET claimed_until = ",
+    db_now_ms!(),
+    " + $3 WHERE job_id = $1 AND claimed_until = $2 AND done_at IS NULL \
+     RETURNING claimed_until"
+);
 
 /// Hands out claims on jobs.
 #[derive(Clone, Default)]
@@ -83,6 +99,7 @@ impl Claims {
             self.claim_local(db, job_id, kind).await
         }
     }
+
     /// The job's row in memory: the database serves this process alone.
     async fn claim_local(&self, db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::Error> {
         let lock = self
@@ -204,17 +221,12 @@ impl Guard {
 
 /// Extends our lease (`until`); `None` when it is no longer ours.
 async fn renew(db: &Db, job_id: i64, until: i64) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE job_runs \
-         SET claimed_until = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT + $3 \
-         WHERE job_id = $1 AND claimed_until = $2 AND done_at IS NULL \
-         RETURNING claimed_until",
-    )
-    .bind(job_id)
-    .bind(until)
-    .bind(lease_ms())
-    .fetch_optional(db.pool())
-    .await
+    sqlx::query_scalar(RENEW)
+        .bind(job_id)
+        .bind(until)
+        .bind(lease_ms())
+        .fetch_optional(db.pool())
+        .await
 }
 
 fn lease_ms() -> i64 {
