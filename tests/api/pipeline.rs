@@ -418,8 +418,9 @@ async fn behind_amqp_proxy(n: usize) -> (TestApp, locker_testkit::TcpProxy, Stri
 
 /// A broker that stops answering without closing the connection is given
 /// up on: a job waiting to go is published on a new connection within
-/// seconds, not once heartbeats notice minutes later, and delivered once
-/// the stuck connections are gone.
+/// seconds, and the consumers on the stuck connection notice by its
+/// heartbeats (two missed: 10 s, not RabbitMQ's default two minutes) and
+/// take the job on a new one, once. Nothing closes the stuck connection.
 #[tokio::test]
 #[ignore = "needs RabbitMQ: run with TEST_AMQP_URL set and --include-ignored"]
 async fn a_broker_that_stops_answering_is_given_up_on() {
@@ -452,9 +453,6 @@ async fn a_broker_that_stops_answering_is_given_up_on() {
     })
     .await;
 
-    // The consumers' stuck connection closes; they connect again.
-    proxy.cut();
-    proxy.restore();
     app.smtp.wait_for(receivers[1], 1, WAIT).await;
     app.drain().await;
     for to in receivers {

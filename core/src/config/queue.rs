@@ -43,7 +43,10 @@ impl QueueConfig {
             Profile::Production => env.required("AMQP_URL"),
         };
         let amqp_url = match amqp_url {
-            Some(url) if !(url.starts_with("amqp://") || url.starts_with("amqps://")) => {
+            Some(url)
+                if !(url.starts_with("amqp://") || url.starts_with("amqps://"))
+                    || url.parse::<lapin::uri::AMQPUri>().is_err() =>
+            {
                 env.problem("AMQP_URL", "expected amqp://user:password@host:5672/%2f");
                 None
             }
@@ -99,5 +102,34 @@ impl QueueConfig {
     /// Tries before a job is dead-lettered.
     pub fn max_attempts(&self) -> u32 {
         self.retry_delays.len() as u32 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole URL is checked at start, so a typo in it is a refused start
+    /// naming `AMQP_URL`, not a failure when the first job goes out.
+    #[test]
+    fn an_amqp_url_that_does_not_parse_is_refused_at_start() {
+        for url in [
+            "amqp://rabbit:port/%2f",
+            "amqp://guest:guest@rabbit:5672/%2f?heartbeat=soon",
+        ] {
+            let env = Env::from_pairs([("AMQP_URL", url)]);
+            let problems = env
+                .finish(QueueConfig::load(&env, Profile::Production))
+                .unwrap_err();
+            assert_eq!(problems.names(), ["AMQP_URL"], "{url}: {problems}");
+        }
+        let env = Env::from_pairs([(
+            "AMQP_URL",
+            "amqp://guest:guest@rabbit:5672/%2f?heartbeat=20",
+        )]);
+        let config = env
+            .finish(QueueConfig::load(&env, Profile::Production))
+            .expect("a valid URL with its own heartbeat");
+        assert!(config.amqp_url.is_some());
     }
 }
