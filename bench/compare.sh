@@ -2,7 +2,8 @@
 # Runs the same scenarios against two builds, in one run on this machine, in
 # the production topology (locker-api + locker-workers over PostgreSQL,
 # RabbitMQ and Mosquitto), and prints the figures side by side with the
-# ceilings each run measured. The same locker-bench drives both.
+# ceilings each run measured. The same locker-bench drives both
+# unless BENCH_BEFORE names another.
 #
 #   bench/compare.sh BEFORE_DIR AFTER_DIR
 #
@@ -15,6 +16,8 @@
 #   ROUNDS     how many times each scenario runs, before and after in turn
 #              (default 1; the machine's noise shows between rounds)
 #   BENCH      the locker-bench binary (default AFTER_DIR/locker-bench)
+#   BENCH_BEFORE  the one that drives BEFORE_DIR's runs (default BENCH): to
+#              measure a change to the benchmark itself, on one build
 #   DATABASE_SERVER  postgres://postgres@127.0.0.1:5432 (a scratch database
 #              lockerx_compare is made there for every run)
 #   AMQP_URL   the local RabbitMQ
@@ -31,6 +34,7 @@ scenarios=${SCENARIOS:-"read:32 read:64 unlock exchange"}
 duration=${DURATION:-15}
 rounds=${ROUNDS:-1}
 bench=${BENCH:-$after/locker-bench}
+bench_before=${BENCH_BEFORE:-$bench}
 server=${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}
 out=${OUT:-target/compare}
 mkdir -p "$out"
@@ -89,12 +93,13 @@ run() {
     local mosquitto=$broker_pid
     [ -n "$mosquitto" ] || mosquitto=$(pgrep -x mosquitto | head -1 || true)
     local stack=(--base "http://$LISTEN_ADDR" --mqtt "$MQTT_URL" --topic-root "$MQTT_TOPIC_ROOT")
-    local measured=$scenario smtp="$SMTP_HOST:$SMTP_PORT" beside=
+    local measured=$scenario smtp="$SMTP_HOST:$SMTP_PORT" beside= drive=$bench
+    [ "$label" = before ] && drive=$bench_before
     echo "== $label: $name" >&2
     if [ "$scenario" = mixed ]; then
         # Exchanges (16 in flight) at the places the reads ask for, started
         # first so that the reads' run falls within theirs.
-        "$bench" "${stack[@]}" --scenario exchange --duration $((duration + 10)) --concurrency 16 \
+        "$drive" "${stack[@]}" --scenario exchange --duration $((duration + 10)) --concurrency 16 \
             --smtp "$smtp" --places 10 --lockers 16 --agents 4 --no-ceilings \
             --json "$out/$label-$name.exchanges.json" > "$out/$label-$name.exchanges.txt" 2>&1 &
         beside=$!
@@ -111,7 +116,7 @@ run() {
         mixed) args+=(--places 10 --lockers 200 --agents 0 --no-ceilings) ;;
         *) args+=(--lockers "$concurrency" --agents 4) ;;
     esac
-    "$bench" "${args[@]}" > "$out/$label-$name.txt" 2>"$out/$label-$name.bench.log" \
+    "$drive" "${args[@]}" > "$out/$label-$name.txt" 2>"$out/$label-$name.bench.log" \
         || echo "$label $name: the benchmark reported errors (see $out/$label-$name.txt)" >&2
     if [ -n "$beside" ]; then
         wait "$beside" || echo "$label $name: the exchanges reported errors (see $out/$label-$name.exchanges.txt)" >&2

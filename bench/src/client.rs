@@ -138,28 +138,4 @@ impl Api {
             .json()
             .await?)
     }
-
-    /// Polls an item until it reaches `status`.
-    pub async fn wait_item(
-        &self,
-        token: &str,
-        item: i64,
-        status: &str,
-        within: Duration,
-    ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            let now = self.get(&format!("/Items/{item}"), token).await?;
-            if now["status"] == status {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "item {item} not {status} within {within:?} (is {})",
-                    now["status"]
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
 }

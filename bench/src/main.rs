@@ -159,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
     let progress = progress_line(api.clone());
     let started = Instant::now();
     let started_ms = epoch_ms();
-    let rec = match opts.scenario {
+    let mut rec = match opts.scenario {
         Scenario::Read => scenarios::read(&api, &admin, &opts, budget_for(&opts)).await,
         Scenario::Exchange => {
             let sender_email = format!("sender-{run}@bench.test");
@@ -190,6 +190,18 @@ async fn main() -> anyhow::Result<()> {
     let machine = probe::machine_usage(&machine_before, &probe::sample_machine());
     site.stop().await;
 
+    if opts.scenario == Scenario::Exchange {
+        match postgres(&opts) {
+            Some(url) => match probe::item_times(url, started_ms) {
+                Ok(times) => rec.add_item_stages(&times),
+                Err(error) => eprintln!("item stages: {error:#}"),
+            },
+            None => eprintln!(
+                "the stages to STORED and COLLECTED are read from the items' timestamps: \
+                 they need --database-url (PostgreSQL)"
+            ),
+        }
+    }
     let summaries = rec.summaries(elapsed);
     let ceilings = match ceilings_before {
         Some(first) => Some(both_sides(first, ceilings(&opts).await)),

@@ -1,15 +1,17 @@
 //! What the run costs and what bounds it: CPU seconds and peak memory of the
 //! stack's processes (from /proc), Argon2 verifications per core,
 //! PostgreSQL's own read ceilings (pgbench: select-only, and the by-place
-//! statement alone), and where an unlock's time goes (the database's
-//! timestamps).
+//! statement alone), and where an unlock's and an item's time goes (the
+//! database's timestamps).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use locker_core::domain::LockerStatus;
 use serde::Serialize;
+
+use crate::stats::ItemTimes;
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ProcSample {
@@ -359,16 +361,8 @@ pub fn door_path(database_url: &str, since: i64, until: i64) -> anyhow::Result<V
            percentile_disc(0.99) WITHIN GROUP (ORDER BY ms), MAX(ms) \
          FROM h WHERE ms IS NOT NULL GROUP BY purpose, n, hop ORDER BY purpose, n"
     );
-    let run = Command::new("psql")
-        .args(["-qAtX", "-F", "\t", database_url, "-c", &query])
-        .output()?;
-    anyhow::ensure!(
-        run.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    String::from_utf8_lossy(&run.stdout)
-        .lines()
+    psql_rows(database_url, &query)?
+        .iter()
         .map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
             let number = |i: usize| -> anyhow::Result<i64> {
@@ -388,4 +382,45 @@ pub fn door_path(database_url: &str, since: i64, until: i64) -> anyhow::Result<V
             })
         })
         .collect()
+}
+
+/// The `STORED` and `COLLECTED` timestamps of the items made since `since`
+/// (ms since the epoch) that reached both.
+pub fn item_times(database_url: &str, since: i64) -> anyhow::Result<HashMap<i64, ItemTimes>> {
+    let query = format!(
+        "SELECT id, stored_at, collected_at FROM items \
+         WHERE created_at >= {since} AND stored_at IS NOT NULL AND collected_at IS NOT NULL"
+    );
+    psql_rows(database_url, &query)?
+        .iter()
+        .map(|line| {
+            let f: Vec<i64> = line.split('\t').filter_map(|v| v.parse().ok()).collect();
+            match f[..] {
+                [id, stored_ms, collected_ms] => Ok((
+                    id,
+                    ItemTimes {
+                        stored_ms,
+                        collected_ms,
+                    },
+                )),
+                _ => anyhow::bail!("unexpected psql row: {line}"),
+            }
+        })
+        .collect()
+}
+
+/// The rows `query` returns, each as its fields separated by tabs.
+fn psql_rows(database_url: &str, query: &str) -> anyhow::Result<Vec<String>> {
+    let run = Command::new("psql")
+        .args(["-qAtX", "-F", "\t", database_url, "-c", query])
+        .output()?;
+    anyhow::ensure!(
+        run.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    Ok(String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }

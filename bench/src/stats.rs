@@ -1,6 +1,6 @@
 //! Latency samples, error counts, and how they are reported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -53,6 +53,27 @@ impl Samples {
 pub struct Recorder {
     pub series: BTreeMap<String, Samples>,
     pub errors: BTreeMap<String, u64>,
+    /// Each completed exchange's steps as the benchmark saw them.
+    pub exchanges: Vec<ExchangeMarks>,
+}
+
+/// When the benchmark sent an exchange's drop, closed its door after the
+/// collect, and took the sender's email (ms since the epoch), to set beside
+/// the item's own timestamps in the database: the benchmark waits on what a
+/// person waits on (the emails), never polling the item for its status.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeMarks {
+    pub item: i64,
+    pub dropped_ms: i64,
+    pub closed_ms: i64,
+    pub emailed_ms: i64,
+}
+
+/// An item's own timestamps (ms since the epoch), stamped by the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemTimes {
+    pub stored_ms: i64,
+    pub collected_ms: i64,
 }
 
 impl Recorder {
@@ -70,6 +91,30 @@ impl Recorder {
         }
         for (k, n) in other.errors {
             *self.errors.entry(k).or_default() += n;
+        }
+        self.exchanges.extend(other.exchanges);
+    }
+
+    /// The stages around `STORED` and `COLLECTED`: from the benchmark's
+    /// marks to the items' timestamps, both on this machine's clock (to the
+    /// ms).
+    pub fn add_item_stages(&mut self, times: &HashMap<i64, ItemTimes>) {
+        let span =
+            |from: i64, to: i64| Duration::from_millis(to.saturating_sub(from).max(0) as u64);
+        for m in std::mem::take(&mut self.exchanges) {
+            let Some(t) = times.get(&m.item) else {
+                self.error("exchange: item not found in the database");
+                continue;
+            };
+            self.record("stage: drop → STORED", span(m.dropped_ms, t.stored_ms));
+            self.record(
+                "stage: door closed → COLLECTED",
+                span(m.closed_ms, t.collected_ms),
+            );
+            self.record(
+                "stage: COLLECTED → sender email at SMTP",
+                span(t.collected_ms, m.emailed_ms),
+            );
         }
     }
 
