@@ -7,12 +7,15 @@ use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
 use crate::config::Backend;
-use crate::jobs::UnlockPurpose;
+use crate::jobs::{JobKind, UnlockPurpose};
 use crate::store::items::name_command;
+use crate::store::job_runs::{mark_done, on_done_again};
 use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 
 pub struct NewCommand<'a> {
     pub id: &'a str,
+    /// The unlock job it is issued by.
+    pub job_id: i64,
     pub locker_id: i64,
     pub item_id: Option<i64>,
     pub purpose: UnlockPurpose,
@@ -32,6 +35,9 @@ pub struct Issued {
     pub outstanding: bool,
     /// Its item (if it is for one) already names it as its unlock command.
     pub item_named: bool,
+    /// Its job was marked done with it: the job's part ends once the
+    /// command is recorded, since the tracker sends it until answered.
+    pub job_done: bool,
 }
 
 /// Records a command (`$1` its id, `$2` its locker, `$3` its item, `$4`
@@ -60,14 +66,19 @@ pub async fn issue_command(
     backend: Backend,
 ) -> Result<Option<Issued>, sqlx::Error> {
     // The first time (nearly always): one statement, the agent read with it;
-    // where writes chain, the item is named its unlock command in it too.
+    // where writes chain, the item is named its unlock command in it too,
+    // and the job marked done.
     let sql = if backend.chains_writes() {
         concat!(
             "WITH issued AS (",
             insert_command!(),
             "), named AS (UPDATE items SET ",
             name_command!("$1"),
-            " WHERE id = $3 AND EXISTS (SELECT 1 FROM issued)) SELECT agent_id FROM issued"
+            " WHERE id = $3 AND EXISTS (SELECT 1 FROM issued)), done AS (",
+            mark_done!("$9", "$10", "$5"),
+            " FROM issued",
+            on_done_again!(),
+            ") SELECT agent_id FROM issued"
         )
     } else {
         insert_command!()
@@ -81,6 +92,8 @@ pub async fn issue_command(
         .bind(command.expires_at)
         .bind(command.trace_id.to_owned())
         .bind(resend_at)
+        .bind(command.job_id)
+        .bind(JobKind::Unlock.as_str())
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(agent_id) = agent_id {
@@ -90,6 +103,7 @@ pub async fn issue_command(
             expires_at: command.expires_at,
             outstanding: true,
             item_named: backend.chains_writes(),
+            job_done: backend.chains_writes(),
         }));
     }
     let row = sqlx::query(
@@ -109,6 +123,7 @@ pub async fn issue_command(
         expires_at: expires_at.unwrap_or(issued_at + (command.expires_at - command.issued_at)),
         outstanding: row.try_get::<i64, _>("outstanding")? != 0,
         item_named: false,
+        job_done: false,
     }))
 }
 

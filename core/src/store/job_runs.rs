@@ -32,6 +32,27 @@ macro_rules! db_now_ms {
         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
     };
 }
+/// Marks job `$job` (of kind `$kind`) done at `$now`, once for each row of
+/// the `FROM` that follows: a door job's mark joins the statement of its work.
+macro_rules! mark_done {
+    ($job:literal, $kind:literal, $now:literal) => {
+        concat!(
+            "INSERT INTO job_runs (job_id, kind, done_at) SELECT CAST(",
+            $job,
+            " AS BIGINT), ",
+            $kind,
+            ", ",
+            $now
+        )
+    };
+}
+/// A job marked done again (a redelivery's work) keeps the last time.
+macro_rules! on_done_again {
+    () => {
+        " ON CONFLICT (job_id) DO UPDATE SET done_at = excluded.done_at"
+    };
+}
+pub(crate) use {mark_done, on_done_again};
 /// Takes the job's row for a lease of `$3` ms unless it is done or another's
 /// lease on it still runs.
 const CLAIM: &str = concat!(
@@ -186,7 +207,7 @@ impl Guard {
                 Ok(())
             }
             Hold::Local { db, _lock, claims } => {
-                record_done(&db, self.job_id, self.kind, now).await?;
+                record_done(db.pool(), self.job_id, self.kind, now).await?;
                 claims.forget(self.job_id);
                 Ok(())
             }
@@ -263,20 +284,20 @@ async fn claim_row(db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::E
 }
 
 /// Records a job done, claimed or not (one statement).
-pub async fn record_done(
-    db: &Db,
+pub async fn record_done<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     job_id: i64,
     kind: JobKind,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO job_runs (job_id, kind, done_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (job_id) DO UPDATE SET done_at = excluded.done_at",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO job_runs (job_id, kind, done_at) VALUES ($1, $2, $3)",
+        on_done_again!()
+    ))
     .bind(job_id)
     .bind(kind.as_str())
     .bind(now)
-    .execute(db.pool())
+    .execute(executor)
     .await?;
     Ok(())
 }

@@ -5,6 +5,8 @@ use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::Millis;
 use crate::domain::ItemStatus;
+use crate::jobs::JobKind;
+use crate::store::job_runs::{mark_done, on_done_again};
 
 const STORED: &str = ItemStatus::Stored.as_str();
 
@@ -139,11 +141,13 @@ pub struct GrantState {
 
 /// Reads the locker's grant state and locks the pass row until the end of
 /// the transaction, so that two processes publish a locker's grants in the
-/// order of the states they read.
+/// order of the states they read. With `done_job`, the read also marks that
+/// job done, within the same transaction (where writes chain).
 pub async fn grant_state(
     conn: &mut AnyConnection,
     locker_id: i64,
     now: Millis,
+    done_job: Option<i64>,
 ) -> Result<Option<GrantState>, sqlx::Error> {
     let latest: Option<i64> = sqlx::query_scalar(
         "UPDATE pickup_passes SET issued_at = issued_at \
@@ -156,12 +160,29 @@ pub async fn grant_state(
     let Some(item_id) = latest else {
         return Ok(None);
     };
-    let row = sqlx::query(
-        "SELECT l.agent_id, p.salt, p.pin_hash, p.qr_hash, i.status, i.collect_by \
-         FROM pickup_passes p JOIN items i ON i.id = p.item_id JOIN lockers l ON l.id = p.locker_id \
-         WHERE p.item_id = $1",
-    )
-    .bind(item_id)
+    // Read after the lock is held, so it sees the state of any grant
+    // committed before.
+    macro_rules! read {
+        () => {
+            "SELECT l.agent_id, p.salt, p.pin_hash, p.qr_hash, i.status, i.collect_by \
+             FROM pickup_passes p JOIN items i ON i.id = p.item_id \
+             JOIN lockers l ON l.id = p.locker_id WHERE p.item_id = $1"
+        };
+    }
+    let row = match done_job {
+        None => sqlx::query(read!()).bind(item_id),
+        Some(job_id) => sqlx::query(concat!(
+            "WITH done AS (",
+            mark_done!("$2", "$3", "$4"),
+            on_done_again!(),
+            ") ",
+            read!()
+        ))
+        .bind(item_id)
+        .bind(job_id)
+        .bind(JobKind::Unlock.as_str())
+        .bind(now),
+    }
     .fetch_optional(&mut *conn)
     .await?;
     let Some(r) = row else { return Ok(None) };

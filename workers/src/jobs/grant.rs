@@ -8,14 +8,15 @@
 //! grant is handed to the MQTT client: of two jobs for a locker, the later
 //! state is published last.
 
-use locker_core::jobs::GrantJob;
-use locker_core::store::pickups;
+use locker_core::jobs::{GrantJob, JobKind};
+use locker_core::store::{job_runs, pickups};
 use locker_protocol::{Grant, GrantState};
 
 use crate::context::WorkerContext;
 use crate::error::JobError;
 
-pub async fn run(ctx: &WorkerContext, job: GrantJob) -> Result<(), JobError> {
+/// Runs the job; true when its done mark was recorded with the grant.
+pub async fn run(ctx: &WorkerContext, job_id: i64, job: GrantJob) -> Result<bool, JobError> {
     let Some(doors) = &ctx.doors else {
         return Err(JobError::Permanent(
             "this worker has no MQTT broker configured".into(),
@@ -23,13 +24,18 @@ pub async fn run(ctx: &WorkerContext, job: GrantJob) -> Result<(), JobError> {
     };
     let locker_id = job.grant_locker_id;
     let now = ctx.clock.now_millis();
+    // Where writes chain, the job is marked done by the read that locks the
+    // pass; else by a statement of its own, in the same transaction.
+    let chained = ctx.db.backend().chains_writes();
     let mut tx = ctx.db.begin().await?;
-    let Some(state) = pickups::grant_state(&mut tx, locker_id, now).await? else {
+    let Some(state) =
+        pickups::grant_state(&mut tx, locker_id, now, chained.then_some(job_id)).await?
+    else {
         tracing::info!(
             locker_id,
             "no pass or no agent at the locker; no grant sent"
         );
-        return Ok(());
+        return Ok(false);
     };
     let grant = match state.open_until {
         Some(until) => Grant {
@@ -59,7 +65,10 @@ pub async fn run(ctx: &WorkerContext, job: GrantJob) -> Result<(), JobError> {
         .link
         .send_grant(&doors.config, &state.agent_id, grant)
         .await?;
+    if !chained {
+        job_runs::record_done(&mut *tx, job_id, JobKind::Unlock, now).await?;
+    }
     tx.commit().await?;
     tracing::info!(locker_id, item_id = state.item_id, "offline grant sent");
-    Ok(())
+    Ok(true)
 }

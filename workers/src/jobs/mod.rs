@@ -71,14 +71,18 @@ async fn claimed(
 /// redelivery finds it and sends at most the same command again, which the
 /// agent runs once; a grant publishes the state read when it runs). So none
 /// holds a transaction open while it runs, nor asks first whether a delivery
-/// already ran it: it is marked done after, for the relay's restart.
+/// already ran it: it is marked done with its work's last write where that
+/// can carry the mark, else after (for the in-process queue's restart).
 async fn door_job(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobError> {
     let job = envelope.decode().map_err(undecodable)?;
-    match job {
+    let marked = match job {
         DoorJob::Unlock(job) => unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?,
-        DoorJob::Grant(job) => grant::run(ctx, job).await?,
+        DoorJob::Grant(job) => grant::run(ctx, envelope.id, job).await?,
+    };
+    if !marked {
+        let now = ctx.clock.now_millis();
+        job_runs::record_done(ctx.db.pool(), envelope.id, envelope.kind, now).await?;
     }
-    job_runs::record_done(&ctx.db, envelope.id, envelope.kind, ctx.clock.now_millis()).await?;
     Ok(())
 }
 

@@ -19,12 +19,13 @@ use locker_core::store::items;
 use crate::context::WorkerContext;
 use crate::error::JobError;
 
+/// Runs the job; true when its done mark was recorded with its command.
 pub async fn run(
     ctx: &WorkerContext,
     job_id: i64,
     trace_id: &str,
     job: UnlockJob,
-) -> Result<(), JobError> {
+) -> Result<bool, JobError> {
     let Some(doors_link) = &ctx.doors else {
         return Err(JobError::Permanent(
             "this worker has no MQTT broker configured".into(),
@@ -36,6 +37,7 @@ pub async fn run(
     let config = &doors_link.config;
     let record = NewCommand {
         id: &command_id,
+        job_id,
         locker_id: job.locker_id,
         item_id: job.item_id,
         purpose: job.purpose,
@@ -59,7 +61,7 @@ pub async fn run(
     // can no longer run: the tracker has it (and reports it failed), and its
     // item has moved on or is flagged.
     if !issued.outstanding || now > issued.expires_at {
-        return Ok(());
+        return Ok(issued.job_done);
     }
     if let Some(item_id) = job.item_id
         && !issued.item_named
@@ -79,5 +81,5 @@ pub async fn run(
     // Queued for the broker; should it never get there, the tracker sends
     // the command again when its answer is overdue.
     doors_link.link.send(config, &command).await?;
-    Ok(())
+    Ok(issued.job_done)
 }
