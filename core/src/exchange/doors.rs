@@ -31,10 +31,19 @@ impl Exchange {
     pub async fn door_event(&self, agent_id: &str, event: &DoorEvent) -> Result<DoorOutcome> {
         let now = self.now();
         let chains = self.db.backend().chains_writes();
+        if event.kind == DoorEventKind::DoorOpened && chains {
+            let mut conn = self.db.pool().acquire().await?;
+            return Ok(
+                match door_opened_at_once(&mut conn, agent_id, event, now).await? {
+                    Head::Skipped(outcome) => outcome,
+                    Head::Applied { .. } => DoorOutcome::Applied(None),
+                },
+            );
+        }
         let collect_by = self.collect_by(now);
         let mut tx = self.db.begin().await?;
-        // A closing completes an item's step: its record, door and item in
-        // one round trip where writes chain, its notices after.
+        // Where writes chain, a closing's record, door and item take one
+        // round trip; its notices follow.
         let head = if event.kind == DoorEventKind::DoorClosed && chains {
             door_closed_at_once(&mut tx, agent_id, event, collect_by, now).await?
         } else {
@@ -301,14 +310,59 @@ async fn door_closed_at_once(
         .bind(collect_by)
         .fetch_one(&mut *tx)
         .await?;
+    if let Some(skipped) = skipped(&row)? {
+        return Ok(skipped);
+    }
+    let item: Option<i64> = row.try_get("id")?;
+    Ok(Head::Applied {
+        closed: item.map(|_| row),
+    })
+}
+
+/// An opening's writes, as [`door_steps`] makes them, in one statement
+/// where writes chain (see [`door_closed_at_once`]), then its command
+/// settled, as [`door_opened`] does. Neither needs a transaction: the
+/// statement is whole by itself, and settling is idempotent (a command left
+/// unsettled is sent again by its tracker, and the agent's answer to the
+/// copy settles it).
+async fn door_opened_at_once(
+    conn: &mut AnyConnection,
+    agent_id: &str,
+    event: &DoorEvent,
+    now: Millis,
+) -> Result<Head> {
+    let query = sqlx::query(statement!(
+        "WITH recorded AS ({record} RETURNING locker_id), \
+         driven AS (UPDATE lockers SET {door} \
+           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
+         opened AS ({open}) \
+         SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
+           (SELECT COUNT(*) FROM driven) AS driven",
+        record = doors::insert_door_event!(),
+        door = lockers::door_assignments!("$8", "$5"),
+        open = open_item("(SELECT id FROM driven)", "$6", "$5"),
+    ));
+    let row = doors::bind_event(query, agent_id, event, now)
+        .bind(DoorState::Open.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(skipped) = skipped(&row)? {
+        return Ok(skipped);
+    }
+    let command = event.command_id.as_deref().unwrap_or_default();
+    doors::settle_command(&mut *conn, command).await?;
+    Ok(Head::Applied { closed: None })
+}
+
+/// A door event seen before, or from an agent that does not drive its
+/// locker, as the counts of a statement's `recorded` and `driven` tell.
+fn skipped(row: &AnyRow) -> Result<Option<Head>> {
     let recorded: i64 = row.try_get("recorded")?;
     let driven: i64 = row.try_get("driven")?;
-    let item: Option<i64> = row.try_get("id")?;
-    Ok(match (recorded, driven, item) {
-        (0, _, _) => Head::Skipped(DoorOutcome::Duplicate),
-        (_, 0, _) => Head::Skipped(DoorOutcome::NotItsLocker),
-        (_, _, Some(_)) => Head::Applied { closed: Some(row) },
-        (_, _, None) => Head::Applied { closed: None },
+    Ok(match (recorded, driven) {
+        (0, _) => Some(Head::Skipped(DoorOutcome::Duplicate)),
+        (_, 0) => Some(Head::Skipped(DoorOutcome::NotItsLocker)),
+        _ => None,
     })
 }
 
@@ -320,16 +374,22 @@ async fn door_opened(
     command: &str,
     at: Millis,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(statement!(
-        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, $3), unlock_failed_at = NULL \
-         WHERE locker_id = $1 AND unlock_command_id = $2 AND {}",
-        ItemMove::DoorClosed.sql_leaves()
-    ))
-    .bind(locker_id)
-    .bind(command.to_owned())
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(statement!("{}", open_item("$1", "$2", "$3")))
+        .bind(locker_id)
+        .bind(command.to_owned())
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
     // It ran: nothing more to send.
     doors::settle_command(&mut *conn, command).await
+}
+
+/// The statement that marks the item in `locker` waiting on the unlock
+/// `command` as having its door opened `at` (given where each is bound).
+fn open_item(locker: &str, command: &str, at: &str) -> String {
+    format!(
+        "UPDATE items SET door_opened_at = COALESCE(door_opened_at, {at}), unlock_failed_at = NULL \
+         WHERE locker_id = {locker} AND unlock_command_id = {command} AND {leaves}",
+        leaves = ItemMove::DoorClosed.sql_leaves(),
+    )
 }
