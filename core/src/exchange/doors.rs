@@ -294,15 +294,11 @@ async fn door_closed_at_once(
     now: Millis,
 ) -> Result<Head> {
     let query = sqlx::query(statement!(
-        "WITH recorded AS ({record} RETURNING locker_id), \
-         driven AS (UPDATE lockers SET {door} \
-           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
-         closed AS ({close}) \
+        "{head}, closed AS ({close}) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
            (SELECT COUNT(*) FROM driven) AS driven, closed.* \
          FROM (SELECT 1) AS one LEFT JOIN closed ON TRUE",
-        record = doors::insert_door_event!(),
-        door = lockers::door_assignments!("$8", "$5"),
+        head = record_and_drive(),
         close = close_item("(SELECT id FROM driven)", "$6", "$9", "$7"),
     ));
     let row = doors::bind_event(query, agent_id, event, now)
@@ -332,14 +328,10 @@ async fn door_opened_at_once(
     now: Millis,
 ) -> Result<Head> {
     let query = sqlx::query(statement!(
-        "WITH recorded AS ({record} RETURNING locker_id), \
-         driven AS (UPDATE lockers SET {door} \
-           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id), \
-         opened AS ({open}) \
+        "{head}, opened AS ({open}) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
            (SELECT COUNT(*) FROM driven) AS driven",
-        record = doors::insert_door_event!(),
-        door = lockers::door_assignments!("$8", "$5"),
+        head = record_and_drive(),
         open = open_item("(SELECT id FROM driven)", "$6", "$5"),
     ));
     let row = doors::bind_event(query, agent_id, event, now)
@@ -352,6 +344,19 @@ async fn door_opened_at_once(
     let command = event.command_id.as_deref().unwrap_or_default();
     doors::settle_command(&mut *conn, command).await?;
     Ok(Head::Applied { closed: None })
+}
+
+/// The first writes of a door event as one statement: `recorded` (the
+/// event bound as [`doors::bind_event`] binds it, unless seen before), then
+/// `driven` (the door's state bound at `$8`, where the agent drives it).
+fn record_and_drive() -> String {
+    format!(
+        "WITH recorded AS ({record} RETURNING locker_id), \
+         driven AS (UPDATE lockers SET {door} \
+           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 RETURNING id)",
+        record = doors::insert_door_event!(),
+        door = lockers::door_assignments!("$8", "$5"),
+    )
 }
 
 /// A door event seen before, or from an agent that does not drive its

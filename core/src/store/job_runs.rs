@@ -32,8 +32,9 @@ macro_rules! db_now_ms {
         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
     };
 }
-/// Marks job `$job` (of kind `$kind`) done at `$now`, once for each row of
-/// the `FROM` that follows: a door job's mark joins the statement of its work.
+/// Marks job `$job` (of kind `$kind`) done at `$now`: once, or once for each
+/// row of a `FROM` that follows. A door job's mark joins a statement of its
+/// work.
 macro_rules! mark_done {
     ($job:literal, $kind:literal, $now:literal) => {
         concat!(
