@@ -161,4 +161,32 @@ mod tests {
         );
         assert_eq!(sum.per_second, 10.0);
     }
+
+    #[test]
+    fn item_stages_run_from_the_benchmarks_marks_to_the_items_timestamps() {
+        let mut rec = Recorder::default();
+        let mark = |item| ExchangeMarks {
+            item,
+            dropped_ms: 1_000,
+            closed_ms: 2_000,
+            emailed_ms: 2_050,
+        };
+        rec.exchanges = vec![mark(1), mark(2)];
+        // Item 1 was stamped 30 ms after its drop and 4 ms after its door
+        // closed; item 2 is not in the database.
+        let times = HashMap::from([(
+            1,
+            ItemTimes {
+                stored_ms: 1_030,
+                collected_ms: 2_004,
+            },
+        )]);
+        rec.add_item_stages(&times);
+        let ms = |name: &str| rec.series[name].summary(Duration::from_secs(1)).max_ms;
+        assert_eq!(ms("stage: drop → STORED"), 30.0);
+        assert_eq!(ms("stage: door closed → COLLECTED"), 4.0);
+        assert_eq!(ms("stage: COLLECTED → sender email at SMTP"), 46.0);
+        assert_eq!(rec.series["stage: drop → STORED"].0.len(), 1);
+        assert_eq!(rec.total_errors(), 1);
+    }
 }
