@@ -426,26 +426,17 @@ async fn behind_amqp_proxy(n: usize) -> (TestApp, locker_testkit::TcpProxy, Stri
 async fn a_broker_that_stops_answering_is_given_up_on() {
     let (app, proxy, sender, places) = behind_amqp_proxy(2).await;
     let receivers = ["first@example.com", "second@example.com"];
+    let drop_for = async |i: usize| {
+        let to = json!({"receiver_email": receivers[i]});
+        let (status, _) = app.drop_item(&sender, &places[i]["id"], to).await;
+        assert_eq!(status, StatusCode::CREATED);
+    };
     // A first job opens the connection the jobs go out on.
-    let (status, _) = app
-        .drop_item(
-            &sender,
-            &places[0]["id"],
-            json!({"receiver_email": receivers[0]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    drop_for(0).await;
     app.smtp.wait_for(receivers[0], 1, WAIT).await;
 
     proxy.freeze();
-    let (status, _) = app
-        .drop_item(
-            &sender,
-            &places[1]["id"],
-            json!({"receiver_email": receivers[1]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    drop_for(1).await;
     app.wait_until("the job published on a new connection", || async {
         app.count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
             .await

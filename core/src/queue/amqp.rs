@@ -231,9 +231,10 @@ impl AmqpQueue {
     }
 
     /// Gives `step` up when the broker does not answer it within
-    /// [`BROKER_LIMIT`]: a broker that stops answering without closing the
-    /// connection is otherwise noticed only by heartbeats, minutes later.
-    /// The shared connection is then not handed out again.
+    /// [`BROKER_LIMIT`], whatever heartbeat `AMQP_URL` asks for (a broker
+    /// that stops answering without closing the connection is otherwise
+    /// noticed only after two heartbeats). The shared connection is then
+    /// not handed out again.
     async fn answered<T>(
         &self,
         step: impl Future<Output = anyhow::Result<T>>,
