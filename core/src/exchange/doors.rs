@@ -219,7 +219,7 @@ async fn door_steps(
     let command = event.command_id.as_deref().unwrap_or_default();
     match event.kind {
         DoorEventKind::DoorOpened => {
-            door_opened(&mut *tx, event.locker_id, command, event.at).await?;
+            door_opened(&mut *tx, agent_id, event.locker_id, command, event.at).await?;
         }
         DoorEventKind::DoorClosed => {
             let closed = sqlx::query(statement!("{}", close_item("$1", "$2", "$3", "$4")))
@@ -315,18 +315,19 @@ async fn door_closed_at_once(
     })
 }
 
-/// An opening's writes, as [`door_steps`] makes them, in one statement
-/// where writes chain (see [`door_closed_at_once`]), then its command
-/// settled, as [`door_opened`] does. Neither needs a transaction: the
-/// statement is whole by itself, and settling is idempotent (a command left
-/// unsettled is sent again by its tracker, and the agent's answer to the
-/// copy settles it).
+/// An opening where writes chain: its command settled (as [`door_opened`]
+/// does), then its writes as [`door_steps`] makes them, in one statement
+/// (see [`door_closed_at_once`]). Neither needs a transaction around them:
+/// the settle comes first and is idempotent, so should the process stop
+/// between the two, the event's redelivery is applied whole.
 async fn door_opened_at_once(
     conn: &mut AnyConnection,
     agent_id: &str,
     event: &DoorEvent,
     now: Millis,
 ) -> Result<Head> {
+    let command = event.command_id.as_deref().unwrap_or_default();
+    doors::settle_command(&mut *conn, command, agent_id).await?;
     let query = sqlx::query(statement!(
         "{head}, opened AS ({open}) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
@@ -338,12 +339,7 @@ async fn door_opened_at_once(
         .bind(DoorState::Open.as_str())
         .fetch_one(&mut *conn)
         .await?;
-    if let Some(skipped) = skipped(&row)? {
-        return Ok(skipped);
-    }
-    let command = event.command_id.as_deref().unwrap_or_default();
-    doors::settle_command(&mut *conn, command).await?;
-    Ok(Head::Applied { closed: None })
+    Ok(skipped(&row)?.unwrap_or(Head::Applied { closed: None }))
 }
 
 /// The first writes of a door event as one statement: `recorded` (the
@@ -375,6 +371,7 @@ fn skipped(row: &AnyRow) -> Result<Option<Head>> {
 /// opened is no longer cancelled when its window runs out.
 async fn door_opened(
     conn: &mut AnyConnection,
+    agent_id: &str,
     locker_id: i64,
     command: &str,
     at: Millis,
@@ -386,7 +383,7 @@ async fn door_opened(
         .execute(&mut *conn)
         .await?;
     // It ran: nothing more to send.
-    doors::settle_command(&mut *conn, command).await
+    doors::settle_command(&mut *conn, command, agent_id).await
 }
 
 /// The statement that marks the item in `locker` waiting on the unlock

@@ -192,16 +192,20 @@ pub async fn reschedule<'e>(
     Ok(done.rows_affected() > 0)
 }
 
-/// Stops tracking a command that ran (its door was seen opening).
+/// Stops tracking a command that ran, as the agent it was sent to says
+/// (its door was seen opening).
 pub async fn settle_command<'e>(
     executor: impl Executor<'e, Database = Any>,
     command_id: &str,
+    agent_id: &str,
 ) -> Result<(), sqlx::Error> {
     // Usually its answer came first and did it: then nothing is written.
     sqlx::query(
-        "UPDATE commands SET next_send_at = NULL WHERE id = $1 AND next_send_at IS NOT NULL",
+        "UPDATE commands SET next_send_at = NULL \
+         WHERE id = $1 AND agent_id = $2 AND next_send_at IS NOT NULL",
     )
     .bind(command_id.to_owned())
+    .bind(agent_id.to_owned())
     .execute(executor)
     .await?;
     Ok(())
