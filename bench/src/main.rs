@@ -67,6 +67,10 @@ pub struct Options {
     /// How many requests or exchanges to run, instead of a duration.
     #[arg(long)]
     count: Option<u64>,
+    /// Seconds run before a run by duration is measured: units begun in them
+    /// are not counted, nor the CPU spent then.
+    #[arg(long, default_value_t = 2)]
+    warm_up: u64,
     /// Where the benchmark's SMTP sink listens (the stack's SMTP_HOST/SMTP_PORT, SMTP_TLS=none).
     #[arg(long, default_value = "127.0.0.1:2525")]
     smtp: std::net::SocketAddr,
@@ -122,7 +126,6 @@ async fn main() -> anyhow::Result<()> {
             .as_secs()
             % 0xfffff
     );
-    let budget_for = |opts: &Options| Budget::new(opts.count, Duration::from_secs(opts.duration));
 
     if opts.scenario == Scenario::Scale {
         return scale(&api, &admin, &opts, &run, &pids).await;
@@ -154,34 +157,45 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Some(ceilings(&opts).await)
     };
-    let before = probe::sample_all(&pids);
-    let machine_before = probe::sample_machine();
     let progress = progress_line(api.clone());
-    let started = Instant::now();
-    let started_ms = epoch_ms();
-    let mut rec = match opts.scenario {
-        Scenario::Read => scenarios::read(&api, &admin, &opts, budget_for(&opts)).await,
-        Scenario::Exchange => {
-            let sender_email = format!("sender-{run}@bench.test");
-            let sender = api.new_user(&sender_email).await?;
-            let mine = &lockers[..opts.concurrency.min(lockers.len())];
-            scenarios::exchange(
-                &api,
-                &sender,
-                &sender_email,
-                mine,
-                &site,
-                &smtp,
-                budget_for(&opts),
-            )
-            .await
-        }
-        Scenario::Unlock => {
-            let mine = &lockers[..opts.concurrency.min(lockers.len())];
-            scenarios::unlock(&api, &admin, mine, &site, budget_for(&opts)).await
-        }
-        Scenario::Scale => unreachable!(),
+    let budget = Budget::new(
+        opts.count,
+        Duration::from_secs(opts.duration),
+        Duration::from_secs(opts.warm_up),
+    );
+    // The measurement begins when the warm-up ends.
+    let window = async {
+        tokio::time::sleep_until(budget.measured_from().into()).await;
+        let started = (Instant::now(), epoch_ms());
+        (started, probe::sample_all(&pids), probe::sample_machine())
     };
+    let work = async {
+        anyhow::Ok(match opts.scenario {
+            Scenario::Read => scenarios::read(&api, &admin, &opts, budget.clone()).await,
+            Scenario::Exchange => {
+                let sender_email = format!("sender-{run}@bench.test");
+                let sender = api.new_user(&sender_email).await?;
+                let mine = &lockers[..opts.concurrency.min(lockers.len())];
+                scenarios::exchange(
+                    &api,
+                    &sender,
+                    &sender_email,
+                    mine,
+                    &site,
+                    &smtp,
+                    budget.clone(),
+                )
+                .await
+            }
+            Scenario::Unlock => {
+                let mine = &lockers[..opts.concurrency.min(lockers.len())];
+                scenarios::unlock(&api, &admin, mine, &site, budget.clone()).await
+            }
+            Scenario::Scale => unreachable!(),
+        })
+    };
+    let (rec, ((started, started_ms), before, machine_before)) = tokio::join!(work, window);
+    let mut rec = rec?;
     let elapsed = started.elapsed();
     let ended_ms = epoch_ms();
     progress.abort();
@@ -538,7 +552,11 @@ async fn scale(
                     admin,
                     &mine,
                     site,
-                    Budget::new(Some(mine.len() as u64), Duration::from_secs(60)),
+                    Budget::new(
+                        Some(mine.len() as u64),
+                        Duration::from_secs(60),
+                        Duration::ZERO,
+                    ),
                 )
                 .await,
             );

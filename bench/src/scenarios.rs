@@ -20,22 +20,30 @@ use crate::stats::{ExchangeMarks, Recorder};
 /// How long one step may take before it counts as an error.
 const STEP: Duration = Duration::from_secs(30);
 
-/// Work left: by count or until a deadline.
+/// Work left: by count or until a deadline. A run by duration begins with
+/// a warm-up: every task starts its first unit at the same instant, on a
+/// stack whose connections and caches are cold, so units begun then are run
+/// but not measured (their errors still count).
 pub struct Budget {
     left: Option<AtomicU64>,
+    measured_from: Instant,
     until: Instant,
 }
 
 impl Budget {
-    pub fn new(count: Option<u64>, duration: Duration) -> Arc<Self> {
+    pub fn new(count: Option<u64>, duration: Duration, warm_up: Duration) -> Arc<Self> {
+        let now = Instant::now();
+        let measured_from = match count {
+            Some(_) => now,
+            None => now + warm_up,
+        };
         Arc::new(Self {
             left: count.map(AtomicU64::new),
-            until: Instant::now()
-                + if count.is_some() {
-                    Duration::from_secs(3600)
-                } else {
-                    duration
-                },
+            measured_from,
+            until: match count {
+                Some(_) => now + Duration::from_secs(3600),
+                None => measured_from + duration,
+            },
         })
     }
 
@@ -48,6 +56,25 @@ impl Budget {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok(),
             None => true,
+        }
+    }
+
+    /// When the measurement begins: units begun before are the warm-up.
+    pub fn measured_from(&self) -> Instant {
+        self.measured_from
+    }
+
+    /// Where a unit begun now records: `measured`, or `warm_up` during the
+    /// warm-up (whose samples are dropped at the end, its errors kept).
+    pub fn recorder<'r>(
+        &self,
+        measured: &'r mut Recorder,
+        warm_up: &'r mut Recorder,
+    ) -> &'r mut Recorder {
+        if Instant::now() >= self.measured_from {
+            measured
+        } else {
+            warm_up
         }
     }
 }
@@ -149,7 +176,9 @@ pub async fn read(api: &Api, token: &str, opts: &Options, budget: Arc<Budget>) -
                 }
             };
             let mut n = t;
+            let mut warm_up = Recorder::default();
             while budget.take() {
+                let rec = budget.recorder(&mut rec, &mut warm_up);
                 let path = format!("/lockers/by-place?location=bench%20place%20{}", n % places);
                 let started = Instant::now();
                 match reader.get(&path).await {
@@ -160,7 +189,7 @@ pub async fn read(api: &Api, token: &str, opts: &Options, budget: Arc<Budget>) -
                 done.fetch_add(1, Ordering::Relaxed);
                 n += opts_stride();
             }
-            rec
+            rec.with_errors_of(warm_up)
         })
     });
     collect(tasks).await
@@ -186,12 +215,13 @@ pub async fn exchange(
         let (budget, counter, smtp) = (budget.clone(), counter.clone(), smtp.clone());
         let doors = site.doors.get(&locker).cloned();
         tokio::spawn(async move {
-            let mut rec = Recorder::default();
+            let (mut rec, mut warm_up) = (Recorder::default(), Recorder::default());
             while budget.take() {
+                let rec = budget.recorder(&mut rec, &mut warm_up);
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 if let Err(error) = one_exchange(
                     &api,
-                    &mut rec,
+                    rec,
                     &sender,
                     &sender_email,
                     locker,
@@ -205,7 +235,7 @@ pub async fn exchange(
                     rec.error(format!("exchange: {}", error_kind(&error)));
                 }
             }
-            rec
+            rec.with_errors_of(warm_up)
         })
     });
     collect(tasks).await
@@ -330,13 +360,15 @@ pub async fn unlock(
                 rec.error("unlock: locker has no agent");
                 return rec;
             };
+            let mut warm_up = Recorder::default();
             while budget.take() {
+                let rec = budget.recorder(&mut rec, &mut warm_up);
                 let path = format!("/Admin/{locker}/unlock");
                 // The door may open before the answer has reached us: look from the send.
                 let sent = Instant::now();
                 if api
                     .call(
-                        &mut rec,
+                        rec,
                         "POST /Admin/{id}/unlock",
                         Method::POST,
                         &path,
@@ -358,7 +390,7 @@ pub async fn unlock(
                 }
                 doors.doors.close(locker);
             }
-            rec
+            rec.with_errors_of(warm_up)
         })
     });
     collect(tasks).await
@@ -373,4 +405,44 @@ async fn collect(tasks: impl Iterator<Item = tokio::task::JoinHandle<Recorder>>)
         }
     }
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn units_begun_in_the_warm_up_are_run_but_only_their_errors_kept() {
+        let budget = Budget::new(None, Duration::from_secs(60), Duration::from_millis(100));
+        let (mut measured, mut warm_up) = (Recorder::default(), Recorder::default());
+        assert!(budget.take(), "the warm-up is run");
+        let rec = budget.recorder(&mut measured, &mut warm_up);
+        rec.record("unit", Duration::from_millis(900));
+        rec.error("unit: refused");
+        tokio::time::sleep_until(budget.measured_from().into()).await;
+        assert!(budget.take());
+        let rec = budget.recorder(&mut measured, &mut warm_up);
+        rec.record("unit", Duration::from_millis(5));
+        let rec = measured.with_errors_of(warm_up);
+        let summary = &rec.summaries(Duration::from_secs(1))["unit"];
+        assert_eq!((summary.count, summary.max_ms), (1, 5.0));
+        assert_eq!(rec.total_errors(), 1);
+    }
+
+    #[test]
+    fn a_run_by_count_has_no_warm_up() {
+        let budget = Budget::new(Some(1), Duration::ZERO, Duration::from_secs(60));
+        let (mut measured, mut warm_up) = (Recorder::default(), Recorder::default());
+        assert!(budget.take());
+        budget
+            .recorder(&mut measured, &mut warm_up)
+            .record("unit", Duration::from_millis(5));
+        assert_eq!(
+            measured.series["unit"]
+                .summary(Duration::from_secs(1))
+                .count,
+            1
+        );
+        assert!(!budget.take(), "one unit was asked for");
+    }
 }

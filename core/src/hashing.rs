@@ -5,10 +5,12 @@
 //! process holding gigabytes. Hashes wait their turn in a queue, holding
 //! nothing else (no connection, no transaction) meanwhile.
 //!
-//! The threads keep the process's priority. At the lowest (nice 19) every
-//! median stage of an exchange was 20-40% quicker, but the tail from a
-//! collect to its door opening grew (p99 worse in 7 of 8 paired runs;
-//! docs/benchmarks.md).
+//! The threads keep the process's priority. Linux shares the CPU between
+//! groups (sessions, services, containers) before threads, so a lower
+//! priority yields only to this process's own threads: measured, it left the
+//! door stages' tails where they were unless the whole machine was one
+//! group, and an idle-class hashing thread would wait out any flood of cheap
+//! requests at its process (docs/benchmarks.md).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
