@@ -47,7 +47,7 @@ impl Budget {
         })
     }
 
-    pub fn take(&self) -> bool {
+    fn take(&self) -> bool {
         if Instant::now() >= self.until {
             return false;
         }
@@ -64,18 +64,44 @@ impl Budget {
         self.measured_from
     }
 
-    /// Where a unit begun now records: `measured`, or `warm_up` during the
-    /// warm-up (whose samples are dropped at the end, its errors kept).
-    pub fn recorder<'r>(
-        &self,
-        measured: &'r mut Recorder,
-        warm_up: &'r mut Recorder,
-    ) -> &'r mut Recorder {
-        if Instant::now() >= self.measured_from {
-            measured
-        } else {
-            warm_up
+    /// One task's share of the budget.
+    pub fn tally(self: &Arc<Self>) -> Tally {
+        Tally {
+            budget: self.clone(),
+            measured: Recorder::default(),
+            warm_up: Recorder::default(),
         }
+    }
+}
+
+/// What one task's units recorded, measured or in the warm-up.
+pub struct Tally {
+    budget: Arc<Budget>,
+    measured: Recorder,
+    warm_up: Recorder,
+}
+
+impl Tally {
+    /// Where the next unit records, or `None` when the budget is spent.
+    pub fn next(&mut self) -> Option<&mut Recorder> {
+        if !self.budget.take() {
+            return None;
+        }
+        Some(if Instant::now() >= self.budget.measured_from {
+            &mut self.measured
+        } else {
+            &mut self.warm_up
+        })
+    }
+
+    /// What was measured, with the warm-up's errors (its samples dropped).
+    pub fn finish(self) -> Recorder {
+        let mut all = self.measured;
+        all.merge(Recorder {
+            errors: self.warm_up.errors,
+            ..Recorder::default()
+        });
+        all
     }
 }
 
@@ -163,22 +189,20 @@ pub async fn wait_online(
 pub async fn read(api: &Api, token: &str, opts: &Options, budget: Arc<Budget>) -> Recorder {
     const SERIES: &str = "GET /lockers/by-place";
     let tasks = (0..opts.concurrency).map(|t| {
-        let (done, budget) = (api.done.clone(), budget.clone());
+        let (done, mut tally) = (api.done.clone(), budget.tally());
         let reader = Reader::new(&api.base, token);
         let places = opts.places.max(1);
         tokio::spawn(async move {
-            let mut rec = Recorder::default();
             let mut reader = match reader {
                 Ok(reader) => reader,
                 Err(error) => {
+                    let mut rec = Recorder::default();
                     rec.error(format!("{SERIES}: {error:#}"));
                     return rec;
                 }
             };
             let mut n = t;
-            let mut warm_up = Recorder::default();
-            while budget.take() {
-                let rec = budget.recorder(&mut rec, &mut warm_up);
+            while let Some(rec) = tally.next() {
                 let path = format!("/lockers/by-place?location=bench%20place%20{}", n % places);
                 let started = Instant::now();
                 match reader.get(&path).await {
@@ -189,7 +213,7 @@ pub async fn read(api: &Api, token: &str, opts: &Options, budget: Arc<Budget>) -
                 done.fetch_add(1, Ordering::Relaxed);
                 n += opts_stride();
             }
-            rec.with_errors_of(warm_up)
+            tally.finish()
         })
     });
     collect(tasks).await
@@ -212,12 +236,10 @@ pub async fn exchange(
     let counter = Arc::new(AtomicU64::new(0));
     let tasks = lockers.iter().map(|&locker| {
         let (api, sender, sender_email) = (api.clone(), sender.to_owned(), sender_email.to_owned());
-        let (budget, counter, smtp) = (budget.clone(), counter.clone(), smtp.clone());
+        let (mut tally, counter, smtp) = (budget.tally(), counter.clone(), smtp.clone());
         let doors = site.doors.get(&locker).cloned();
         tokio::spawn(async move {
-            let (mut rec, mut warm_up) = (Recorder::default(), Recorder::default());
-            while budget.take() {
-                let rec = budget.recorder(&mut rec, &mut warm_up);
+            while let Some(rec) = tally.next() {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 if let Err(error) = one_exchange(
                     &api,
@@ -235,7 +257,7 @@ pub async fn exchange(
                     rec.error(format!("exchange: {}", error_kind(&error)));
                 }
             }
-            rec.with_errors_of(warm_up)
+            tally.finish()
         })
     });
     collect(tasks).await
@@ -352,17 +374,15 @@ pub async fn unlock(
     budget: Arc<Budget>,
 ) -> Recorder {
     let tasks = lockers.iter().map(|&locker| {
-        let (api, admin, budget) = (api.clone(), admin.to_owned(), budget.clone());
+        let (api, admin, mut tally) = (api.clone(), admin.to_owned(), budget.tally());
         let doors = site.doors.get(&locker).cloned();
         tokio::spawn(async move {
-            let mut rec = Recorder::default();
             let Some(doors) = doors else {
+                let mut rec = Recorder::default();
                 rec.error("unlock: locker has no agent");
                 return rec;
             };
-            let mut warm_up = Recorder::default();
-            while budget.take() {
-                let rec = budget.recorder(&mut rec, &mut warm_up);
+            while let Some(rec) = tally.next() {
                 let path = format!("/Admin/{locker}/unlock");
                 // The door may open before the answer has reached us: look from the send.
                 let sent = Instant::now();
@@ -390,7 +410,7 @@ pub async fn unlock(
                 }
                 doors.doors.close(locker);
             }
-            rec.with_errors_of(warm_up)
+            tally.finish()
         })
     });
     collect(tasks).await
@@ -414,16 +434,14 @@ mod tests {
     #[tokio::test]
     async fn units_begun_in_the_warm_up_are_run_but_only_their_errors_kept() {
         let budget = Budget::new(None, Duration::from_secs(60), Duration::from_millis(100));
-        let (mut measured, mut warm_up) = (Recorder::default(), Recorder::default());
-        assert!(budget.take(), "the warm-up is run");
-        let rec = budget.recorder(&mut measured, &mut warm_up);
+        let mut tally = budget.tally();
+        let rec = tally.next().expect("the warm-up is run");
         rec.record("unit", Duration::from_millis(900));
         rec.error("unit: refused");
         tokio::time::sleep_until(budget.measured_from().into()).await;
-        assert!(budget.take());
-        let rec = budget.recorder(&mut measured, &mut warm_up);
+        let rec = tally.next().expect("the measurement is run");
         rec.record("unit", Duration::from_millis(5));
-        let rec = measured.with_errors_of(warm_up);
+        let rec = tally.finish();
         let summary = &rec.summaries(Duration::from_secs(1))["unit"];
         assert_eq!((summary.count, summary.max_ms), (1, 5.0));
         assert_eq!(rec.total_errors(), 1);
@@ -432,17 +450,17 @@ mod tests {
     #[test]
     fn a_run_by_count_has_no_warm_up() {
         let budget = Budget::new(Some(1), Duration::ZERO, Duration::from_secs(60));
-        let (mut measured, mut warm_up) = (Recorder::default(), Recorder::default());
-        assert!(budget.take());
-        budget
-            .recorder(&mut measured, &mut warm_up)
+        let mut tally = budget.tally();
+        tally
+            .next()
+            .expect("one unit was asked for")
             .record("unit", Duration::from_millis(5));
+        assert!(tally.next().is_none(), "one unit was asked for");
         assert_eq!(
-            measured.series["unit"]
+            tally.finish().series["unit"]
                 .summary(Duration::from_secs(1))
                 .count,
             1
         );
-        assert!(!budget.take(), "one unit was asked for");
     }
 }

@@ -95,15 +95,6 @@ impl Recorder {
         self.exchanges.extend(other.exchanges);
     }
 
-    /// This recorder with the errors of a warm-up's (its samples dropped).
-    pub fn with_errors_of(mut self, warm_up: Recorder) -> Self {
-        self.merge(Recorder {
-            errors: warm_up.errors,
-            ..Recorder::default()
-        });
-        self
-    }
-
     /// The stages around `STORED` and `COLLECTED`: from the benchmark's
     /// marks to the items' timestamps, both on this machine's clock (to the
     /// ms).
