@@ -165,9 +165,17 @@ async fn main() -> anyhow::Result<()> {
     );
     // The measurement begins when the warm-up ends.
     let window = async {
-        tokio::time::sleep_until(budget.measured_from().into()).await;
-        let started = (Instant::now(), epoch_ms());
-        (started, probe::sample_all(&pids), probe::sample_machine())
+        let from = budget.measured_from();
+        tokio::time::sleep_until(from.into()).await;
+        // Units may begin before this wakes: the clock time of `from` itself
+        // (a ms early, for rounding) is where the stack's timestamps of
+        // measured units begin.
+        let started_ms = epoch_ms() - from.elapsed().as_millis() as i64 - 1;
+        (
+            (from, started_ms),
+            probe::sample_all(&pids),
+            probe::sample_machine(),
+        )
     };
     let work = async {
         anyhow::Ok(match opts.scenario {
