@@ -137,6 +137,7 @@ impl TestApp {
             ("WORKER_ID", worker_id.as_str()),
             ("AGENT_SIGNING_SECRET", AGENT_SECRET),
             ("UNLOCK_ACK_TIMEOUT_SECONDS", "2"),
+            ("WORKER_PEER_TIMEOUT_SECONDS", "3"),
         ];
         if let Some(url) = queues.connect_url.as_ref().or(queues.amqp_url.as_ref()) {
             pairs.push(("AMQP_URL", url.as_str()));

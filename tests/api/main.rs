@@ -17,6 +17,7 @@ mod helpers;
 mod hostile;
 mod lockers;
 mod outage;
+mod peers;
 mod pickup;
 mod pipeline;
 mod protocol;

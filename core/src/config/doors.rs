@@ -24,6 +24,9 @@ pub struct DoorsConfig {
     /// This process's MQTT client id: stable across restarts, so its
     /// persistent session (and what was sent while it was down) is found again.
     pub client_id: String,
+    /// How long a worker process may be silent before a peer adopts its
+    /// MQTT session to apply what it received and never acknowledged.
+    pub peer_timeout: Duration,
 }
 
 impl DoorsConfig {
@@ -53,6 +56,7 @@ impl DoorsConfig {
         let seconds = |name| env.positive(name, " of seconds").map(Duration::from_secs);
         let command_ttl = seconds("UNLOCK_COMMAND_TTL_SECONDS");
         let ack_timeout = seconds("UNLOCK_ACK_TIMEOUT_SECONDS");
+        let peer_timeout = seconds("WORKER_PEER_TIMEOUT_SECONDS");
         let shared_subscriptions = env.parse("MQTT_SHARED_SUBSCRIPTIONS", "true or false");
         let client_id = env
             .get("WORKER_ID")
@@ -68,6 +72,7 @@ impl DoorsConfig {
             ack_timeout: ack_timeout?,
             shared_subscriptions: shared_subscriptions?,
             client_id,
+            peer_timeout: peer_timeout?,
         })
     }
 }

@@ -302,6 +302,11 @@ pub const DOORS: &[Var] = &[
         None,
         "This process's MQTT client id (default workers-<host name>)",
     ),
+    var(
+        "WORKER_PEER_TIMEOUT_SECONDS",
+        Some("30"),
+        "Silence after which a peer adopts a worker's MQTT session and applies what it left",
+    ),
 ];
 
 pub const METRICS: &[Var] = &[var(

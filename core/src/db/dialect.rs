@@ -78,4 +78,13 @@ impl Backend {
             ""
         }
     }
+
+    /// Now on the database's clock, in milliseconds: one clock for every
+    /// process that compares times written by another.
+    pub(crate) fn clock_ms(self) -> &'static str {
+        match self {
+            Self::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+            Self::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub mod pickups;
 pub mod rate_limits;
 pub mod sessions;
 pub mod users;
+pub mod worker_sessions;
 
 /// A stored value outside what its column may hold.
 pub(crate) fn decode_error(column: &str, value: &str) -> sqlx::Error {

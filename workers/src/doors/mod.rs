@@ -4,9 +4,11 @@
 //! processes split them) and every agent's status, applying each once (by
 //! event id, so a broker without shared subscriptions only costs duplicates
 //! that are recognised and skipped). Messages are applied by parallel lanes
-//! and acknowledged in the order they arrived, as MQTT requires.
+//! and acknowledged in the order they arrived, as MQTT requires; what a
+//! process that died had not acknowledged is applied by a peer ([`peers`]).
 
 mod apply;
+mod peers;
 mod pickups;
 pub mod tracker;
 
@@ -74,6 +76,8 @@ impl DoorLink {
         let (client, mut eventloop) = mqtt::client(options, 1000);
         let topics = Topics::new(&config.topic_root);
         let shared = config.shared_subscriptions;
+        let (broker, client_id) = (broker.clone(), config.client_id.clone());
+        let peer_timeout = config.peer_timeout;
         let link = Self {
             client: client.clone(),
             topics: topics.clone(),
@@ -85,6 +89,20 @@ impl DoorLink {
                 Some(applier) => spawn_appliers(applier, &client, &topics),
                 None => (Vec::new(), JoinSet::new()),
             };
+            // Dropped with this task, as a killed process's would be.
+            let mut peers = JoinSet::new();
+            if let Some(applier) = &applier {
+                let peers_of = peers::Peers {
+                    applier: applier.clone(),
+                    client: client.clone(),
+                    topics: topics.clone(),
+                    broker,
+                    client_id,
+                    shared,
+                    timeout: peer_timeout,
+                };
+                peers.spawn(peers_of.run(shutdown.clone()));
+            }
             // QoS 1 messages are acknowledged in the order they arrived
             // (MQTT 3.1.1, 4.6), each once applied, whichever lane applied
             // it; a broker may drop a client that does otherwise.
@@ -140,6 +158,8 @@ impl DoorLink {
             appliers.abort_all();
             while appliers.join_next().await.is_some() {}
             let _ = client.try_disconnect();
+            // Says this process left: a peer adopts what it did not apply.
+            while peers.join_next().await.is_some() {}
         });
         (link, task)
     }
@@ -287,27 +307,36 @@ fn spawn_appliers(
     (queues, tasks)
 }
 
+/// What a process applying agents' messages subscribes to.
+fn filters(topics: &Topics, shared: bool) -> Vec<String> {
+    // Every worker process of this deployment joins one group per topic root.
+    let group = format!("{}-workers", topics.root().replace('/', "-"));
+    let mut filters: Vec<String> = ["acks", "events", "pickups", "collections"]
+        .into_iter()
+        .map(|leaf| {
+            let filter = topics.all(leaf);
+            if shared {
+                format!("$share/{group}/{filter}")
+            } else {
+                filter
+            }
+        })
+        .collect();
+    // Statuses are retained, which shared subscriptions do not deliver; each
+    // process records them all (an idempotent upsert).
+    filters.push(topics.all("status"));
+    filters
+}
+
 async fn subscribe(
     client: &AsyncClient,
     topics: &Topics,
     shared: bool,
 ) -> Result<(), rumqttc::ClientError> {
-    // Every worker process of this deployment joins one group per topic root.
-    let group = format!("{}-workers", topics.root().replace('/', "-"));
-    for leaf in ["acks", "events", "pickups", "collections"] {
-        let filter = topics.all(leaf);
-        let filter = if shared {
-            format!("$share/{group}/{filter}")
-        } else {
-            filter
-        };
+    for filter in filters(topics, shared) {
         client.subscribe(filter, QoS::AtLeastOnce).await?;
     }
-    // Statuses are retained, which shared subscriptions do not deliver; each
-    // process records them all (an idempotent upsert).
-    client
-        .subscribe(topics.all("status"), QoS::AtLeastOnce)
-        .await
+    Ok(())
 }
 
 #[cfg(test)]
