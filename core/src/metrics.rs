@@ -30,6 +30,12 @@ pub const AGENTS_ONLINE: &str = "agents_online";
 /// since the place last changed) or `database`.
 pub const BY_PLACE_ANSWERS: &str = "by_place_answers_total";
 
+/// Sessions of silent worker processes adopted by this one, by `outcome`
+/// (adopted, failed: tried again once the claim runs out).
+pub const SESSIONS_ADOPTED: &str = "worker_sessions_adopted_total";
+/// Agents' messages found in adopted sessions and applied.
+pub const ADOPTED_MESSAGES: &str = "adopted_messages_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process's recorder (once; later calls get the same one) and,
@@ -90,6 +96,18 @@ pub fn unlock_round_trip(seconds: f64) {
 
 pub fn door_event(kind: &'static str) {
     metrics::counter!(DOOR_EVENTS, "kind" => kind).increment(1);
+}
+
+pub fn session_adopted(applied: Option<usize>) {
+    let outcome = if applied.is_some() {
+        "adopted"
+    } else {
+        "failed"
+    };
+    metrics::counter!(SESSIONS_ADOPTED, "outcome" => outcome).increment(1);
+    if let Some(applied) = applied {
+        metrics::counter!(ADOPTED_MESSAGES).increment(applied as u64);
+    }
 }
 
 pub fn agents_online(agents: i64) {

@@ -12,7 +12,7 @@ use locker_core::{Clock, SystemClock};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
 
-use crate::doors::{raw_client, site};
+use crate::doors::{raw_client, sample, site};
 use crate::helpers::{TestDb, WAIT};
 
 const SILENCE: Duration = Duration::from_secs(30);
@@ -140,6 +140,19 @@ async fn door_events_a_dead_worker_held_are_applied_by_its_peer() {
         "TEST_MQTT_URL must name a broker with shared subscriptions for this test"
     );
     const EVENTS: usize = 8;
+    let metrics = locker_core::metrics::install(None).unwrap();
+    let adopted = || {
+        let text = metrics.render();
+        (
+            sample(
+                &text,
+                "worker_sessions_adopted_total",
+                &[("outcome", "adopted")],
+            ),
+            sample(&text, "adopted_messages_total", &[]),
+        )
+    };
+    let (sessions_before, messages_before) = adopted();
     let s = site().await;
     let locker = s.locker("site-peer").await;
     let root = s.app.doors.topic_root.clone();
@@ -222,6 +235,17 @@ async fn door_events_a_dead_worker_held_are_applied_by_its_peer() {
                 == 0
         })
         .await;
+    // Other tests add to the process's metrics too: these grew by at least this.
+    let (sessions, messages) = adopted();
+    assert!(
+        sessions > sessions_before,
+        "{sessions_before} -> {sessions}"
+    );
+    assert!(
+        messages - messages_before >= held.len() as f64,
+        "{messages_before} -> {messages}, {} held",
+        held.len()
+    );
 
     // The session holds nothing more: its id connecting again gets nothing,
     // and it is no longer in the group.

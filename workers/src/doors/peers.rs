@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use locker_core::metrics;
 use locker_core::store::worker_sessions;
 use locker_protocol::{self as mqtt, MqttEndpoint, Topics};
 use rumqttc::{AsyncClient, Event, Packet};
@@ -42,19 +43,32 @@ pub(super) struct Peers {
 impl Peers {
     /// Says this process is alive, and adopts silent peers' sessions, until
     /// `shutdown`; then says it left, so a peer adopts its session at once.
+    /// Adopting does not hold up saying so: a process busy adopting is not
+    /// silent.
     pub async fn run(self, shutdown: CancellationToken) {
         let db = self.applier.exchange.db().clone();
         let every = (self.timeout / 3).max(Duration::from_millis(200));
-        loop {
-            if let Err(error) = worker_sessions::heard_from(&db, &self.client_id).await {
-                tracing::warn!(%error, "cannot record that this worker is alive");
+        let alive = async {
+            loop {
+                if let Err(error) = worker_sessions::heard_from(&db, &self.client_id).await {
+                    tracing::warn!(%error, "cannot record that this worker is alive");
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
             }
-            self.adopt_silent(&shutdown).await;
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(every) => {}
+        };
+        let adopting = async {
+            loop {
+                self.adopt_silent(&shutdown).await;
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
             }
-        }
+        };
+        tokio::join!(alive, adopting);
         if let Err(error) = worker_sessions::left(&db, &self.client_id).await {
             tracing::warn!(%error, "cannot record that this worker left");
         }
@@ -80,6 +94,7 @@ impl Peers {
             };
             match self.adopt(&peer, shutdown).await {
                 Ok(applied) => {
+                    metrics::session_adopted(Some(applied));
                     tracing::info!(peer = %peer, applied, "adopted a silent worker's MQTT session");
                     if let Err(error) = worker_sessions::adopted(db, &peer, &self.client_id).await {
                         tracing::warn!(%error, peer = %peer, "cannot record an adoption");
@@ -87,6 +102,7 @@ impl Peers {
                 }
                 // The claim runs out with its lease; then it is tried again.
                 Err(error) => {
+                    metrics::session_adopted(None);
                     tracing::warn!(peer = %peer, error = format!("{error:#}"), "cannot adopt a silent worker's MQTT session");
                 }
             }
