@@ -16,6 +16,8 @@ use crate::store::outbox::{self, Pending};
 use crate::{Clock, Db};
 
 const BATCH: i64 = 100;
+/// Passes publishing at once where the database locks rows.
+const PASSES: usize = 2;
 /// Jobs written by other processes wake the relay through PostgreSQL's
 /// `NOTIFY` on this channel (a trigger on the outbox raises it on commit);
 /// the process hears it with its other channels ([`RelayWaker::follower`]).
@@ -78,6 +80,21 @@ impl Relay {
                 Err(error) => tracing::warn!(%error, "cannot re-queue unfinished jobs"),
             }
         }
+        // Where rows can be locked, passes run side by side, each on rows
+        // the others do not hold: a job written while one pass waits for
+        // its confirms goes out with the next, not after it.
+        let passes = if self.db.backend().locks_rows() {
+            PASSES
+        } else {
+            1
+        };
+        let relaying = (0..passes).map(|pass| self.relay(pass == 0, &shutdown));
+        futures::future::join_all(relaying).await;
+    }
+
+    /// Publishes what is waiting each time it is woken (or polls). The
+    /// `first` pass also reports the backlog.
+    async fn relay(&self, first: bool, shutdown: &CancellationToken) {
         // Jobs wait in the outbox while the queue is away.
         let mut link = Reconnect::new(Outage::new("job queue (outbox relay)"));
         // The backlog gauge is read at most once a poll, not once a wake.
@@ -93,7 +110,7 @@ impl Relay {
                 Err(error) => (link.failed(&format!("{error:#}")), true),
             };
             // Also while publishing fails: the backlog is what shows it.
-            if counted.elapsed() >= self.poll.min(POLL) {
+            if first && counted.elapsed() >= self.poll.min(POLL) {
                 counted = tokio::time::Instant::now();
                 if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
                     crate::metrics::outbox_backlog(waiting);

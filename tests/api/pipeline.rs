@@ -595,3 +595,101 @@ async fn jobs_written_by_another_process_wake_the_relay() {
     relay.await.unwrap();
     listening.await.unwrap();
 }
+
+/// Two api processes' relays, each publishing in passes side by side, over
+/// one outbox and one RabbitMQ, while jobs are written all at once: every job
+/// reaches the queue, and none twice.
+#[tokio::test]
+#[ignore = "needs PostgreSQL and RabbitMQ: run with TEST_DATABASE_URL and TEST_AMQP_URL set and --include-ignored"]
+async fn relays_side_by_side_publish_every_job_once() {
+    use std::collections::HashSet;
+
+    use futures::future::join_all;
+    use locker_core::config::{DatabaseConfig, QueueType};
+    use locker_core::jobs::{Job, OtpJob};
+    use locker_core::queue::{AmqpQueue, JobQueue};
+    use locker_core::relay::{Relay, RelayWaker};
+    use locker_core::store::outbox;
+    use locker_core::{Clock, Db, SystemClock};
+
+    const JOBS: i64 = 400;
+    let url = std::env::var("TEST_AMQP_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test");
+    let database = crate::helpers::TestDb::postgres_required().await;
+    let config = DatabaseConfig::parse(&database.url).unwrap();
+    let writing = Db::connect(&config).await.unwrap();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let delays = [Duration::from_millis(100)];
+    let queue = AmqpQueue::new(&url, &prefix, &delays, QueueType::Classic);
+    let mut consumer = JobQueue::Amqp(queue.clone())
+        .consume(JobKind::Otp, 500)
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut relays = Vec::new();
+    let mut wakers = Vec::new();
+    for _ in 0..2 {
+        let waker = RelayWaker::default();
+        let relay = Relay::new(
+            Db::connect(&config).await.unwrap(),
+            // Each process publishes on a connection of its own.
+            JobQueue::Amqp(AmqpQueue::new(&url, &prefix, &delays, QueueType::Classic)),
+            std::sync::Arc::new(SystemClock),
+            waker.clone(),
+        );
+        relays.push(tokio::spawn(relay.run(stop.clone())));
+        wakers.push(waker);
+    }
+
+    // Eight writers at once, each waking both relays after every job.
+    let writers = (0..8).map(|writer| {
+        let (db, wakers) = (writing.clone(), wakers.clone());
+        async move {
+            for n in 0..JOBS / 8 {
+                let job = Job::Otp(OtpJob {
+                    item_id: writer * 1_000 + n,
+                    contact: format!("r{writer}-{n}@example.com"),
+                });
+                outbox::enqueue(db.pool(), &job, "trace", SystemClock.now_millis())
+                    .await
+                    .unwrap();
+                wakers.iter().for_each(RelayWaker::wake);
+            }
+        }
+    });
+    join_all(writers).await;
+
+    let mut seen = HashSet::new();
+    while seen.len() < JOBS as usize {
+        let delivery = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {JOBS} jobs published", seen.len()))
+            .expect("a delivery");
+        assert!(
+            seen.insert(delivery.envelope.id),
+            "job {} published twice",
+            delivery.envelope.id
+        );
+        delivery.ack().await.unwrap();
+    }
+    // Nothing more comes: no job went out twice.
+    let more = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
+    assert!(
+        more.is_err(),
+        "a job published twice: {:?}",
+        more.map(|d| d.map(|d| d.envelope.id))
+    );
+    let waiting = outbox::backlog(writing.pool()).await.unwrap();
+    assert_eq!(waiting, 0, "every job stamped published");
+
+    stop.cancel();
+    for relay in relays {
+        relay.await.unwrap();
+    }
+    drop(consumer);
+    AmqpQueue::delete_queues(&url, &prefix, &[100])
+        .await
+        .unwrap();
+}

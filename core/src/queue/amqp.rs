@@ -44,7 +44,7 @@ struct Inner {
     retry_delays: Vec<Duration>,
     queue_type: QueueType,
     /// The publishing session, opened on first use and again after a failure.
-    publisher: Mutex<Option<Session>>,
+    publisher: Mutex<Option<Arc<Session>>>,
     /// The process's one connection (each holds an I/O thread and its
     /// buffers), made again when lost; publisher and consumers each have a
     /// channel on it.
@@ -175,20 +175,30 @@ impl AmqpQueue {
     /// not have been stored (they will be published again: handlers are
     /// idempotent).
     pub async fn publish_batch(&self, envelopes: &[Envelope]) -> anyhow::Result<()> {
-        let mut guard = self.inner.publisher.lock().await;
+        // The session a failure is blamed on.
+        let mut used = None;
         let publishing = async {
-            if guard
-                .as_ref()
-                .is_none_or(|s| !s.channel.status().connected())
-            {
-                *guard = Some(self.open().await?);
-            }
-            let channel = &guard.as_ref().expect("session just opened").channel;
-            let mut confirms = Vec::with_capacity(envelopes.len());
-            for envelope in envelopes {
-                let queue = self.main_queue(envelope.kind);
-                confirms.push(publish(channel, &queue, envelope, FieldTable::default()).await?);
-            }
+            // The channel is held while publishing only: the confirms are
+            // waited for without it, so another batch goes out meanwhile.
+            let confirms = {
+                let mut guard = self.inner.publisher.lock().await;
+                if guard
+                    .as_ref()
+                    .is_none_or(|s| !s.channel.status().connected())
+                {
+                    *guard = Some(Arc::new(self.open().await?));
+                }
+                let session = guard.as_ref().expect("session just opened").clone();
+                used = Some(session.clone());
+                let mut confirms = Vec::with_capacity(envelopes.len());
+                for envelope in envelopes {
+                    let queue = self.main_queue(envelope.kind);
+                    confirms.push(
+                        publish(&session.channel, &queue, envelope, FieldTable::default()).await?,
+                    );
+                }
+                confirms
+            };
             for confirm in confirms {
                 await_confirm(confirm).await?;
             }
@@ -197,7 +207,16 @@ impl AmqpQueue {
         // The relay holds its jobs' rows meanwhile.
         let result = self.answered(publishing, "a publish").await;
         if result.is_err() {
-            *guard = None;
+            // Opened again by the next publish, unless another batch already did.
+            let mut guard = self.inner.publisher.lock().await;
+            let failed = match (guard.as_ref(), &used) {
+                (Some(current), Some(used)) => Arc::ptr_eq(current, used),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if failed {
+                *guard = None;
+            }
         }
         result
     }
