@@ -23,7 +23,7 @@ use locker_core::store::job_runs::Claims;
 use locker_workers::channels::Notifier;
 use locker_workers::doors::{Applier, DoorLink, tracker};
 use locker_workers::{Doors, WorkerContext, spawn, sweeper};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 pub struct StackOptions {
@@ -46,6 +46,8 @@ pub struct Stack {
     pub jobs_in_hand: Arc<AtomicUsize>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
+    /// The door link's task, which a kill aborts with the rest.
+    link: AbortHandle,
 }
 
 impl Stack {
@@ -95,6 +97,8 @@ impl Stack {
             options.worker_concurrency,
             stop.clone(),
         );
+        // Killed with the rest: the link runs on a task of its own.
+        let link = link_task.abort_handle();
         tasks.spawn(async move {
             let _ = link_task.await;
         });
@@ -117,12 +121,14 @@ impl Stack {
             jobs_in_hand: in_hand,
             stop,
             tasks,
+            link,
         })
     }
 
     /// Stops at once, as a killed process would: jobs in hand are abandoned
     /// mid-way and connections dropped.
     pub async fn kill(mut self) {
+        self.link.abort();
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }

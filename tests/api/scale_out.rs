@@ -1,7 +1,8 @@
 //! More than one of each process on one PostgreSQL, RabbitMQ and Mosquitto:
 //! two apis (each with its outbox relay) and two sets of workers share the
 //! work; one of each is killed mid-run and the batch still completes, with no
-//! job done twice, no door opened twice, and limits counted across processes.
+//! job done twice, no door opened twice, and limits counted across processes;
+//! the dead workers' MQTT session is adopted by the survivor.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -91,6 +92,18 @@ async fn two_of_each_process_share_the_work_and_survive_losing_one() {
             m.header("Subject").is_some_and(|s| s.contains("collected"))
         })
         .await;
+
+    // The dead workers fell silent: the survivor adopted their MQTT session.
+    let dead = app.doors.client_id.clone();
+    app.wait_until("the dead workers' session adopted", || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM worker_sessions WHERE client_id = $1")
+            .bind(&dead)
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
 
     // The dead one comes back; whatever it held is done by now or by it.
     app.restart().await;
