@@ -3,6 +3,11 @@
 
 pub use locker_runtime::clock::{Clock, ManualClock, Millis, SystemClock};
 
+/// A duration in milliseconds, as stored and bound to queries.
+pub fn millis(duration: std::time::Duration) -> Millis {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// RFC 3339 rendering of a stored timestamp, for API responses.
 pub fn rfc3339(millis: Millis) -> String {
     let nanos = i128::from(millis) * 1_000_000;

@@ -6,6 +6,15 @@ use sqlx::migrate::Migrator;
 
 use crate::config::Backend;
 
+/// Now on PostgreSQL's clock, in milliseconds, as SQL: times compared by
+/// several processes (leases, workers' last words) are read on one clock.
+macro_rules! postgres_now_ms {
+    () => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+    };
+}
+pub(crate) use postgres_now_ms;
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -83,7 +92,7 @@ impl Backend {
     /// process that compares times written by another.
     pub(crate) fn clock_ms(self) -> &'static str {
         match self {
-            Self::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+            Self::Postgres => postgres_now_ms!(),
             Self::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         }
     }

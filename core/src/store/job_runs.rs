@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::Db;
-use crate::clock::Millis;
+use crate::clock::{self, Millis};
+use crate::db::postgres_now_ms;
 use crate::jobs::JobKind;
 
 /// How long a claim on PostgreSQL keeps a job to its worker unless renewed:
@@ -25,13 +26,6 @@ pub const LEASE: Duration = Duration::from_secs(10);
 const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// How often a duplicate delivery looks again while another holds the job.
 const WAIT_STEP: Duration = Duration::from_millis(100);
-/// Now on the database's clock, in milliseconds: leases are read on one
-/// clock for every worker.
-macro_rules! db_now_ms {
-    () => {
-        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
-    };
-}
 /// Marks job `$job` (of kind `$kind`) done at `$now`: once, or once for each
 /// row of a `FROM` that follows. A door job's mark joins a statement of its
 /// work.
@@ -58,17 +52,17 @@ pub(crate) use {mark_done, on_done_again};
 /// lease on it still runs.
 const CLAIM: &str = concat!(
     "INSERT INTO job_runs (job_id, kind, claimed_until) VALUES ($1, $2, ",
-    db_now_ms!(),
+    postgres_now_ms!(),
     " + $3) ON CONFLICT (job_id) DO UPDATE SET claimed_until = excluded.claimed_until \
      WHERE job_runs.done_at IS NULL \
        AND (job_runs.claimed_until IS NULL OR job_runs.claimed_until < ",
-    db_now_ms!(),
+    postgres_now_ms!(),
     ") RETURNING claimed_until"
 );
 /// Extends the lease `$2` by `$3` ms from now while it is still ours.
 const RENEW: &str = concat!(
     "UPDATE job_runs SET claimed_until = ",
-    db_now_ms!(),
+    postgres_now_ms!(),
     " + $3 WHERE job_id = $1 AND claimed_until = $2 AND done_at IS NULL \
      RETURNING claimed_until"
 );
@@ -246,13 +240,9 @@ async fn renew(db: &Db, job_id: i64, until: i64) -> Result<Option<i64>, sqlx::Er
     sqlx::query_scalar(RENEW)
         .bind(job_id)
         .bind(until)
-        .bind(lease_ms())
+        .bind(clock::millis(LEASE))
         .fetch_optional(db.pool())
         .await
-}
-
-fn lease_ms() -> i64 {
-    i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A lease on the job's row, taken in one statement that holds no
@@ -264,7 +254,7 @@ async fn claim_row(db: &Db, job_id: i64, kind: JobKind) -> Result<Claim, sqlx::E
         let taken: Option<i64> = sqlx::query_scalar(CLAIM)
             .bind(job_id)
             .bind(kind.as_str())
-            .bind(lease_ms())
+            .bind(clock::millis(LEASE))
             .fetch_optional(db.pool())
             .await?;
         if let Some(until) = taken {

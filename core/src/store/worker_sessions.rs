@@ -12,10 +12,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::Db;
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
+use crate::clock::millis;
 
 /// `client_id` is alive: it is no peer's to adopt, and an adoption under
 /// way ends (the broker hands the session back when the process connects).

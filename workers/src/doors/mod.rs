@@ -76,8 +76,7 @@ impl DoorLink {
         let (client, mut eventloop) = mqtt::client(options, 1000);
         let topics = Topics::new(&config.topic_root);
         let shared = config.shared_subscriptions;
-        let (broker, client_id) = (broker.clone(), config.client_id.clone());
-        let peer_timeout = config.peer_timeout;
+        let (broker, config) = (broker.clone(), config.clone());
         let link = Self {
             client: client.clone(),
             topics: topics.clone(),
@@ -97,9 +96,7 @@ impl DoorLink {
                     client: client.clone(),
                     topics: topics.clone(),
                     broker,
-                    client_id,
-                    shared,
-                    timeout: peer_timeout,
+                    config,
                 };
                 peers.spawn(peers_of.run(shutdown.clone()));
             }

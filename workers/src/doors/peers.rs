@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use locker_core::config::DoorsConfig;
 use locker_core::metrics;
 use locker_core::store::worker_sessions;
 use locker_protocol::{self as mqtt, MqttEndpoint, Topics};
@@ -35,9 +36,7 @@ pub(super) struct Peers {
     pub client: AsyncClient,
     pub topics: Topics,
     pub broker: MqttEndpoint,
-    pub client_id: String,
-    pub shared: bool,
-    pub timeout: Duration,
+    pub config: DoorsConfig,
 }
 
 impl Peers {
@@ -47,10 +46,10 @@ impl Peers {
     /// silent.
     pub async fn run(self, shutdown: CancellationToken) {
         let db = self.applier.exchange.db().clone();
-        let every = (self.timeout / 3).max(Duration::from_millis(200));
+        let every = (self.config.peer_timeout / 3).max(Duration::from_millis(200));
         let alive = async {
             loop {
-                if let Err(error) = worker_sessions::heard_from(&db, &self.client_id).await {
+                if let Err(error) = worker_sessions::heard_from(&db, &self.config.client_id).await {
                     tracing::warn!(%error, "cannot record that this worker is alive");
                 }
                 tokio::select! {
@@ -69,7 +68,7 @@ impl Peers {
             }
         };
         tokio::join!(alive, adopting);
-        if let Err(error) = worker_sessions::left(&db, &self.client_id).await {
+        if let Err(error) = worker_sessions::left(&db, &self.config.client_id).await {
             tracing::warn!(%error, "cannot record that this worker left");
         }
     }
@@ -79,9 +78,9 @@ impl Peers {
         while !shutdown.is_cancelled() {
             let peer = match worker_sessions::claim_silent(
                 db,
-                &self.client_id,
-                self.timeout,
-                self.timeout,
+                &self.config.client_id,
+                self.config.peer_timeout,
+                self.config.peer_timeout,
             )
             .await
             {
@@ -96,7 +95,9 @@ impl Peers {
                 Ok(applied) => {
                     metrics::session_adopted(Some(applied));
                     tracing::info!(peer = %peer, applied, "adopted a silent worker's MQTT session");
-                    if let Err(error) = worker_sessions::adopted(db, &peer, &self.client_id).await {
+                    if let Err(error) =
+                        worker_sessions::adopted(db, &peer, &self.config.client_id).await
+                    {
                         tracing::warn!(%error, peer = %peer, "cannot record an adoption");
                     }
                 }
@@ -132,7 +133,7 @@ impl Peers {
                     if !ack.session_present {
                         break;
                     }
-                    let filters = filters(&self.topics, self.shared);
+                    let filters = filters(&self.topics, self.config.shared_subscriptions);
                     unanswered = Some(filters.len());
                     for filter in filters {
                         client.unsubscribe(filter).await?;
