@@ -8,7 +8,10 @@
 #   bench/compare.sh BEFORE_DIR AFTER_DIR
 #
 # Each DIR holds release binaries locker-api and locker-workers (e.g.
-# target/release of two checkouts). Settings (environment):
+# target/release of two checkouts). A DIR that also holds locker-hasher runs
+# the hashing there, as the production topology does: in a session of its
+# own (a CPU group, with sched_autogroup) at the lowest weight (nice 19), as
+# compose gives its container the lowest cpu_shares. Settings (environment):
 #   SCENARIOS  which runs, in order (default: "read:32 read:64 unlock exchange");
 #              "mixed:64" reads at 64 connections while exchanges run at the
 #              same places (reported beside the reads)
@@ -66,6 +69,8 @@ export SMTP_HOST=127.0.0.1 SMTP_PORT=12526 SMTP_TLS=none EMAIL_FROM=lockers@benc
 export OTP_RATE_PER_LOCKER=1000000 OTP_RATE_PER_CLIENT=1000000 \
        OTP_RATE_PER_CONTACT=1000000 COLLECT_RATE_PER_CLIENT=1000000
 export RUST_LOG=warn LOG_FORMAT=json
+export HASHER_TOKEN=compare-hasher-token-0123456789abcdef0123
+hasher_addr=127.0.0.1:18410
 
 pids=()
 stop_stack() {
@@ -81,6 +86,23 @@ run() {
     local label=$1 dir=$2 scenario=$3 concurrency=$4 name=$5
     psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS lockerx_compare" -c "CREATE DATABASE lockerx_compare"
     export AMQP_QUEUE_PREFIX="compare-$label-$name" MQTT_TOPIC_ROOT="compare-$label-$name" WORKER_ID="compare-$label-$name"
+    unset HASHER_URL
+    local hasher=
+    if [ -x "$dir/locker-hasher" ]; then
+        HASHER_LISTEN_ADDR=$hasher_addr setsid "$dir/locker-hasher" > "$out/$label-$name.hasher.log" 2>&1 &
+        hasher=$!
+        pids+=("$hasher")
+        for _ in $(seq 50); do curl -sf "http://$hasher_addr/healthz" >/dev/null && break; sleep 0.1; done
+        # Only once it answers has setsid surely made its group: lowered
+        # before, the group lowered would be this script's, the api's and
+        # the workers'.
+        if [ "$(cat "/proc/$hasher/autogroup")" != "$(cat /proc/$$/autogroup)" ]; then
+            echo 19 > "/proc/$hasher/autogroup"
+        else
+            echo "$label: the hasher has no CPU group of its own (no sched_autogroup?)" >&2
+        fi
+        export HASHER_URL=http://$hasher_addr
+    fi
     "$dir/locker-api" > "$out/$label-$name.api.log" 2>&1 &
     pids+=($!)
     local api=$!
@@ -110,6 +132,7 @@ run() {
                 --smtp "$smtp" --database-url "$DATABASE_URL"
                 --pid "api=$api" --pid "workers=$workers" --json "$out/$label-$name.json")
     [ -n "$mosquitto" ] && args+=(--pid "mosquitto=$mosquitto")
+    [ -n "$hasher" ] && args+=(--pid "hasher=$hasher")
     case $scenario in
         read) args+=(--places 10 --lockers 200 --agents 0) ;;
         # pgbench beside the exchanges would measure nothing steady.

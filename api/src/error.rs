@@ -33,7 +33,8 @@ pub enum ApiError {
         detail: &'static str,
         retry_after_secs: u64,
     },
-    /// 503 with `Retry-After`: the database is out of reach for now.
+    /// 503 with `Retry-After`: the database (or the hashing service) is
+    /// out of reach for now.
     #[error("database unavailable")]
     Unavailable,
     /// A refusal whose status comes from the framework (413, 415).
@@ -204,6 +205,10 @@ impl ApiError {
                     .filter_map(|e| e.downcast_ref::<sqlx::Error>())
                     .any(locker_core::db::is_unavailable) =>
             {
+                Self::Unavailable.answer()
+            }
+            Self::Internal(error) if locker_core::hashing::is_unavailable(&error) => {
+                tracing::warn!(error = format!("{error:#}"), "hashing service unavailable");
                 Self::Unavailable.answer()
             }
             Self::Internal(error) => {

@@ -47,7 +47,7 @@ impl AppState {
         // in the first sender's request.
         let _ = locker_core::domain::Phone::parse("+14155552671", None);
         let db = Db::connect_serving_reads(&config.database).await?;
-        let hasher = Hasher::new()?;
+        let hasher = Hasher::from_config(&config.hashing)?;
         let relay = RelayWaker::default();
         let exchange = Exchange::new(
             db.clone(),

@@ -13,6 +13,7 @@ mod docs_pages;
 mod door_events;
 mod doors;
 mod exchange;
+mod hashing;
 mod helpers;
 mod hostile;
 mod lockers;

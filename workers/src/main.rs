@@ -111,7 +111,7 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         })
         .collect();
     let events = cli.queues.contains(&Role::Events);
-    let hasher = Hasher::new()?;
+    let hasher = Hasher::from_config(&config.hashing)?;
     // Jobs written here wait for an api instance's relay to publish them.
     let exchange = Exchange::new(
         db.clone(),

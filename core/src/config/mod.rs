@@ -8,6 +8,7 @@ mod database;
 mod doors;
 mod env;
 mod exchange;
+mod hashing;
 mod http;
 mod notify;
 mod queue;
@@ -20,6 +21,7 @@ pub use database::{Backend, DatabaseConfig};
 pub use doors::DoorsConfig;
 pub use env::{ConfigError, Env, Problems};
 pub use exchange::{ExchangeConfig, RateLimits};
+pub use hashing::{HasherConfig, HashingConfig, HashingService};
 pub use http::HttpConfig;
 pub use notify::{NotifyConfig, SmtpConfig, SmtpTls, TWILIO_API_BASE, TwilioConfig};
 pub use queue::{QueueConfig, QueueType};
@@ -43,6 +45,7 @@ pub struct WorkersConfig {
     pub notify: Option<NotifyConfig>,
     pub exchange: ExchangeConfig,
     pub doors: Option<DoorsConfig>,
+    pub hashing: HashingConfig,
 }
 
 /// Which parts of the work a worker process serves.
@@ -61,6 +64,7 @@ impl WorkersConfig {
         vars::NOTIFY,
         vars::EXCHANGE,
         vars::DOORS,
+        vars::HASHING,
         vars::METRICS,
         vars::LOGGING,
     ];
@@ -71,6 +75,7 @@ impl WorkersConfig {
         let notify = share.messages.then(|| NotifyConfig::load(env, profile));
         let exchange = ExchangeConfig::load(env);
         let doors = share.doors.then(|| DoorsConfig::load(env, profile));
+        let hashing = HashingConfig::load(env);
         let metrics_addr = metrics_addr(env);
         env.finish((|| {
             Some(Self {
@@ -86,6 +91,7 @@ impl WorkersConfig {
                     Some(doors) => Some(doors?),
                     None => None,
                 },
+                hashing: hashing?,
             })
         })())
     }
@@ -103,6 +109,7 @@ pub struct ApiConfig {
     /// The outbox relay in the api process publishes here.
     pub queue: QueueConfig,
     pub http: HttpConfig,
+    pub hashing: HashingConfig,
 }
 
 impl ApiConfig {
@@ -113,6 +120,7 @@ impl ApiConfig {
         vars::ADMIN,
         vars::EXCHANGE,
         vars::QUEUE,
+        vars::HASHING,
         vars::METRICS,
         vars::LOGGING,
     ];
@@ -131,6 +139,7 @@ impl ApiConfig {
         let exchange = ExchangeConfig::load(env);
         let queue = QueueConfig::load(env, profile);
         let http = HttpConfig::load(env);
+        let hashing = HashingConfig::load(env);
         let metrics_addr = metrics_addr(env);
         Some(Self {
             metrics_addr: metrics_addr?,
@@ -141,6 +150,7 @@ impl ApiConfig {
             exchange: exchange?,
             queue: queue?,
             http: http?,
+            hashing: hashing?,
         })
     }
 }
@@ -233,6 +243,7 @@ mod tests {
         let example = include_str!("../../../.env.example");
         let missing: Vec<_> = vars::ALL
             .iter()
+            .chain([vars::HASHER].iter())
             .flat_map(|g| g.iter())
             .filter(|v| {
                 !example.lines().any(|line| {

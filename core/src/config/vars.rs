@@ -309,6 +309,33 @@ pub const DOORS: &[Var] = &[
     ),
 ];
 
+const HASHER_TOKEN: Var = secret(
+    "HASHER_TOKEN",
+    "Shared by locker-hasher and the processes that call it (at least 32 bytes). Required \
+     with HASHER_URL",
+);
+
+/// Where the api and the workers hash passwords and codes.
+pub const HASHING: &[Var] = &[
+    var(
+        "HASHER_URL",
+        None,
+        "A locker-hasher to run Argon2 on, e.g. http://hasher:8100, so hashing can be given \
+         a lower CPU weight than the door work; unset, each process hashes on its own threads",
+    ),
+    HASHER_TOKEN,
+];
+
+/// `locker-hasher`.
+pub const HASHER: &[Var] = &[
+    var(
+        "HASHER_LISTEN_ADDR",
+        Some("127.0.0.1:8100"),
+        "Where locker-hasher listens (keep it on a private network)",
+    ),
+    HASHER_TOKEN,
+];
+
 pub const METRICS: &[Var] = &[var(
     "METRICS_ADDR",
     None,
@@ -377,6 +404,7 @@ pub const ALL: &[&[Var]] = &[
     QUEUE,
     NOTIFY,
     DOORS,
+    HASHING,
     METRICS,
     DEVELOPMENT,
     LOGGING,
@@ -385,6 +413,7 @@ pub const ALL: &[&[Var]] = &[
 /// The default of `name`, when it has one.
 pub fn default_of(name: &str) -> Option<&'static str> {
     ALL.iter()
+        .chain([HASHER].iter())
         .flat_map(|group| group.iter())
         .find(|var| var.name == name)
         .and_then(|var| var.default)

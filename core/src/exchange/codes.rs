@@ -84,7 +84,16 @@ impl Exchange {
             hash,
             agent_id,
         } = attempt;
-        if !self.hasher.verify(code.into(), Some(hash.clone())).await? {
+        let matches = match self.hasher.verify(code.into(), Some(hash.clone())).await {
+            Ok(matches) => matches,
+            // Nothing was checked: the try does not count against the code.
+            Err(error) if crate::hashing::is_unavailable(&error) => {
+                codes::give_back_attempt(pool, item_id, &hash).await?;
+                return Err(error.into());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if !matches {
             let until = now + rules.otp_cooldown.as_millis() as Millis;
             if codes::record_wrong(pool, item_id, rules.otp_failure_cap, until).await? {
                 tracing::warn!(item_id, "too many wrong codes; item cooling down");

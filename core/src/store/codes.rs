@@ -100,6 +100,24 @@ pub async fn take_attempt<'e>(
     .transpose()
 }
 
+/// Returns an attempt taken against the code `hash` that could not be
+/// checked; a code replaced meanwhile keeps its own count.
+pub async fn give_back_attempt<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    item_id: i64,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE items SET otp_attempts = otp_attempts - 1 \
+         WHERE id = $1 AND otp_hash = $2 AND otp_attempts > 0",
+    )
+    .bind(item_id)
+    .bind(hash)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 /// An attempt at an item's code, taken: what to check the code against.
 #[derive(Debug)]
 pub struct Attempt {

@@ -1,18 +1,19 @@
-//! Argon2id hashing of passwords and one-time codes on threads of their own,
-//! one per core, each in working memory (19 MiB) kept for the next hash:
-//! allocated afresh on whichever blocking thread ran a hash, that memory
-//! stayed behind in the allocator's per-thread arenas, and a burst left the
-//! process holding gigabytes. Hashes wait their turn in a queue, holding
-//! nothing else (no connection, no transaction) meanwhile.
+//! Argon2id on threads of their own, one per core, each in working memory
+//! (19 MiB) kept for the next hash: allocated afresh on whichever blocking
+//! thread ran a hash, that memory stayed behind in the allocator's
+//! per-thread arenas, and a burst left the process holding gigabytes. Hashes
+//! wait their turn in a queue, holding nothing else (no connection, no
+//! transaction) meanwhile.
 //!
 //! The threads keep the process's priority. Linux shares the CPU between
 //! groups (sessions, services, containers) before threads, so a lower
 //! priority yields only to this process's own threads: measured, it left the
 //! door stages' tails where they were unless the whole machine was one
 //! group, and an idle-class hashing thread would wait out any flood of cheap
-//! requests at its process (docs/benchmarks.md).
+//! requests at its process (docs/benchmarks.md). A hashing service of its
+//! own ([`super::service`]) is what lets an operator put hashing below the
+//! door work.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context;
@@ -36,17 +37,15 @@ type Memory = Vec<Block>;
 type Work = Box<dyn FnOnce(&mut Memory) + Send>;
 
 #[derive(Clone)]
-pub struct Hasher {
-    /// The hashing threads' queue; they end when the last `Hasher` is dropped.
+pub struct Threads {
+    /// The hashing threads' queue; they end when the last clone is dropped.
     work: mpsc::Sender<Work>,
     /// Verified against when there is nothing to verify against (an unknown
     /// account), so that costs the same time as a wrong secret.
     dummy_hash: Arc<str>,
-    /// Verifications done, real or against the dummy: each costs the same.
-    verifications: Arc<AtomicU64>,
 }
 
-impl Hasher {
+impl Threads {
     pub fn new() -> anyhow::Result<Self> {
         // More at once only queues them on the cores, holding memory.
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -63,7 +62,6 @@ impl Hasher {
         Ok(Self {
             work,
             dummy_hash: dummy_hash.into(),
-            verifications: Arc::default(),
         })
     }
 
@@ -79,18 +77,12 @@ impl Hasher {
         secret: SecretString,
         stored: Option<String>,
     ) -> anyhow::Result<bool> {
-        self.verifications.fetch_add(1, Ordering::Relaxed);
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
             .run(move |memory| verify_with(secret.expose_secret(), &hash, memory))
             .await??;
         Ok(known && matches)
-    }
-
-    /// How many verifications this hasher has run.
-    pub fn verifications(&self) -> u64 {
-        self.verifications.load(Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(
@@ -125,15 +117,20 @@ fn hashing_thread(queue: &Mutex<mpsc::Receiver<Work>>) {
     }
 }
 
-/// Hashes on the calling thread (for measurements; servers use [`Hasher`]).
+/// Hashes on the calling thread (for measurements; servers use [`Threads`]).
 pub fn hash_blocking(secret: &str) -> anyhow::Result<String> {
     hash_with(secret, &mut Memory::new())
 }
 
-/// Verifies on the calling thread (for measurements; servers use [`Hasher`]).
+/// Verifies on the calling thread (for measurements; servers use [`Threads`]).
 pub fn verify_blocking(secret: &str, hash: &str) -> bool {
     verify_with(secret, hash, &mut Memory::new()).unwrap_or(false)
 }
+
+/// The hash to verify against is not a PHC string this hasher can use.
+#[derive(Debug, thiserror::Error)]
+#[error("stored hash is malformed: {0}")]
+pub struct MalformedHash(String);
 
 /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of `secret`
 /// under a new salt, computed in `memory`.
@@ -161,7 +158,7 @@ fn hash_with(secret: &str, memory: &mut Memory) -> anyhow::Result<String> {
 /// True when `secret` matches the PHC string `stored`, with the parameters
 /// it names, computed in `memory`.
 fn verify_with(secret: &str, stored: &str, memory: &mut Memory) -> anyhow::Result<bool> {
-    let malformed = |e: &dyn std::fmt::Display| anyhow::anyhow!("stored hash is malformed: {e}");
+    let malformed = |e: &dyn std::fmt::Display| anyhow::Error::new(MalformedHash(e.to_string()));
     let parsed = PasswordHash::new(stored).map_err(|e| malformed(&e))?;
     let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| malformed(&e))?;
     let version = parsed
@@ -207,7 +204,7 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_only_the_right_password() {
-        let hasher = Hasher::new().unwrap();
+        let hasher = Threads::new().unwrap();
         let hash = hasher
             .hash("correct horse".to_owned().into())
             .await
@@ -237,7 +234,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn hashes_run_one_per_core_on_threads_of_their_own() {
-        let hasher = Hasher::new().unwrap();
+        let hasher = Threads::new().unwrap();
         let threads = || {
             std::fs::read_dir("/proc/self/task")
                 .unwrap()

@@ -1,0 +1,53 @@
+//! `locker-hasher`: see the library's documentation.
+
+// mimalloc in place of glibc's malloc, as in the api and the workers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{CommandFactory, Parser};
+use locker_core::config::{Env, HasherConfig, vars};
+use locker_core::hashing::Threads;
+use locker_core::{shutdown, telemetry};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Locker Exchange hashing service: Argon2id for the api and the workers"
+)]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let matches = vars::parse(Cli::command(), HasherConfig::VARS);
+    vars::init_logging(&matches, "info");
+    let env = Env::from_matches(&matches, HasherConfig::VARS);
+    let config = match HasherConfig::load(&env) {
+        Ok(config) => config,
+        Err(error) => {
+            telemetry::fatal("configuration error", &error);
+            return ExitCode::from(2);
+        }
+    };
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            telemetry::fatal("stopped", &format!("{error:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: HasherConfig) -> anyhow::Result<()> {
+    let threads = Threads::new()?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+    tracing::info!(addr = %config.listen_addr, "locker-hasher started");
+    let router = locker_hasher::router(threads, &config.token);
+    locker_hasher::serve(listener, router, shutdown::signal()).await?;
+    tracing::info!("locker-hasher stopped");
+    Ok(())
+}
