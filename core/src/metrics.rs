@@ -36,6 +36,13 @@ pub const SESSIONS_ADOPTED: &str = "worker_sessions_adopted_total";
 /// Agents' messages found in adopted sessions and applied.
 pub const ADOPTED_MESSAGES: &str = "adopted_messages_total";
 
+/// Hashes and verifications asked for, by `op` (hash, verify) and `outcome`:
+/// done, unavailable (the hashing service out of reach) or failed.
+pub const HASHES: &str = "hashes_total";
+/// Seconds a hash or a verification took on this process's hashing threads,
+/// its wait for a free one included, by `op`.
+pub const HASH_LATENCY: &str = "hash_duration_seconds";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process's recorder (once; later calls get the same one) and,
@@ -117,4 +124,12 @@ pub fn agents_online(agents: i64) {
 pub fn by_place_answer(kept: bool) {
     let source = if kept { "kept" } else { "database" };
     metrics::counter!(BY_PLACE_ANSWERS, "source" => source).increment(1);
+}
+
+pub fn hashed(op: &'static str, outcome: &'static str) {
+    metrics::counter!(HASHES, "op" => op, "outcome" => outcome).increment(1);
+}
+
+pub fn hash_latency(op: &'static str, seconds: f64) {
+    metrics::histogram!(HASH_LATENCY, "op" => op).record(seconds);
 }

@@ -41,6 +41,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: HasherConfig) -> anyhow::Result<()> {
+    if let Some(addr) = config.metrics_addr {
+        locker_core::metrics::install(Some(addr)).context("METRICS_ADDR")?;
+        tracing::info!(%addr, "metrics at /metrics");
+    }
     let threads = Threads::new()?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await

@@ -11,6 +11,7 @@ use locker_testkit::proxy::TcpProxy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::doors::sample;
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 
 const TOKEN: &str = "hasher-token-for-tests-0123456789abcdef";
@@ -39,6 +40,7 @@ async fn item_status(app: &TestApp, sender: &str, item: &Value) -> Value {
 
 #[tokio::test]
 async fn with_the_hashing_service_out_of_reach_nothing_is_checked_and_nothing_is_lost() {
+    let metrics = locker_core::metrics::install(None).unwrap();
     let proxy = hasher_behind_proxy().await;
     let url = format!("http://{}", proxy.addr);
     let app = TestApp::spawn_with(&[
@@ -63,6 +65,7 @@ async fn with_the_hashing_service_out_of_reach_nothing_is_checked_and_nothing_is
     assert_eq!(status, StatusCode::ACCEPTED);
     let code = app.email_code(RECEIVER, 1).await;
 
+    let before = metrics.render();
     proxy.cut();
     // More tries than a code allows (5): none is counted, none is checked.
     for _ in 0..7 {
@@ -84,6 +87,18 @@ async fn with_the_hashing_service_out_of_reach_nothing_is_checked_and_nothing_is
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(item_status(&app, &sender, &item).await, "STORED");
+    // Seen by an operator: the calls that found the service out of reach.
+    // (The recorder is the process's: other tests may add to it.)
+    let unavailable = [("op", "verify"), ("outcome", "unavailable")];
+    let after = metrics.render();
+    let (was, is) = (
+        sample(&before, "hashes_total", &unavailable),
+        sample(&after, "hashes_total", &unavailable),
+    );
+    assert!(
+        is - was >= 8.0,
+        "hashes_total{unavailable:?}: {was} -> {is}"
+    );
 
     // A code asked for now waits for the service: its job fails and is retried.
     let (status, later) = app
@@ -111,4 +126,11 @@ async fn with_the_hashing_service_out_of_reach_nothing_is_checked_and_nothing_is
     let (status, body) = app.collect(&second["id"], &later_code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(item_status(&app, &sender, &later).await, "COLLECTED");
+    // The service's own threads timed each hash (it runs in this process).
+    let verified = [("op", "verify")];
+    let (was, is) = (
+        sample(&before, "hash_duration_seconds_count", &verified),
+        sample(&metrics.render(), "hash_duration_seconds_count", &verified),
+    );
+    assert!(is - was >= 2.0, "verifications timed: {was} -> {is}");
 }

@@ -50,18 +50,25 @@ impl HashingConfig {
 pub struct HasherConfig {
     pub listen_addr: SocketAddr,
     pub token: SecretString,
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl HasherConfig {
-    pub const VARS: &[&[super::vars::Var]] = &[super::vars::HASHER, super::vars::LOGGING];
+    pub const VARS: &[&[super::vars::Var]] = &[
+        super::vars::HASHER,
+        super::vars::METRICS,
+        super::vars::LOGGING,
+    ];
 
     pub fn load(env: &Env) -> Result<Self, super::Problems> {
         let listen_addr = env.parse("HASHER_LISTEN_ADDR", "an address like 0.0.0.0:8100");
         let token = env.secret("HASHER_TOKEN", Profile::Production, String::new);
+        let metrics_addr = super::metrics_addr(env);
         env.finish((|| {
             Some(Self {
                 listen_addr: listen_addr?,
                 token: token?,
+                metrics_addr: metrics_addr?,
             })
         })())
     }

@@ -312,7 +312,7 @@ pub const DOORS: &[Var] = &[
 const HASHER_TOKEN: Var = secret(
     "HASHER_TOKEN",
     "Shared by locker-hasher and the processes that call it (at least 32 bytes). Required \
-     with HASHER_URL",
+     by locker-hasher, and with HASHER_URL",
 );
 
 /// Where the api and the workers hash passwords and codes.

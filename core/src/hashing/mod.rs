@@ -54,10 +54,11 @@ impl Hasher {
     /// A PHC string of `secret` under a new salt. A service out of reach
     /// is an [`Unavailable`] in the error's chain.
     pub async fn hash(&self, secret: SecretString) -> anyhow::Result<String> {
-        match &self.backend {
+        let hashed = match &self.backend {
             Backend::Threads(threads) => threads.hash(secret).await,
             Backend::Service(client) => client.hash(secret).await,
-        }
+        };
+        counted("hash", hashed)
     }
 
     /// True when `secret` matches `stored`; with no stored hash it still
@@ -68,16 +69,27 @@ impl Hasher {
         stored: Option<String>,
     ) -> anyhow::Result<bool> {
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        match &self.backend {
+        let verified = match &self.backend {
             Backend::Threads(threads) => threads.verify(secret, stored).await,
             Backend::Service(client) => client.verify(secret, stored).await,
-        }
+        };
+        counted("verify", verified)
     }
 
     /// How many verifications this hasher has been asked for.
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)
     }
+}
+
+fn counted<T>(op: &'static str, result: anyhow::Result<T>) -> anyhow::Result<T> {
+    let outcome = match &result {
+        Ok(_) => "done",
+        Err(error) if is_unavailable(error) => "unavailable",
+        Err(_) => "failed",
+    };
+    crate::metrics::hashed(op, outcome);
+    result
 }
 
 /// True when `error` says the hashing service was out of reach: the caller

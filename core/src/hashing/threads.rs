@@ -15,6 +15,7 @@
 //! door work.
 
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
@@ -66,8 +67,10 @@ impl Threads {
     }
 
     pub async fn hash(&self, secret: SecretString) -> anyhow::Result<String> {
-        self.run(move |memory| hash_with(secret.expose_secret(), memory))
-            .await?
+        self.run("hash", move |memory| {
+            hash_with(secret.expose_secret(), memory)
+        })
+        .await?
     }
 
     /// True when `secret` matches `stored`; with no stored hash it still
@@ -80,22 +83,30 @@ impl Threads {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
-            .run(move |memory| verify_with(secret.expose_secret(), &hash, memory))
+            .run("verify", move |memory| {
+                verify_with(secret.expose_secret(), &hash, memory)
+            })
             .await??;
         Ok(known && matches)
     }
 
+    /// Runs `work` on the first free hashing thread; `op` names it in
+    /// the metrics.
     async fn run<T: Send + 'static>(
         &self,
+        op: &'static str,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let (answer, answered) = oneshot::channel();
         let span = Span::current();
+        let queued = Instant::now();
         self.work
             .send(Box::new(move |memory: &mut Memory| {
                 // Nobody waits any more (the request was dropped): skip it.
                 if !answer.is_closed() {
-                    let _ = answer.send(span.in_scope(|| work(memory)));
+                    let done = span.in_scope(|| work(memory));
+                    crate::metrics::hash_latency(op, queued.elapsed().as_secs_f64());
+                    let _ = answer.send(done);
                 }
             }))
             .ok()
