@@ -4,7 +4,8 @@
 //! in `locker_core::hashing::service` to callers holding `HASHER_TOKEN`, and
 //! keeps nothing: every answer depends only on its request.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -21,6 +22,7 @@ use locker_core::hashing::{MalformedHash, Threads};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 /// A request body is at most this long: a secret, a stored hash, JSON.
 const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -34,7 +36,7 @@ struct Service {
 }
 
 /// The service's routes, hashing on `threads` for callers holding `token`.
-pub fn router(threads: Threads, token: &SecretString) -> Router {
+fn router(threads: Threads, token: &SecretString) -> Router {
     let service = Service {
         threads,
         token_digest: digest(token.expose_secret()),
@@ -48,16 +50,19 @@ pub fn router(threads: Threads, token: &SecretString) -> Router {
         .with_state(service)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes
-/// the hashes under way.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
+/// Listens on `addr` (port 0: one the system picks) and serves there until
+/// `shutdown` resolves, then finishes the hashes under way. Returns the
+/// address bound and the serving task.
+pub async fn start(
+    addr: SocketAddr,
+    threads: Threads,
+    token: &SecretString,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let serving = axum::serve(listener, router(threads, token)).with_graceful_shutdown(shutdown);
+    Ok((bound, tokio::spawn(serving.into_future())))
 }
 
 fn digest(token: &str) -> [u8; 32] {

@@ -46,12 +46,16 @@ async fn run(config: HasherConfig) -> anyhow::Result<()> {
         tracing::info!(%addr, "metrics at /metrics");
     }
     let threads = Threads::new()?;
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
-    tracing::info!(addr = %config.listen_addr, "locker-hasher started");
-    let router = locker_hasher::router(threads, &config.token);
-    locker_hasher::serve(listener, router, shutdown::signal()).await?;
+    let (addr, serving) = locker_hasher::start(
+        config.listen_addr,
+        threads,
+        &config.token,
+        shutdown::signal(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+    tracing::info!(%addr, "locker-hasher started");
+    serving.await??;
     tracing::info!("locker-hasher stopped");
     Ok(())
 }

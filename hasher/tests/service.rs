@@ -9,14 +9,12 @@ use serde_json::{Value, json};
 const TOKEN: &str = "hasher-token-for-tests-0123456789abcdef";
 
 async fn start() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = locker_hasher::router(Threads::new().unwrap(), &TOKEN.to_owned().into());
-    tokio::spawn(locker_hasher::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    let threads = Threads::new().unwrap();
+    let token = TOKEN.to_owned().into();
+    let (addr, _) = locker_hasher::start(any_port, threads, &token, std::future::pending())
+        .await
+        .unwrap();
     format!("http://{addr}")
 }
 

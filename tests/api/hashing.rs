@@ -20,14 +20,16 @@ const LATER: &str = "later@example.com";
 
 /// A hashing service on a port of its own, reached through a proxy.
 async fn hasher_behind_proxy() -> TcpProxy {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = locker_hasher::router(Threads::new().unwrap(), &TOKEN.to_owned().into());
-    tokio::spawn(locker_hasher::serve(
-        listener,
-        router,
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    let token = TOKEN.to_owned().into();
+    let (addr, _) = locker_hasher::start(
+        any_port,
+        Threads::new().unwrap(),
+        &token,
         std::future::pending(),
-    ));
+    )
+    .await
+    .unwrap();
     TcpProxy::start(addr).await
 }
 
