@@ -85,13 +85,12 @@ impl Exchange {
             agent_id,
         } = attempt;
         let matches = match self.hasher.verify(code.into(), Some(hash.clone())).await {
-            Ok(matches) => matches,
             // Nothing was checked: the try does not count against the code.
             Err(error) if crate::hashing::is_unavailable(&error) => {
                 codes::give_back_attempt(pool, item_id, &hash).await?;
                 return Err(error.into());
             }
-            Err(error) => return Err(error.into()),
+            verified => verified?,
         };
         if !matches {
             let until = now + rules.otp_cooldown.as_millis() as Millis;
