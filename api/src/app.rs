@@ -87,7 +87,6 @@ impl Application {
                     self.state.sessions.follower(),
                     self.state.places.follower(),
                     changes.follower(),
-                    self.state.relay.follower(),
                 ],
             )),
             None => {

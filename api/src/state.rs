@@ -3,7 +3,7 @@ use std::sync::Arc;
 use locker_core::config::ApiConfig;
 use locker_core::exchange::Exchange;
 use locker_core::hashing::Hasher;
-use locker_core::relay::RelayWaker;
+use locker_core::relay::Outgoing;
 use locker_core::{Clock, Db};
 
 use crate::auth::{SessionCache, TokenKeys};
@@ -30,8 +30,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Every transition of items and lockers.
     pub exchange: Exchange,
-    /// Nudges the outbox relay after a commit that wrote jobs.
-    pub relay: RelayWaker,
+    /// Takes the jobs of each commit to this process's outbox relay.
+    pub relay: Outgoing,
     /// Sessions found live, while every change to them is heard.
     pub sessions: SessionCache,
     /// By-place answers, while every change to lockers is heard.
@@ -48,7 +48,7 @@ impl AppState {
         let _ = locker_core::domain::Phone::parse("+14155552671", None);
         let db = Db::connect_serving_reads(&config.database).await?;
         let hasher = Hasher::from_config(&config.hashing)?;
-        let relay = RelayWaker::default();
+        let relay = Outgoing::default();
         let exchange = Exchange::new(
             db.clone(),
             clock.clone(),

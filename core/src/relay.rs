@@ -1,49 +1,74 @@
-//! The outbox relay: publishes jobs written by the api to the queue and
-//! stamps them published. While the queue is unreachable jobs wait in the
-//! outbox; the api keeps accepting work.
+//! The outbox relay: publishes jobs to the queue and stamps them published.
+//! A process hands the relay the jobs it has just committed
+//! ([`Outgoing`]), which go out at once, without a look in the database; a
+//! sweep publishes those no process handed over (it stopped first), once
+//! they are older than a grace period. While the queue is unreachable jobs
+//! wait, in memory and in the outbox; the api keeps accepting work.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Outage, Reconnect};
-use crate::db::notices::{Follower, Heard};
+use crate::clock::Millis;
 use crate::jobs::{Envelope, JobKind};
 use crate::queue::JobQueue;
 use crate::store::outbox::{self, Pending};
 use crate::{Clock, Db};
 
-const BATCH: i64 = 100;
-/// Passes publishing at once where the database locks rows.
-const PASSES: usize = 2;
-/// Jobs written by other processes wake the relay through PostgreSQL's
-/// `NOTIFY` on this channel (a trigger on the outbox raises it on commit);
-/// the process hears it with its other channels ([`RelayWaker::follower`]).
-const CHANNEL: &str = "outbox";
-/// Should a notice be missed (the listening connection lost), jobs are still
-/// found by polling at this pace.
+const BATCH: usize = 100;
+/// Publishers taking handed-over jobs side by side: a job committed while
+/// one waits for its confirms goes out with the other.
+const PUBLISHERS: usize = 2;
+/// Jobs held in memory for publishing at most; past it, jobs are left to
+/// the sweep (the queue is away, or no relay runs in this process).
+const HELD_AT_MOST: usize = 10_000;
+/// How often published jobs are stamped, all in one statement: the stamp
+/// only keeps the sweep off them, so it can wait.
+const STAMP_EVERY: Duration = Duration::from_millis(200);
+/// How often the sweep looks for jobs no relay was handed (default).
 const POLL: Duration = Duration::from_secs(1);
+/// How long a job may wait for the relay it was handed to before a sweep
+/// publishes it (default): its process may be publishing it still. Should
+/// both publish it, the job's handler does its work once.
+const GRACE: Duration = Duration::from_secs(5);
 
-/// Wakes the relay right after a transaction that wrote jobs commits.
+/// Where a process hands over the jobs of each commit, for its relay to
+/// publish. Cheap to clone; without a relay running, jobs are left to the
+/// sweep of another process.
 #[derive(Clone, Default)]
-pub struct RelayWaker(Arc<Notify>);
+pub struct Outgoing(Arc<Handed>);
 
-impl RelayWaker {
-    pub fn wake(&self) {
-        self.0.notify_one();
+#[derive(Default)]
+struct Handed {
+    jobs: Mutex<Vec<Pending>>,
+    ready: Notify,
+}
+
+impl Outgoing {
+    /// Hands over jobs whose transaction has committed.
+    pub fn committed(&self, jobs: Vec<Pending>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let mut held = self.0.jobs.lock().expect("outgoing jobs");
+        if held.len() + jobs.len() > HELD_AT_MOST {
+            // In the outbox still: a sweep publishes them.
+            return;
+        }
+        held.extend(jobs);
+        drop(held);
+        self.0.ready.notify_one();
     }
 
-    /// Wakes the relay on every notice of jobs written, and on (re)starting
-    /// to listen, to catch up with what was written meanwhile.
-    pub fn follower(&self) -> Follower {
-        let waker = self.clone();
-        Follower::new(CHANNEL, move |heard| {
-            if heard != Heard::Lost {
-                waker.wake();
-            }
-        })
+    fn take(&self, room: usize) -> Vec<Pending> {
+        let mut held = self.0.jobs.lock().expect("outgoing jobs");
+        let n = held.len().min(room);
+        held.drain(..n).collect()
     }
 }
 
@@ -51,24 +76,36 @@ pub struct Relay {
     db: Db,
     queue: JobQueue,
     clock: Arc<dyn Clock>,
-    waker: RelayWaker,
+    outgoing: Outgoing,
     poll: Duration,
+    grace: Duration,
+    /// Jobs published and not yet stamped, with when.
+    published: Mutex<Vec<(i64, Millis)>>,
 }
 
 impl Relay {
-    pub fn new(db: Db, queue: JobQueue, clock: Arc<dyn Clock>, waker: RelayWaker) -> Self {
+    pub fn new(db: Db, queue: JobQueue, clock: Arc<dyn Clock>, outgoing: Outgoing) -> Self {
         Self {
             db,
             queue,
             clock,
-            waker,
+            outgoing,
             poll: POLL,
+            grace: GRACE,
+            published: Mutex::default(),
         }
     }
 
-    /// Polls the outbox this often in case a notice is missed (default 1 s).
+    /// Sweeps the outbox this often (default 1 s).
     pub fn poll_every(mut self, poll: Duration) -> Self {
         self.poll = poll;
+        self
+    }
+
+    /// Sweeps up jobs no relay published this long after they were written
+    /// (default 5 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
         self
     }
 
@@ -80,74 +117,164 @@ impl Relay {
                 Err(error) => tracing::warn!(%error, "cannot re-queue unfinished jobs"),
             }
         }
-        // Where rows can be locked, passes run side by side, each on rows
-        // the others do not hold: a job written while one pass waits for
-        // its confirms goes out with the next, not after it.
-        let passes = if self.db.backend().locks_rows() {
-            PASSES
-        } else {
-            1
+        // Every loop meets the same outage: said once.
+        let outage = Outage::new("job queue (outbox relay)");
+        let publishing = (0..PUBLISHERS).map(|_| self.publish_handed(outage.clone(), &shutdown));
+        // Stamps go on until the last publish has ended.
+        let stamped = CancellationToken::new();
+        let relaying = async {
+            tokio::join!(
+                futures::future::join_all(publishing),
+                self.sweep(outage.clone(), &shutdown)
+            );
+            stamped.cancel();
         };
-        let relaying = (0..passes).map(|pass| self.relay(pass == 0, &shutdown));
-        futures::future::join_all(relaying).await;
+        tokio::join!(relaying, self.stamp(&stamped));
     }
 
-    /// Publishes what is waiting each time it is woken (or polls). The
-    /// `first` pass also reports the backlog.
-    async fn relay(&self, first: bool, shutdown: &CancellationToken) {
-        // Jobs wait in the outbox while the queue is away.
-        let mut link = Reconnect::new(Outage::new("job queue (outbox relay)"));
-        // The backlog gauge is read at most once a poll, not once a wake.
-        let now = tokio::time::Instant::now();
-        let mut counted = now.checked_sub(self.poll).unwrap_or(now);
+    /// Publishes the jobs handed over as they come; those it cannot are
+    /// tried again, after a growing wait.
+    async fn publish_handed(&self, outage: Outage, shutdown: &CancellationToken) {
+        let mut link = Reconnect::new(outage);
+        let mut failed: Vec<Pending> = Vec::new();
         loop {
-            let (wait, failing) = match self.publish_pending().await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {
-                    link.recovered();
-                    (self.poll, false)
-                }
-                Err(error) => (link.failed(&format!("{error:#}")), true),
-            };
-            // Also while publishing fails: the backlog is what shows it.
-            if first && counted.elapsed() >= self.poll.min(POLL) {
-                counted = tokio::time::Instant::now();
-                if let Ok(waiting) = outbox::backlog(self.db.pool()).await {
-                    crate::metrics::outbox_backlog(waiting);
+            if failed.is_empty() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = self.outgoing.0.ready.notified() => {}
                 }
             }
+            let room = BATCH.saturating_sub(failed.len());
+            let mut jobs = std::mem::take(&mut failed);
+            jobs.extend(self.outgoing.take(room));
+            if jobs.is_empty() {
+                continue;
+            }
+            // Stamped with when they were taken, as the sweep stamps its own.
+            let taken = self.clock.now_millis();
+            match self.publish(&jobs).await {
+                Ok(()) => {
+                    link.recovered();
+                    let mut published = self.published.lock().expect("published jobs");
+                    published.extend(jobs.iter().map(|job| (job.id, taken)));
+                    drop(published);
+                    // More may have come while these were confirmed.
+                    self.outgoing.0.ready.notify_one();
+                }
+                Err(error) => {
+                    let wait = link.failed(&format!("{error:#}"));
+                    failed = jobs;
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stamps published jobs, a batch at a time, until `stop` and once more.
+    async fn stamp(&self, stop: &CancellationToken) {
+        loop {
+            let last = tokio::select! {
+                () = stop.cancelled() => true,
+                () = tokio::time::sleep(STAMP_EVERY) => false,
+            };
+            let jobs = std::mem::take(&mut *self.published.lock().expect("published jobs"));
+            if let Err(error) = outbox::mark_published(self.db.pool(), &jobs).await {
+                tracing::warn!(%error, jobs = jobs.len(), "cannot stamp jobs published; will try again");
+                let mut published = self.published.lock().expect("published jobs");
+                if published.len() < HELD_AT_MOST {
+                    published.extend(jobs);
+                }
+            }
+            if last {
+                return;
+            }
+        }
+    }
+
+    /// Publishes, each poll, the jobs written more than the grace period
+    /// ago and never published. How old a job is, is told by its id: the
+    /// sweep takes jobs up to the newest id it saw a grace period ago, by
+    /// this process's monotonic clock, so no two hosts' clocks need agree.
+    async fn sweep(&self, outage: Outage, shutdown: &CancellationToken) {
+        let mut link = Reconnect::new(outage);
+        let mut seen: VecDeque<(Instant, i64)> = VecDeque::new();
+        if self.queue.is_in_process()
+            && let Ok((newest, _)) = outbox::survey(self.db.pool()).await
+            && let Some(long_ago) = Instant::now().checked_sub(self.grace)
+        {
+            // The database serves this process alone: what it holds was
+            // left by the last run, and no one else publishes it.
+            seen.push_back((long_ago, newest));
+        }
+        loop {
+            let wait = match self.sweep_once(&mut seen).await {
+                Ok(()) => {
+                    link.recovered();
+                    self.poll
+                }
+                Err(error) => link.failed(&format!("{error:#}")),
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = self.waker.0.notified(), if !failing => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    /// Publishes one batch of waiting jobs; returns how many.
-    pub async fn publish_pending(&self) -> anyhow::Result<usize> {
+    async fn sweep_once(&self, seen: &mut VecDeque<(Instant, i64)>) -> anyhow::Result<()> {
+        let (newest, waiting) = outbox::survey(self.db.pool()).await?;
+        crate::metrics::outbox_backlog(waiting);
+        let now = Instant::now();
+        seen.push_back((now, newest));
+        // The newest id seen at least a grace period ago; kept for the
+        // passes to come.
+        let mut through = None;
+        while let Some(&(at, _)) = seen.front() {
+            if now.duration_since(at) < self.grace {
+                break;
+            }
+            through = seen.pop_front();
+        }
+        if let Some((at, id)) = through {
+            seen.push_front((at, id));
+            if waiting > 0 {
+                while self.publish_pending(id).await? == BATCH {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes one batch of jobs up to id `through` that no relay has
+    /// published; returns how many.
+    pub async fn publish_pending(&self, through: i64) -> anyhow::Result<usize> {
         let backend = self.db.backend();
+        let limit = BATCH as i64;
         if backend.locks_rows() {
             // Rows are taken (marked published) and stay locked while they
-            // are published, so several api instances relay side by side
-            // without sending a job twice; a failed publish rolls back.
+            // are published, so several relays sweep side by side without
+            // sending a job twice; a failed publish rolls back.
             let mut tx = self.db.pool().begin().await?;
-            let rows =
-                outbox::take_pending(&mut *tx, BATCH, self.clock.now_millis(), backend).await?;
+            let now = self.clock.now_millis();
+            let rows = outbox::take_pending(&mut *tx, through, limit, now, backend).await?;
             self.publish(&rows).await?;
             tx.commit().await?;
             Ok(rows.len())
         } else {
             // The database serves this process alone: no lock is held while
             // publishing.
-            let rows = outbox::pending(self.db.pool(), BATCH, backend).await?;
-            let ids = self.publish(&rows).await?;
-            outbox::mark_published(self.db.pool(), &ids, self.clock.now_millis()).await?;
+            let now = self.clock.now_millis();
+            let rows = outbox::pending(self.db.pool(), through, limit, backend).await?;
+            self.publish(&rows).await?;
+            let stamps: Vec<_> = rows.iter().map(|row| (row.id, now)).collect();
+            outbox::mark_published(self.db.pool(), &stamps).await?;
             Ok(rows.len())
         }
     }
 
-    async fn publish(&self, rows: &[Pending]) -> anyhow::Result<Vec<i64>> {
+    async fn publish(&self, rows: &[Pending]) -> anyhow::Result<()> {
         let mut envelopes = Vec::with_capacity(rows.len());
         for row in rows {
             let kind = JobKind::parse(&row.kind);
@@ -167,7 +294,7 @@ impl Relay {
             }
         }
         if envelopes.is_empty() {
-            return Ok(rows.iter().map(|r| r.id).collect());
+            return Ok(());
         }
         match &self.queue {
             JobQueue::Amqp(q) => q.publish_batch(&envelopes).await?,
@@ -177,6 +304,6 @@ impl Relay {
                 }
             }
         }
-        Ok(rows.iter().map(|r| r.id).collect())
+        Ok(())
     }
 }

@@ -483,11 +483,11 @@ async fn with_rabbitmq_out_of_reach_drops_are_accepted_and_delivered_later() {
             .wait_for(&format!("late{i}@example.com"), 1, Duration::from_secs(40))
             .await;
     }
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-            .await,
-        0
-    );
+    // Every job is stamped published, and none went out twice.
+    app.drain().await;
+    for i in 0..5 {
+        assert_eq!(app.smtp.mails_to(&format!("late{i}@example.com")).len(), 1);
+    }
 }
 
 /// A code job whose effect went out but whose completion was never recorded
@@ -535,70 +535,108 @@ async fn a_code_job_run_again_sends_the_same_code() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// A job written by another process (a worker's door-closed notice, the
-/// sweeper) is published as soon as it commits: PostgreSQL's `NOTIFY` wakes
-/// the relay, which here polls only once an hour.
+/// The RabbitMQ URL a relay test publishes to.
+fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test")
+}
+
+fn otp_job(n: i64) -> locker_core::jobs::Job {
+    locker_core::jobs::Job::Otp(locker_core::jobs::OtpJob {
+        item_id: n,
+        contact: format!("r{n}@example.com"),
+    })
+}
+
+/// A job handed to the relay of the process that committed it goes out at
+/// once, without waiting for a sweep. A job whose process stopped between
+/// its commit and its publishing (written here straight to the outbox,
+/// handed to no relay) waits for the grace period, then another process's
+/// sweep publishes it; the job handed over is not published again.
 #[tokio::test]
-#[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
-async fn jobs_written_by_another_process_wake_the_relay() {
-    use locker_core::config::DatabaseConfig;
-    use locker_core::jobs::{Job, OtpJob};
-    use locker_core::queue::{JobQueue, MemoryQueue};
-    use locker_core::relay::{Relay, RelayWaker};
+#[ignore = "needs PostgreSQL and RabbitMQ: run with TEST_DATABASE_URL and TEST_AMQP_URL set and --include-ignored"]
+async fn the_sweep_publishes_what_no_relay_was_handed_and_nothing_else() {
+    use locker_core::config::{DatabaseConfig, QueueType};
+    use locker_core::queue::{AmqpQueue, JobQueue};
+    use locker_core::relay::{Outgoing, Relay};
     use locker_core::store::outbox;
     use locker_core::{Clock, Db, SystemClock};
 
+    let url = amqp_url();
     let database = crate::helpers::TestDb::postgres_required().await;
     let config = DatabaseConfig::parse(&database.url).unwrap();
-    let (relaying, writing) = (
-        Db::connect(&config).await.unwrap(),
-        Db::connect(&config).await.unwrap(),
-    );
-    let memory = MemoryQueue::new();
-    let queue = JobQueue::Memory(memory.clone());
-    let mut consumer = memory.consume(JobKind::Otp);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let waker = RelayWaker::default();
-    // The relay's process hears the outbox's notices, as an api does.
-    let listening = tokio::spawn(locker_core::db::notices::follow(
-        relaying.notices_url().unwrap().to_owned(),
-        "database notices",
-        stop.clone(),
-        vec![waker.follower()],
-    ));
-    let relay = Relay::new(
-        relaying,
-        queue.clone(),
-        std::sync::Arc::new(SystemClock),
-        waker,
-    )
-    .poll_every(Duration::from_secs(3600));
-    let relay = tokio::spawn(relay.run(stop.clone()));
+    let writing = Db::connect(&config).await.unwrap();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let delays = [Duration::from_millis(100)];
+    let queue = || JobQueue::Amqp(AmqpQueue::new(&url, &prefix, &delays, QueueType::Classic));
+    let mut consumer = queue().consume(JobKind::Otp, 10).await.unwrap();
+    let relay = |db: Db, outgoing: Outgoing, grace: Duration| {
+        Relay::new(db, queue(), std::sync::Arc::new(SystemClock), outgoing)
+            .poll_every(Duration::from_millis(50))
+            .grace(grace)
+    };
 
-    for n in 1..=3 {
-        // Written through a pool of its own, as another process would.
-        let job = Job::Otp(OtpJob {
-            item_id: n,
-            contact: format!("r{n}@example.com"),
-        });
-        let id = outbox::enqueue(writing.pool(), &job, "trace", SystemClock.now_millis())
-            .await
-            .unwrap();
-        let delivery = tokio::time::timeout(WAIT, consumer.next())
-            .await
-            .expect("the job published without waiting for a poll")
-            .expect("a delivery");
-        assert_eq!(delivery.envelope.id, id);
-        delivery.ack().await.unwrap();
-    }
+    // The first process sweeps only what is an hour old.
+    let outgoing = Outgoing::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let db = Db::connect(&config).await.unwrap();
+    let first = relay(db, outgoing.clone(), Duration::from_secs(3600));
+    let first = tokio::spawn(first.run(stop.clone()));
+    let now = SystemClock.now_millis();
+    let handed = outbox::enqueue(writing.pool(), &otp_job(1), "trace", now)
+        .await
+        .unwrap();
+    let left = outbox::enqueue(writing.pool(), &otp_job(2), "trace", now)
+        .await
+        .unwrap();
+    let handed_id = handed.id;
+    outgoing.committed(vec![handed]);
+    let delivery = tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("the job handed over published at once")
+        .expect("a delivery");
+    assert_eq!(delivery.envelope.id, handed_id);
+    delivery.ack().await.unwrap();
+    let early = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
+    assert!(
+        early.is_err(),
+        "a job no relay was handed is published before its grace period"
+    );
+    // Its process stops (stamping what it published); another sweeps.
     stop.cancel();
-    relay.await.unwrap();
-    listening.await.unwrap();
+    first.await.unwrap();
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let db = Db::connect(&config).await.unwrap();
+    let second = relay(db, Outgoing::default(), Duration::from_millis(300));
+    let second = tokio::spawn(second.run(stop.clone()));
+    let delivery = tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("the sweep published the job left behind")
+        .expect("a delivery");
+    assert_eq!(delivery.envelope.id, left.id);
+    delivery.ack().await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
+    assert!(
+        again.is_err(),
+        "a job published twice: {:?}",
+        again.map(|d| d.map(|d| d.envelope.id))
+    );
+    assert_eq!(outbox::backlog(writing.pool()).await.unwrap(), 0);
+    stop.cancel();
+    second.await.unwrap();
+    drop(consumer);
+    AmqpQueue::delete_queues(&url, &prefix, &[100])
+        .await
+        .unwrap();
 }
 
-/// Two api processes' relays, each publishing in passes side by side, over
-/// one outbox and one RabbitMQ, while jobs are written all at once: every job
-/// reaches the queue, and none twice.
+/// Two api processes' relays over one outbox and one RabbitMQ, while jobs
+/// are written all at once: most handed to one relay or the other as their
+/// transactions commit, some left behind by a process that stopped. Every
+/// job reaches the queue, and none twice; every one is stamped published.
 #[tokio::test]
 #[ignore = "needs PostgreSQL and RabbitMQ: run with TEST_DATABASE_URL and TEST_AMQP_URL set and --include-ignored"]
 async fn relays_side_by_side_publish_every_job_once() {
@@ -606,17 +644,13 @@ async fn relays_side_by_side_publish_every_job_once() {
 
     use futures::future::join_all;
     use locker_core::config::{DatabaseConfig, QueueType};
-    use locker_core::jobs::{Job, OtpJob};
     use locker_core::queue::{AmqpQueue, JobQueue};
-    use locker_core::relay::{Relay, RelayWaker};
-    use locker_core::store::outbox;
+    use locker_core::relay::{Outgoing, Relay};
+    use locker_core::store::outbox::{self, OutboxTx};
     use locker_core::{Clock, Db, SystemClock};
 
     const JOBS: i64 = 400;
-    let url = std::env::var("TEST_AMQP_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test");
+    let url = amqp_url();
     let database = crate::helpers::TestDb::postgres_required().await;
     let config = DatabaseConfig::parse(&database.url).unwrap();
     let writing = Db::connect(&config).await.unwrap();
@@ -629,33 +663,40 @@ async fn relays_side_by_side_publish_every_job_once() {
         .unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let mut relays = Vec::new();
-    let mut wakers = Vec::new();
+    let mut handed_to = Vec::new();
     for _ in 0..2 {
-        let waker = RelayWaker::default();
+        let outgoing = Outgoing::default();
         let relay = Relay::new(
             Db::connect(&config).await.unwrap(),
             // Each process publishes on a connection of its own.
             JobQueue::Amqp(AmqpQueue::new(&url, &prefix, &delays, QueueType::Classic)),
             std::sync::Arc::new(SystemClock),
-            waker.clone(),
-        );
+            outgoing.clone(),
+        )
+        .poll_every(Duration::from_millis(100))
+        .grace(Duration::from_secs(2));
         relays.push(tokio::spawn(relay.run(stop.clone())));
-        wakers.push(waker);
+        handed_to.push(outgoing);
     }
 
-    // Eight writers at once, each waking both relays after every job.
+    // Eight writers at once, a transaction a job: writers 0-2 hand theirs
+    // to the first relay, 3-5 to the second, 6 and 7 to none.
     let writers = (0..8).map(|writer| {
-        let (db, wakers) = (writing.clone(), wakers.clone());
+        let (db, outgoing) = (writing.clone(), handed_to.get(writer as usize / 3).cloned());
         async move {
             for n in 0..JOBS / 8 {
-                let job = Job::Otp(OtpJob {
-                    item_id: writer * 1_000 + n,
-                    contact: format!("r{writer}-{n}@example.com"),
-                });
-                outbox::enqueue(db.pool(), &job, "trace", SystemClock.now_millis())
-                    .await
-                    .unwrap();
-                wakers.iter().for_each(RelayWaker::wake);
+                let mut tx = OutboxTx::new(db.begin().await.unwrap());
+                tx.enqueue(
+                    &otp_job(writer * 1_000 + n),
+                    "trace",
+                    SystemClock.now_millis(),
+                )
+                .await
+                .unwrap();
+                match &outgoing {
+                    Some(relay) => tx.commit(relay).await.unwrap(),
+                    None => tx.commit(&Outgoing::default()).await.unwrap(),
+                }
             }
         }
     });
@@ -675,7 +716,7 @@ async fn relays_side_by_side_publish_every_job_once() {
         delivery.ack().await.unwrap();
     }
     // Nothing more comes: no job went out twice.
-    let more = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await;
+    let more = tokio::time::timeout(Duration::from_secs(3), consumer.next()).await;
     assert!(
         more.is_err(),
         "a job published twice: {:?}",

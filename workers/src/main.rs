@@ -18,7 +18,7 @@ use locker_core::exchange::Exchange;
 use locker_core::hashing::Hasher;
 use locker_core::jobs::JobKind;
 use locker_core::queue::JobQueue;
-use locker_core::relay::RelayWaker;
+use locker_core::relay::{Outgoing, Relay};
 use locker_core::store::job_runs::Claims;
 use locker_core::{Db, SystemClock, shutdown, telemetry};
 use locker_workers::channels::Notifier;
@@ -112,13 +112,15 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         .collect();
     let events = cli.queues.contains(&Role::Events);
     let hasher = Hasher::from_config(&config.hashing)?;
-    // Jobs written here wait for an api instance's relay to publish them.
+    // Jobs written here (a door closed on an item, a deadline passed) are
+    // published by this process's own relay.
+    let outgoing = Outgoing::default();
     let exchange = Exchange::new(
         db.clone(),
         clock.clone(),
         config.exchange.clone(),
         hasher.clone(),
-        RelayWaker::default(),
+        outgoing.clone(),
     );
     let applier = events.then(|| Applier {
         exchange: exchange.clone(),
@@ -149,14 +151,21 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
             .transpose()?,
         code_secret: config.notify.as_ref().map(|n| n.code_secret.clone()),
         public_url: config.notify.as_ref().and_then(|n| n.public_url.clone()),
-        clock,
+        clock: clock.clone(),
         exchange,
         retry_delays: config.queue.retry_delays.clone(),
         in_hand: Default::default(),
         doors,
     });
     let queue = JobQueue::from_config(&config.queue);
-    let mut workers = spawn(ctx.clone(), queue, &kinds, cli.concurrency, stop.clone());
+    let mut workers = spawn(
+        ctx.clone(),
+        queue.clone(),
+        &kinds,
+        cli.concurrency,
+        stop.clone(),
+    );
+    workers.spawn(Relay::new(db.clone(), queue, clock, outgoing).run(stop.clone()));
     if kinds.contains(&JobKind::Unlock) {
         workers.spawn(tracker::run(ctx.clone(), stop.clone()));
     }

@@ -123,7 +123,7 @@ impl Exchange {
 
     async fn try_force_clear(&self, by: Actor<'_>, locker_id: i64, trace_id: &str) -> Result<Item> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(statement!(
             "UPDATE items SET status = {}, cleared_at = $2, updated_at = $2, \
                otp_hash = NULL, otp_expires_at = NULL \
@@ -152,8 +152,7 @@ impl Exchange {
         )
         .await?;
         notices::regrant(&mut tx, &item, trace_id, now).await?;
-        tx.commit().await.map_err(Error::Commit)?;
-        self.relay.wake();
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(item)
     }
 
@@ -164,7 +163,7 @@ impl Exchange {
 
     async fn try_remote_unlock(&self, by: Actor<'_>, locker_id: i64, trace_id: &str) -> Result<()> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         match doors::agent_of(&mut *tx, locker_id).await? {
             None => return Err(Error::LockerNotFound),
             Some(None) => return Err(Error::NoDoor),
@@ -188,8 +187,7 @@ impl Exchange {
             reason: by.reason.map(str::to_owned),
         };
         audit::record(&mut *tx, entry).await?;
-        tx.commit().await.map_err(Error::Commit)?;
-        self.relay.wake();
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(())
     }
 }

@@ -60,8 +60,8 @@ impl Exchange {
             item_id,
             contact: contact.as_str().to_owned(),
         });
-        outbox::enqueue(pool, &job, trace_id, now).await?;
-        self.relay.wake();
+        let written = outbox::enqueue(pool, &job, trace_id, now).await?;
+        self.relay.committed(vec![written]);
         Ok(())
     }
 
@@ -127,7 +127,7 @@ impl Exchange {
         trace_id: &str,
     ) -> Result<Collected> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         // Conditional on the code just checked (or on the item still being
         // stored): of two collects, one wins.
         let item = match spent {
@@ -160,8 +160,7 @@ impl Exchange {
         // After the unlock: the relay publishes in order, and the person at
         // the door waits on the unlock, not on the grant's revocation.
         notices::regrant(&mut tx, &item, trace_id, now).await?;
-        tx.commit().await.map_err(Error::Commit)?;
-        self.relay.wake();
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(Collected { item, door_opening })
     }
 }

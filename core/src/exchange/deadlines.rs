@@ -22,7 +22,7 @@ impl Exchange {
     /// Drops whose door never opened before `drop_deadline`: `CANCELLED`.
     pub async fn cancel_unopened_drops(&self) -> Result<Vec<Item>> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let cancelled: Vec<Item> = sqlx::query(statement!(
             "UPDATE items SET status = {}, updated_at = $1 \
              WHERE {} AND drop_deadline < $1 AND door_opened_at IS NULL RETURNING {ITEM_COLUMNS}",
@@ -45,17 +45,14 @@ impl Exchange {
             )
             .await?;
         }
-        tx.commit().await.map_err(Error::Commit)?;
-        if !cancelled.is_empty() {
-            self.relay.wake();
-        }
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(cancelled)
     }
 
     /// Items not collected before `collect_by`: `EXPIRED`, their code void.
     pub async fn expire_uncollected(&self) -> Result<Vec<Item>> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let expired: Vec<Item> = sqlx::query(statement!(
             "UPDATE items SET status = {}, updated_at = $1, otp_hash = NULL, otp_expires_at = NULL \
              WHERE {} AND collect_by < $1 RETURNING {ITEM_COLUMNS}",
@@ -78,10 +75,7 @@ impl Exchange {
             audit::record(&mut *tx, item_entry(now, None, "item.expired", item)).await?;
             notices::regrant(&mut tx, item, TRACE, now).await?;
         }
-        tx.commit().await.map_err(Error::Commit)?;
-        if !expired.is_empty() {
-            self.relay.wake();
-        }
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(expired)
     }
 
@@ -91,7 +85,7 @@ impl Exchange {
     pub async fn remind_receivers(&self) -> Result<Vec<Item>> {
         let now = self.now();
         let before = self.rules.reminder_before.as_millis() as Millis;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let rows = sqlx::query(statement!(
             "UPDATE items SET reminded_at = $1 \
              WHERE status = '{}' AND reminded_at IS NULL AND collect_by > $1 \
@@ -118,10 +112,7 @@ impl Exchange {
             .await?;
             audit::record(&mut *tx, item_entry(now, None, "item.reminded", item)).await?;
         }
-        tx.commit().await.map_err(Error::Commit)?;
-        if !due.is_empty() {
-            self.relay.wake();
-        }
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(due)
     }
 
@@ -145,7 +136,7 @@ impl Exchange {
     ) -> Result<Item> {
         let now = self.now();
         let rules = &self.rules;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(statement!(
             "UPDATE items SET collect_by = collect_by + $3, extensions = extensions + 1, \
                reminded_at = NULL, updated_at = $4 \
@@ -190,8 +181,7 @@ impl Exchange {
         )
         .await?;
         notices::regrant(&mut tx, &item, trace_id, now).await?;
-        tx.commit().await.map_err(Error::Commit)?;
-        self.relay.wake();
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(item)
     }
 }

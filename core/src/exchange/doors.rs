@@ -13,6 +13,7 @@ use crate::clock::Millis;
 use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
 use crate::store::doors::{AnswerStored, AnswerTo};
 use crate::store::items::{ITEM_COLUMNS, from_row};
+use crate::store::outbox::OutboxTx;
 use crate::store::{audit, doors, lockers};
 
 /// What a door event did.
@@ -41,7 +42,7 @@ impl Exchange {
             );
         }
         let collect_by = self.collect_by(now);
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         // Where writes chain, a closing's record, door and item take one
         // round trip; its notices follow.
         let head = if event.kind == DoorEventKind::DoorClosed && chains {
@@ -52,7 +53,7 @@ impl Exchange {
         let closed = match head {
             Head::Applied { closed } => closed,
             Head::Skipped(outcome) => {
-                tx.commit().await.map_err(Error::Commit)?;
+                tx.commit(&self.relay).await.map_err(Error::Commit)?;
                 return Ok(outcome);
             }
         };
@@ -60,10 +61,7 @@ impl Exchange {
             Some(row) => Some(self.item_closed_in(&mut tx, &row, collect_by, now).await?),
             None => None,
         };
-        tx.commit().await.map_err(Error::Commit)?;
-        if item.is_some() {
-            self.relay.wake();
-        }
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(DoorOutcome::Applied(item.map(Box::new)))
     }
 
@@ -72,7 +70,7 @@ impl Exchange {
     /// collected one leaves the locker.
     async fn item_closed_in(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut OutboxTx,
         row: &AnyRow,
         collect_by: Millis,
         now: Millis,
@@ -84,7 +82,7 @@ impl Exchange {
             .unwrap_or_default();
         if item.status == ItemStatus::Stored {
             notices::tell_receiver_stored(tx, &item, Some(collect_by), true, &trace, now).await?;
-            audit::record(&mut *tx, item_entry(now, None, "item.stored", &item)).await?;
+            audit::record(&mut **tx, item_entry(now, None, "item.stored", &item)).await?;
         } else {
             notices::leave(tx, &item, &trace, now).await?;
         }

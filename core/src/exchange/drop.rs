@@ -41,7 +41,7 @@ impl Exchange {
 
     async fn try_drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let (locker_id, agent) = match &parcel.to {
             Destination::Locker(id) => {
                 // The conditional move is the reservation: of racing senders one wins.
@@ -100,8 +100,7 @@ impl Exchange {
             item_entry(now, Some(sender_id), "item.dropped", &item),
         )
         .await?;
-        tx.commit().await.map_err(Error::Commit)?;
-        self.relay.wake();
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(item)
     }
 

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use crate::clock::Millis;
 use crate::config::ExchangeConfig;
 use crate::hashing::Hasher;
-use crate::relay::RelayWaker;
+use crate::relay::Outgoing;
+use crate::store::outbox::OutboxTx;
 use crate::{Clock, Db};
 
 pub use admin::LockerEdit;
@@ -121,9 +122,9 @@ pub struct Exchange {
     clock: Arc<dyn Clock>,
     rules: Arc<ExchangeConfig>,
     hasher: Hasher,
-    /// Nudged after a commit that wrote jobs, so a relay in this process
+    /// Handed the jobs of each commit, so the relay of this process
     /// publishes them at once.
-    relay: RelayWaker,
+    relay: Outgoing,
 }
 
 impl Exchange {
@@ -132,7 +133,7 @@ impl Exchange {
         clock: Arc<dyn Clock>,
         rules: ExchangeConfig,
         hasher: Hasher,
-        relay: RelayWaker,
+        relay: Outgoing,
     ) -> Self {
         Self {
             db,
@@ -149,6 +150,16 @@ impl Exchange {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Where jobs committed outside the exchange's own transitions go.
+    pub fn relay(&self) -> &Outgoing {
+        &self.relay
+    }
+
+    /// A write transaction whose jobs go to the relay once it commits.
+    async fn begin(&self) -> std::result::Result<OutboxTx, sqlx::Error> {
+        Ok(OutboxTx::new(self.db.begin().await?))
     }
 
     pub fn now(&self) -> Millis {

@@ -2,17 +2,16 @@
 //! an item leaves, and their audit rows. Each is called inside the
 //! transition's own transaction.
 
-use sqlx::AnyConnection;
-
 use crate::clock::{Millis, human};
 use crate::domain::{Item, ItemStatus, LockerMove};
 use crate::jobs::{GrantJob, Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
-use crate::store::{audit, items, lockers, outbox, pickups};
+use crate::store::outbox::OutboxTx;
+use crate::store::{audit, items, lockers, pickups};
 
 /// Queues the receiver's "waiting for you" message, to each of their
 /// contacts; behind a door an agent drives, with a pickup PIN and link.
 pub(super) async fn tell_receiver_stored(
-    conn: &mut AnyConnection,
+    tx: &mut OutboxTx,
     item: &Item,
     collect_by: Option<Millis>,
     at_door: bool,
@@ -20,7 +19,7 @@ pub(super) async fn tell_receiver_stored(
     now: Millis,
 ) -> Result<(), sqlx::Error> {
     let pickup = at_door.then_some(item.id);
-    tell_receiver(conn, item, trace_id, now, |item, location, locker| {
+    tell_receiver(tx, item, trace_id, now, |item, location, locker| {
         Message::ItemStored {
             item,
             location,
@@ -35,18 +34,18 @@ pub(super) async fn tell_receiver_stored(
 /// Queues a fresh offline grant for the item's locker when the item has a
 /// pickup pass: called when it leaves `STORED` or its deadline moves.
 pub(super) async fn regrant(
-    conn: &mut AnyConnection,
+    tx: &mut OutboxTx,
     item: &Item,
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
     if let Some(locker_id) = item.locker_id
-        && pickups::has_pass(&mut *conn, item.id).await?
+        && pickups::has_pass(tx, item.id).await?
     {
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,
         });
-        outbox::enqueue(conn, &job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now).await?;
     }
     Ok(())
 }
@@ -54,13 +53,13 @@ pub(super) async fn regrant(
 /// Queues a message to each of the receiver's contacts; `message` gets the
 /// item's name, place and locker.
 pub(super) async fn tell_receiver(
-    conn: &mut AnyConnection,
+    tx: &mut OutboxTx,
     item: &Item,
     trace_id: &str,
     now: Millis,
     message: impl Fn(String, String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
-    let Some(place) = items::whereabouts(&mut *conn, item.id).await? else {
+    let Some(place) = items::whereabouts(&mut **tx, item.id).await? else {
         return Ok(());
     };
     for to in [&item.receiver_phone, &item.receiver_email]
@@ -75,7 +74,7 @@ pub(super) async fn tell_receiver(
                 place.locker.clone(),
             ),
         });
-        outbox::enqueue(&mut *conn, &job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now).await?;
     }
     Ok(())
 }
@@ -83,13 +82,13 @@ pub(super) async fn tell_receiver(
 /// Queues an email to the item's sender; `message` gets the item's name and
 /// place.
 pub(super) async fn tell_sender(
-    conn: &mut AnyConnection,
+    tx: &mut OutboxTx,
     item: &Item,
     trace_id: &str,
     now: Millis,
     message: impl FnOnce(String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
-    let place = items::whereabouts(&mut *conn, item.id).await?;
+    let place = items::whereabouts(&mut **tx, item.id).await?;
     if let Some(items::Whereabouts {
         item: name,
         location,
@@ -101,7 +100,7 @@ pub(super) async fn tell_sender(
             to,
             message: message(name, location),
         });
-        outbox::enqueue(&mut *conn, &job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now).await?;
     }
     Ok(())
 }
@@ -109,7 +108,7 @@ pub(super) async fn tell_sender(
 /// An item leaves its locker for good (collected, cleared, cancelled): the
 /// locker is free again, the sender is told, the transition audited.
 pub(super) async fn vacate(
-    conn: &mut AnyConnection,
+    tx: &mut OutboxTx,
     item: &Item,
     action: &str,
     actor: Actor<'_>,
@@ -118,12 +117,12 @@ pub(super) async fn vacate(
     message: impl FnOnce(String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
     if let Some(locker_id) = item.locker_id {
-        lockers::apply(&mut *conn, locker_id, LockerMove::Vacate, now).await?;
+        lockers::apply(&mut **tx, locker_id, LockerMove::Vacate, now).await?;
     }
-    tell_sender(conn, item, trace_id, now, message).await?;
+    tell_sender(tx, item, trace_id, now, message).await?;
     let mut entry = item_entry(now, actor.id, action, item);
     entry.reason = actor.reason.map(str::to_owned);
-    audit::record(conn, entry).await
+    audit::record(&mut **tx, entry).await
 }
 
 /// Who moved an item: a user (and an admin's reason), or the system.
@@ -145,7 +144,7 @@ impl Actor<'_> {
 /// An item taken out with a code (`COLLECTED` by its receiver, `RETURNED`
 /// to its sender) leaves its locker; the sender is told which.
 pub(super) async fn leave(
-    conn: &mut AnyConnection,
+    tx: &mut OutboxTx,
     item: &Item,
     trace_id: &str,
     now: Millis,
@@ -162,12 +161,12 @@ pub(super) async fn leave(
                 location,
             })
         };
-    vacate(conn, item, action, Actor::default(), trace_id, now, message).await
+    vacate(tx, item, action, Actor::default(), trace_id, now, message).await
 }
 
 /// Queues the unlock of a locker's door.
 pub(super) async fn unlock(
-    conn: &mut AnyConnection,
+    tx: &mut OutboxTx,
     locker_id: i64,
     item_id: Option<i64>,
     purpose: UnlockPurpose,
@@ -179,7 +178,7 @@ pub(super) async fn unlock(
         item_id,
         purpose,
     });
-    outbox::enqueue(conn, &job, trace_id, now).await?;
+    tx.enqueue(&job, trace_id, now).await?;
     Ok(())
 }
 

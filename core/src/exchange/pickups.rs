@@ -106,7 +106,7 @@ impl Exchange {
     ) -> Result<OfflineOutcome> {
         let now = self.now();
         let at = report.at.min(now);
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let kind = RequestKind::Collection;
         if !pickups::record(
             &mut *tx,
@@ -176,8 +176,7 @@ impl Exchange {
                 OfflineOutcome::Refused
             }
         };
-        tx.commit().await.map_err(Error::Commit)?;
-        self.relay.wake();
+        tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(outcome)
     }
 }

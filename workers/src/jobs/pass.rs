@@ -6,7 +6,7 @@
 
 use hmac::{Hmac, Mac};
 use locker_core::jobs::{GrantJob, Job};
-use locker_core::store::outbox;
+use locker_core::store::outbox::OutboxTx;
 use locker_core::store::pickups::{self, NewPass, token_digest};
 use locker_protocol::pass_hash;
 use locker_protocol::signing::hex;
@@ -42,16 +42,16 @@ pub async fn issue(
         salt,
     };
     let now = ctx.clock.now_millis();
-    let mut tx = ctx.db.begin().await?;
+    let mut tx = OutboxTx::new(ctx.db.begin().await?);
     if let Some(locker_id) = pickups::issue(&mut *tx, &pass, now).await? {
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,
         });
-        outbox::enqueue(&mut *tx, &job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now).await?;
     } else if !pickups::has_pass(&mut tx, item_id).await? {
         return Ok(None);
     }
-    tx.commit().await?;
+    tx.commit(ctx.exchange.relay()).await?;
     let link = ctx
         .public_url
         .as_ref()
