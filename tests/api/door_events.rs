@@ -113,6 +113,43 @@ async fn racing_copies_of_a_door_event_apply_it_once() {
     );
 }
 
+/// An agent's report that the door opened tells the command ran, though
+/// its answer never came: the command is no longer tracked, so it is never
+/// sent again nor reported failed.
+#[tokio::test]
+async fn a_door_seen_opening_settles_its_command_without_an_answer() {
+    let s = site().await;
+    let locker = s.locker("quiet-agent").await;
+    let (_, command) = s.dropped_with_command(locker).await;
+    let tracked = "SELECT COUNT(*) FROM commands WHERE next_send_at IS NOT NULL";
+    assert_eq!(s.app.count(tracked).await, 1, "sent and not answered");
+    let event = DoorEvent {
+        id: "quiet-1".into(),
+        locker_id: locker,
+        kind: DoorEventKind::DoorOpened,
+        at: SystemClock.now_millis(),
+        command_id: Some(command),
+    };
+    let outcome = s.app.state.exchange.door_event("quiet-agent", &event).await;
+    assert!(
+        matches!(outcome, Ok(DoorOutcome::Applied(None))),
+        "{outcome:?}"
+    );
+    assert_eq!(s.app.count(tracked).await, 0, "settled by the opening");
+    let opened = "SELECT COUNT(*) FROM items WHERE door_opened_at IS NOT NULL";
+    assert_eq!(s.app.count(opened).await, 1);
+    // Long past its answer's time and its life, nothing more happens.
+    s.app.advance(std::time::Duration::from_secs(120));
+    s.app.drain().await;
+    assert_eq!(s.app.count("SELECT sends FROM commands").await, 1);
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'unlock.failed'")
+            .await,
+        0
+    );
+}
+
 #[tokio::test]
 async fn an_agent_cut_off_mid_exchange_reports_its_door_when_back() {
     let s = site().await;

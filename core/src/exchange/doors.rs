@@ -313,21 +313,21 @@ async fn door_closed_at_once(
     })
 }
 
-/// An opening where writes chain: its command settled (as [`door_opened`]
-/// does), then its writes as [`door_steps`] makes them, in one statement
-/// (see [`door_closed_at_once`]). Neither needs a transaction around them:
-/// the settle comes first and is idempotent, so should the process stop
-/// between the two, the event's redelivery is applied whole.
+/// An opening where writes chain: its writes as [`door_steps`] makes them,
+/// and its command settled (as [`door_opened`] does), in one statement
+/// (see [`door_closed_at_once`]), so no transaction is needed around it.
 async fn door_opened_at_once(
     conn: &mut AnyConnection,
     agent_id: &str,
     event: &DoorEvent,
     now: Millis,
 ) -> Result<Head> {
-    let command = event.command_id.as_deref().unwrap_or_default();
-    doors::settle_command(&mut *conn, command, agent_id).await?;
+    // Usually the command's answer came first and settled it: then
+    // `settled` writes nothing.
     let query = sqlx::query(statement!(
-        "{head}, opened AS ({open}) \
+        "{head}, opened AS ({open}), \
+           settled AS (UPDATE commands SET next_send_at = NULL \
+             WHERE id = $6 AND agent_id = $2 AND next_send_at IS NOT NULL) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
            (SELECT COUNT(*) FROM driven) AS driven",
         head = record_and_drive(),
