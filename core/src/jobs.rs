@@ -96,6 +96,11 @@ pub struct UnlockJob {
     /// The item whose step waits on the door; none for maintenance.
     pub item_id: Option<i64>,
     pub purpose: UnlockPurpose,
+    /// Then send the locker's offline pickup grant, as a [`GrantJob`] for
+    /// the locker would (the unlock ends the item's pickup pass): one job
+    /// where two would go through the queue, the unlock first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub then_grant: bool,
 }
 
 /// Send a locker's agent its current offline pickup grant (or its

@@ -201,8 +201,9 @@ async fn an_exchange_goes_through_a_real_door() {
         .await;
     assert_eq!(traced, 2, "each door's notice carries its command's trace");
     // Every job the exchange queued is marked done, once it ran: the doors'
-    // too (two unlocks, the offline grant and its revocation), whose marks
-    // ride on their own writes where the database chains them.
+    // too (the drop's unlock, the offline grant, and the collect's unlock
+    // with the grant's revocation after it, in one job), whose marks ride
+    // on their own writes where the database chains them.
     s.app.drain().await;
     let jobs = s.app.count("SELECT COUNT(*) FROM outbox").await;
     let done = s
@@ -216,7 +217,7 @@ async fn an_exchange_goes_through_a_real_door() {
         .app
         .count("SELECT COUNT(*) FROM outbox WHERE kind = 'unlock'")
         .await;
-    assert_eq!((done, doors), (jobs, 4));
+    assert_eq!((done, doors), (jobs, 3));
 
     agent.stop().await;
     s.app.wait_agent_online("site-1", false).await;

@@ -174,6 +174,7 @@ impl Exchange {
             locker_id,
             None,
             UnlockPurpose::Maintenance,
+            false,
             trace_id,
             now,
         )

@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::domain::{Contact, Item, ItemMove, ItemStatus};
 use crate::jobs::{Job, OtpJob, UnlockPurpose};
 use crate::store::items::{self, ITEM_COLUMNS, from_row};
-use crate::store::{audit, codes, outbox, rate_limits};
+use crate::store::{audit, codes, outbox, pickups, rate_limits};
 
 /// A collect that worked.
 #[derive(Debug)]
@@ -139,11 +139,15 @@ impl Exchange {
             return Err(Error::InvalidCode);
         };
         if door_opening {
+            // The pass's revocation goes with the unlock, after it: the
+            // person at the door waits on the unlock, not on the grant.
+            let then_grant = pickups::has_pass(&mut tx, item.id).await?;
             notices::unlock(
                 &mut tx,
                 locker_id,
                 Some(item.id),
                 UnlockPurpose::Collect,
+                then_grant,
                 trace_id,
                 now,
             )
@@ -156,10 +160,8 @@ impl Exchange {
             audit::record(&mut *tx, item_entry(now, None, action, &item)).await?;
         } else {
             notices::leave(&mut tx, &item, trace_id, now).await?;
+            notices::regrant(&mut tx, &item, trace_id, now).await?;
         }
-        // After the unlock: the relay publishes in order, and the person at
-        // the door waits on the unlock, not on the grant's revocation.
-        notices::regrant(&mut tx, &item, trace_id, now).await?;
         tx.commit(&self.relay).await.map_err(Error::Commit)?;
         Ok(Collected { item, door_opening })
     }

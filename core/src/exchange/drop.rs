@@ -75,6 +75,7 @@ impl Exchange {
                 locker_id,
                 Some(item.id),
                 UnlockPurpose::Drop,
+                false,
                 trace_id,
                 now,
             )

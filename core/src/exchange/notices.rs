@@ -164,12 +164,14 @@ pub(super) async fn leave(
     vacate(tx, item, action, Actor::default(), trace_id, now, message).await
 }
 
-/// Queues the unlock of a locker's door.
+/// Queues the unlock of a locker's door; with `then_grant`, the locker's
+/// offline grant is sent after it (see [`regrant`]).
 pub(super) async fn unlock(
     tx: &mut OutboxTx,
     locker_id: i64,
     item_id: Option<i64>,
     purpose: UnlockPurpose,
+    then_grant: bool,
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
@@ -177,6 +179,7 @@ pub(super) async fn unlock(
         locker_id,
         item_id,
         purpose,
+        then_grant,
     });
     tx.enqueue(&job, trace_id, now).await?;
     Ok(())

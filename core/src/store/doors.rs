@@ -16,6 +16,9 @@ pub struct NewCommand<'a> {
     pub id: &'a str,
     /// The unlock job it is issued by.
     pub job_id: i64,
+    /// Whether recording it ends the job (where writes chain, the job is
+    /// marked done with it): not when the job has more to do after.
+    pub ends_job: bool,
     pub locker_id: i64,
     pub item_id: Option<i64>,
     pub purpose: UnlockPurpose,
@@ -67,7 +70,7 @@ pub async fn issue_command(
 ) -> Result<Option<Issued>, sqlx::Error> {
     // The first time (nearly always): one statement, the agent read with it;
     // where writes chain, the item is named its unlock command in it too,
-    // and the job marked done.
+    // and the job marked done if this ends it.
     let sql = if backend.chains_writes() {
         concat!(
             "WITH issued AS (",
@@ -76,7 +79,7 @@ pub async fn issue_command(
             name_command!("$1"),
             " WHERE id = $3 AND EXISTS (SELECT 1 FROM issued)), done AS (",
             mark_done!("$9", "$10", "$5"),
-            " FROM issued",
+            " FROM issued WHERE $11 = 1",
             on_done_again!(),
             ") SELECT agent_id FROM issued"
         )
@@ -94,6 +97,7 @@ pub async fn issue_command(
         .bind(resend_at)
         .bind(command.job_id)
         .bind(JobKind::Unlock.as_str())
+        .bind(i64::from(command.ends_job))
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(agent_id) = agent_id {
@@ -103,7 +107,7 @@ pub async fn issue_command(
             expires_at: command.expires_at,
             outstanding: true,
             item_named: backend.chains_writes(),
-            job_done: backend.chains_writes(),
+            job_done: backend.chains_writes() && command.ends_job,
         }));
     }
     let row = sqlx::query(

@@ -8,7 +8,7 @@ mod unlock;
 
 pub use pass::Pass;
 
-use locker_core::jobs::{DoorJob, Envelope, JobKind};
+use locker_core::jobs::{DoorJob, Envelope, GrantJob, JobKind};
 use locker_core::store::job_runs::{self, Claim};
 
 use crate::context::WorkerContext;
@@ -72,10 +72,18 @@ async fn claimed(
 /// agent runs once; a grant publishes the state read when it runs). So none
 /// holds a transaction open while it runs, nor asks first whether a delivery
 /// already ran it: it is marked done with its work's last write where that
-/// can carry the mark, else after (for the in-process queue's restart).
+/// can carry the mark, else after (for the in-process queue's restart). An
+/// unlock followed by a grant is marked done by the grant, the last.
 async fn door_job(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobError> {
     let job = envelope.decode().map_err(undecodable)?;
     let marked = match job {
+        DoorJob::Unlock(job) if job.then_grant => {
+            let grant = GrantJob {
+                grant_locker_id: job.locker_id,
+            };
+            unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?;
+            grant::run(ctx, envelope.id, grant).await?
+        }
         DoorJob::Unlock(job) => unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?,
         DoorJob::Grant(job) => grant::run(ctx, envelope.id, job).await?,
     };

@@ -44,21 +44,23 @@ pub async fn run(
     };
 
     let now = ctx.clock.now_millis();
-    if codes::issuer(pool, job.item_id).await? != Some(job_id) {
-        let new = NewCode {
-            item_id: job.item_id,
-            contact: &job.contact,
-            hash: &hash,
-            expires_at: now + ctx.exchange.rules().otp_expiry.as_millis() as i64,
-            job_id,
-        };
-        if !codes::store(pool, new, now).await? {
-            tracing::info!(
-                item_id = job.item_id,
-                "item no longer waiting, or a newer code exists; none issued"
-            );
-            return Ok(());
-        }
+    let new = NewCode {
+        item_id: job.item_id,
+        contact: &job.contact,
+        hash: &hash,
+        expires_at: now + ctx.exchange.rules().otp_expiry.as_millis() as i64,
+        job_id,
+    };
+    // Not stored when an earlier try of this job stored it: then the same
+    // code is sent again, its lifetime and tries as they were.
+    if !codes::store(pool, new, now).await?
+        && codes::issuer(pool, job.item_id).await? != Some(job_id)
+    {
+        tracing::info!(
+            item_id = job.item_id,
+            "item no longer waiting, or a newer code exists; none issued"
+        );
+        return Ok(());
     }
     let minutes = ctx.exchange.rules().otp_expiry.as_secs().div_ceil(60);
     let text = messages::code(&code, &place.location, &place.locker, minutes);

@@ -38,6 +38,8 @@ pub async fn run(
     let record = NewCommand {
         id: &command_id,
         job_id,
+        // A grant to send after: the job ends with it.
+        ends_job: !job.then_grant,
         locker_id: job.locker_id,
         item_id: job.item_id,
         purpose: job.purpose,
