@@ -137,5 +137,6 @@ impl Stack {
     pub async fn shutdown(mut self) {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
+        self.state.db.close().await;
     }
 }

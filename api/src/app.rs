@@ -70,6 +70,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// The database stays open for what runs beside the server (the relay's
+    /// last stamps, workers in the same process): its owner closes it.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -104,7 +106,6 @@ impl Application {
         housekeeping.abort();
         stop_following.cancel();
         let _ = following.await;
-        self.state.db.close().await;
         Ok(())
     }
 }

@@ -112,6 +112,7 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     let served = app.run_until(shutdown::signal()).await;
     stop.cancel();
     let _ = relay.await;
+    state.db.close().await;
     served
 }
 
