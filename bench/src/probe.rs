@@ -339,7 +339,7 @@ pub struct DoorHop {
 
 /// The four stages of every unlock issued between `since` and `until` (ms
 /// since the epoch): the job written (in the transaction that asked for
-/// it) until a relay pass takes it for the queue; taken until a worker
+/// it) until a relay takes it for the queue; taken until a worker
 /// records its command; recorded until the agent says the door opened;
 /// opened until the agent's answer is recorded.
 pub fn door_path(database_url: &str, since: i64, until: i64) -> anyhow::Result<Vec<DoorHop>> {
