@@ -162,7 +162,10 @@ async fn an_exchange_goes_through_a_real_door() {
     agent.doors.close(locker);
     s.wait_status(&item, "STORED").await;
     let told = s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
-    assert!(told[0].body().contains(" until "), "{}", told[0].data);
+    // Where to go, as the closing read it.
+    let name = item["name"].as_str().unwrap();
+    let waiting = format!("\"{name}\" is waiting for you in locker D1 at Mall Entrance until ");
+    assert!(told[0].body().contains(&waiting), "{}", told[0].data);
 
     s.app.request_otp(&json!(locker), RECEIVER).await;
     let code = s.app.email_code(RECEIVER, 1).await;
@@ -183,7 +186,9 @@ async fn an_exchange_goes_through_a_real_door() {
         (view["status"].as_str(), view["door"].as_str()),
         (Some("AVAILABLE"), Some("closed"))
     );
-    s.app.smtp.wait_for("sender@example.com", 1, WAIT).await;
+    let told = s.app.smtp.wait_for("sender@example.com", 1, WAIT).await;
+    let collected = format!("\"{name}\" was collected from the locker at Mall Entrance.");
+    assert!(told[0].body().contains(&collected), "{}", told[0].data);
     let acked = s
         .app
         .count("SELECT COUNT(*) FROM commands WHERE ok = 1")

@@ -159,7 +159,7 @@ impl Exchange {
             };
             audit::record(&mut *tx, item_entry(now, None, action, &item)).await?;
         } else {
-            notices::leave(&mut tx, &item, trace_id, now).await?;
+            notices::leave(&mut tx, &item, None, trace_id, now).await?;
             notices::regrant(&mut tx, &item, trace_id, now).await?;
         }
         tx.commit(&self.relay).await.map_err(Error::Commit)?;

@@ -12,7 +12,9 @@ use super::{Error, Exchange, Result, statement};
 use crate::clock::Millis;
 use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
 use crate::store::doors::{AnswerStored, AnswerTo};
-use crate::store::items::{ITEM_COLUMNS, from_row};
+use crate::store::items::{
+    ITEM_COLUMNS, WHEREABOUTS_COLUMNS, from_row, whereabouts_in, whereabouts_joins,
+};
 use crate::store::outbox::OutboxTx;
 use crate::store::{audit, doors, lockers};
 
@@ -80,11 +82,18 @@ impl Exchange {
         let trace: String = row
             .try_get::<Option<String>, _>("command_trace")?
             .unwrap_or_default();
+        // Read with the closing where writes chain; else looked up.
+        let place = if self.db.backend().chains_writes() {
+            whereabouts_in(row)?
+        } else {
+            None
+        };
         if item.status == ItemStatus::Stored {
-            notices::tell_receiver_stored(tx, &item, Some(collect_by), true, &trace, now).await?;
+            let until = Some(collect_by);
+            notices::tell_receiver_stored(tx, &item, place, until, true, &trace, now).await?;
             audit::record(&mut **tx, item_entry(now, None, "item.stored", &item)).await?;
         } else {
-            notices::leave(tx, &item, &trace, now).await?;
+            notices::leave(tx, &item, place, &trace, now).await?;
         }
         Ok(item)
     }
@@ -271,7 +280,7 @@ fn close_item(locker: &str, command: &str, collect_by: &str, now: &str) -> Strin
              THEN {now} ELSE collected_at END, \
            door_opened_at = NULL, unlock_failed_at = NULL, updated_at = {now} \
          WHERE locker_id = {locker} AND unlock_command_id = {command} AND {leaves} \
-         RETURNING {ITEM_COLUMNS}, \
+         RETURNING {ITEM_COLUMNS}, sender_id, \
            (SELECT trace_id FROM commands WHERE id = {command}) AS command_trace",
         leaves = ItemMove::DoorClosed.sql_leaves(),
     )
@@ -291,13 +300,15 @@ async fn door_closed_at_once(
     collect_by: Millis,
     now: Millis,
 ) -> Result<Head> {
+    // Where the item is, for its notices, read with it.
     let query = sqlx::query(statement!(
         "{head}, closed AS ({close}) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
-           (SELECT COUNT(*) FROM driven) AS driven, closed.* \
-         FROM (SELECT 1) AS one LEFT JOIN closed ON TRUE",
+           (SELECT COUNT(*) FROM driven) AS driven, closed.*, {WHEREABOUTS_COLUMNS} \
+         FROM (SELECT 1) AS one LEFT JOIN closed ON TRUE {joins}",
         head = record_and_drive(),
         close = close_item("(SELECT id FROM driven)", "$6", "$9", "$7"),
+        joins = whereabouts_joins("closed"),
     ));
     let row = doors::bind_event(query, agent_id, event, now)
         .bind(DoorState::Closed.as_str())

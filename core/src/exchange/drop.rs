@@ -92,8 +92,16 @@ impl Exchange {
                 now,
             )
             .await?;
-            notices::tell_receiver_stored(&mut tx, &item, Some(collect_by), false, trace_id, now)
-                .await?;
+            notices::tell_receiver_stored(
+                &mut tx,
+                &item,
+                None,
+                Some(collect_by),
+                false,
+                trace_id,
+                now,
+            )
+            .await?;
             item
         };
         audit::record(

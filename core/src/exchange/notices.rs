@@ -5,21 +5,25 @@
 use crate::clock::{Millis, human};
 use crate::domain::{Item, ItemStatus, LockerMove};
 use crate::jobs::{GrantJob, Job, Message, NotifyJob, UnlockJob, UnlockPurpose};
+use crate::store::items::Whereabouts;
 use crate::store::outbox::OutboxTx;
 use crate::store::{audit, items, lockers, pickups};
 
 /// Queues the receiver's "waiting for you" message, to each of their
 /// contacts; behind a door an agent drives, with a pickup PIN and link.
+/// `place` is where the item is, when the transition read it already.
 pub(super) async fn tell_receiver_stored(
     tx: &mut OutboxTx,
     item: &Item,
+    place: Option<Whereabouts>,
     collect_by: Option<Millis>,
     at_door: bool,
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
     let pickup = at_door.then_some(item.id);
-    tell_receiver(tx, item, trace_id, now, |item, location, locker| {
+    let place = known_or_read(tx, item, place).await?;
+    tell_receiver_at(tx, item, place, trace_id, now, |item, location, locker| {
         Message::ItemStored {
             item,
             location,
@@ -59,7 +63,31 @@ pub(super) async fn tell_receiver(
     now: Millis,
     message: impl Fn(String, String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
-    let Some(place) = items::whereabouts(&mut **tx, item.id).await? else {
+    let place = items::whereabouts(&mut **tx, item.id).await?;
+    tell_receiver_at(tx, item, place, trace_id, now, message).await
+}
+
+/// Where the item is: `known`, else read.
+async fn known_or_read(
+    tx: &mut OutboxTx,
+    item: &Item,
+    known: Option<Whereabouts>,
+) -> Result<Option<Whereabouts>, sqlx::Error> {
+    match known {
+        Some(place) => Ok(Some(place)),
+        None => items::whereabouts(&mut **tx, item.id).await,
+    }
+}
+
+async fn tell_receiver_at(
+    tx: &mut OutboxTx,
+    item: &Item,
+    place: Option<Whereabouts>,
+    trace_id: &str,
+    now: Millis,
+    message: impl Fn(String, String, String) -> Message,
+) -> Result<(), sqlx::Error> {
+    let Some(place) = place else {
         return Ok(());
     };
     for to in [&item.receiver_phone, &item.receiver_email]
@@ -89,7 +117,17 @@ pub(super) async fn tell_sender(
     message: impl FnOnce(String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
     let place = items::whereabouts(&mut **tx, item.id).await?;
-    if let Some(items::Whereabouts {
+    tell_sender_at(tx, place, trace_id, now, message).await
+}
+
+async fn tell_sender_at(
+    tx: &mut OutboxTx,
+    place: Option<Whereabouts>,
+    trace_id: &str,
+    now: Millis,
+    message: impl FnOnce(String, String) -> Message,
+) -> Result<(), sqlx::Error> {
+    if let Some(Whereabouts {
         item: name,
         location,
         sender_email: Some(to),
@@ -116,10 +154,26 @@ pub(super) async fn vacate(
     now: Millis,
     message: impl FnOnce(String, String) -> Message,
 ) -> Result<(), sqlx::Error> {
+    vacate_at(tx, item, None, action, actor, trace_id, now, message).await
+}
+
+/// [`vacate`], where the item is `place` when the transition read it.
+#[allow(clippy::too_many_arguments)]
+async fn vacate_at(
+    tx: &mut OutboxTx,
+    item: &Item,
+    place: Option<Whereabouts>,
+    action: &str,
+    actor: Actor<'_>,
+    trace_id: &str,
+    now: Millis,
+    message: impl FnOnce(String, String) -> Message,
+) -> Result<(), sqlx::Error> {
     if let Some(locker_id) = item.locker_id {
         lockers::apply(&mut **tx, locker_id, LockerMove::Vacate, now).await?;
     }
-    tell_sender(tx, item, trace_id, now, message).await?;
+    let place = known_or_read(tx, item, place).await?;
+    tell_sender_at(tx, place, trace_id, now, message).await?;
     let mut entry = item_entry(now, actor.id, action, item);
     entry.reason = actor.reason.map(str::to_owned);
     audit::record(&mut **tx, entry).await
@@ -142,10 +196,12 @@ impl Actor<'_> {
 }
 
 /// An item taken out with a code (`COLLECTED` by its receiver, `RETURNED`
-/// to its sender) leaves its locker; the sender is told which.
+/// to its sender) leaves its locker; the sender is told which. `place` is
+/// where the item is, when the transition read it already.
 pub(super) async fn leave(
     tx: &mut OutboxTx,
     item: &Item,
+    place: Option<Whereabouts>,
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
@@ -161,7 +217,8 @@ pub(super) async fn leave(
                 location,
             })
         };
-    vacate(tx, item, action, Actor::default(), trace_id, now, message).await
+    let by = Actor::default();
+    vacate_at(tx, item, place, action, by, trace_id, now, message).await
 }
 
 /// Queues the unlock of a locker's door; with `then_grant`, the locker's

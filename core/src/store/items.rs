@@ -125,6 +125,35 @@ pub struct Whereabouts {
     pub sender_email: Option<String>,
 }
 
+/// The columns that tell where an item is, beside the item's own `name`:
+/// selected over [`whereabouts_joins`], read back by [`whereabouts_in`].
+pub(crate) const WHEREABOUTS_COLUMNS: &str = "place_locker.location AS place_location, \
+     COALESCE(place_locker.name, '#' || CAST(place_locker.id AS TEXT)) AS place_locker_name, \
+     place_sender.email AS place_sender_email";
+
+/// The joins [`WHEREABOUTS_COLUMNS`] reads, for the item whose `locker_id`
+/// and `sender_id` the relation `item` has.
+pub(crate) fn whereabouts_joins(item: &str) -> String {
+    format!(
+        "LEFT JOIN lockers AS place_locker ON place_locker.id = {item}.locker_id \
+         LEFT JOIN users AS place_sender ON place_sender.id = {item}.sender_id"
+    )
+}
+
+/// Where the item of a row with [`WHEREABOUTS_COLUMNS`] is; `None` for an
+/// item in no locker.
+pub fn whereabouts_in(row: &AnyRow) -> Result<Option<Whereabouts>, sqlx::Error> {
+    let Some(location) = row.try_get::<Option<String>, _>("place_location")? else {
+        return Ok(None);
+    };
+    Ok(Some(Whereabouts {
+        item: row.try_get("name")?,
+        location,
+        locker: row.try_get("place_locker_name")?,
+        sender_email: row.try_get("place_sender_email")?,
+    }))
+}
+
 /// Where an item is, and its sender's email, in one statement; `None` for
 /// an item gone or in no locker.
 pub async fn whereabouts<'e>(
