@@ -30,6 +30,7 @@ const HELD_AT_MOST: usize = 10_000;
 /// How often published jobs are stamped, all in one statement: the stamp
 /// only keeps the sweep off them, so it can wait.
 const STAMP_EVERY: Duration = Duration::from_millis(200);
+const STAMPS_AT_ONCE: usize = 500;
 /// How often the sweep looks for jobs no relay was handed (default).
 const POLL: Duration = Duration::from_secs(1);
 /// How long a job may wait for the relay it was handed to before a sweep
@@ -181,11 +182,14 @@ impl Relay {
                 () = tokio::time::sleep(STAMP_EVERY) => false,
             };
             let jobs = std::mem::take(&mut *self.published.lock().expect("published jobs"));
-            if let Err(error) = outbox::mark_published(self.db.pool(), &jobs).await {
-                tracing::warn!(%error, jobs = jobs.len(), "cannot stamp jobs published; will try again");
-                let mut published = self.published.lock().expect("published jobs");
-                if published.len() < HELD_AT_MOST {
-                    published.extend(jobs);
+            // A statement's text grows with its jobs: a backlog goes in parts.
+            for part in jobs.chunks(STAMPS_AT_ONCE) {
+                if let Err(error) = outbox::mark_published(self.db.pool(), part).await {
+                    tracing::warn!(%error, jobs = part.len(), "cannot stamp jobs published; will try again");
+                    let mut published = self.published.lock().expect("published jobs");
+                    if published.len() < HELD_AT_MOST {
+                        published.extend_from_slice(part);
+                    }
                 }
             }
             if last {
