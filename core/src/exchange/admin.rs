@@ -144,6 +144,7 @@ impl Exchange {
         notices::vacate(
             &mut tx,
             &item,
+            None,
             "item.cleared",
             by,
             trace_id,

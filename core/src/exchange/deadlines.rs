@@ -37,6 +37,7 @@ impl Exchange {
             notices::vacate(
                 &mut tx,
                 item,
+                None,
                 "item.cancelled",
                 notices::Actor::default(),
                 TRACE,

@@ -145,21 +145,9 @@ async fn tell_sender_at(
 
 /// An item leaves its locker for good (collected, cleared, cancelled): the
 /// locker is free again, the sender is told, the transition audited.
-pub(super) async fn vacate(
-    tx: &mut OutboxTx,
-    item: &Item,
-    action: &str,
-    actor: Actor<'_>,
-    trace_id: &str,
-    now: Millis,
-    message: impl FnOnce(String, String) -> Message,
-) -> Result<(), sqlx::Error> {
-    vacate_at(tx, item, None, action, actor, trace_id, now, message).await
-}
-
-/// [`vacate`], where the item is `place` when the transition read it.
+/// `place` is where the item is, when the transition read it already.
 #[allow(clippy::too_many_arguments)]
-async fn vacate_at(
+pub(super) async fn vacate(
     tx: &mut OutboxTx,
     item: &Item,
     place: Option<Whereabouts>,
@@ -218,7 +206,7 @@ pub(super) async fn leave(
             })
         };
     let by = Actor::default();
-    vacate_at(tx, item, place, action, by, trace_id, now, message).await
+    vacate(tx, item, place, action, by, trace_id, now, message).await
 }
 
 /// Queues the unlock of a locker's door; with `then_grant`, the locker's

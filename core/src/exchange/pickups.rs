@@ -142,6 +142,7 @@ impl Exchange {
                 notices::vacate(
                     &mut tx,
                     &item,
+                    None,
                     "item.collected_offline",
                     Actor::default(),
                     trace_id,
