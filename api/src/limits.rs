@@ -63,15 +63,40 @@ impl Budget<'_> {
     }
 }
 
-/// Counts a hit on `key`; 429 once more than `limit` fall in the current
-/// requests' window.
-pub async fn check(state: &AppState, key: &str, limit: i64) -> Result<()> {
-    check_each(state, &[(key, limit)]).await
+/// [`Budget::spend`] on `spent` and [`Budget::ensure_left`] on `left` (keys
+/// different), counted in one round trip; 429 from the first that refuses.
+pub async fn spend_then_ensure(
+    state: &AppState,
+    spent: &Budget<'_>,
+    left: &Budget<'_>,
+) -> Result<()> {
+    let (spent_start, spent_left) = spent.window(state);
+    let (left_start, left_left) = left.window(state);
+    let counts = [
+        rate_limits::Count {
+            key: spent.key,
+            window_start: spent_start,
+            hits: 1,
+        },
+        rate_limits::Count {
+            key: left.key,
+            window_start: left_start,
+            hits: 0,
+        },
+    ];
+    let hits = rate_limits::count(state.db.pool(), &counts).await?;
+    if hits[0] > spent.limit {
+        return Err(spent.refusal(spent_left));
+    }
+    if hits[1] >= left.limit {
+        return Err(left.refusal(left_left));
+    }
+    Ok(())
 }
 
-/// As [`check`] for several budgets (`(key, limit)`, keys all different)
-/// in the requests' window, counted in one round trip: a hit on each,
-/// 429 when any is spent.
+/// Counts a hit on each of several budgets (`(key, limit)`, keys all
+/// different) in the requests' window, in one round trip; 429 once more
+/// than its limit fall on any.
 pub async fn check_each(state: &AppState, budgets: &[(&str, i64)]) -> Result<()> {
     let Some(&(first, limit)) = budgets.first() else {
         return Ok(());

@@ -223,10 +223,114 @@ async fn an_exchange_goes_through_a_real_door() {
         .count("SELECT COUNT(*) FROM outbox WHERE kind = 'unlock'")
         .await;
     assert_eq!((done, doors), (jobs, 3));
+    // Each step audited once, by whom, at which locker, newest first.
+    let (status, page) = s
+        .app
+        .get(
+            &format!("/Admin/audit?item_id={}", item["id"]),
+            Some(&s.admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let entries = page["entries"].as_array().unwrap();
+    let steps: Vec<_> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor_email"].as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("item.collected", None),
+            ("item.releasing", None),
+            ("item.stored", None),
+            ("item.dropped", Some("sender@example.com")),
+        ]
+    );
+    for entry in entries {
+        assert_eq!(entry["locker_id"], locker, "{entry}");
+        assert_eq!(entry["subject"], format!("item:{}", item["id"]));
+        assert_eq!(entry["detail"], format!("locker {locker}"));
+    }
 
     agent.stop().await;
     s.app.wait_agent_online("site-1", false).await;
     assert_eq!(s.locker_view(locker).await["agent_online"], false);
+}
+
+#[tokio::test]
+async fn racing_drops_at_a_door_reserve_it_once_and_unlock_it_once() {
+    let s = site().await;
+    let locker = s.locker("site-1").await;
+    let _agent = s.app.agent("site-1", &[locker], None).await;
+    let at = json!(locker);
+    let drops = (0..20).map(|_| {
+        s.app
+            .drop_item(&s.sender, &at, json!({"receiver_email": RECEIVER}))
+    });
+    let mut statuses: Vec<_> = join_all(drops).await.into_iter().map(|(s, _)| s).collect();
+    statuses.sort();
+    statuses.dedup_by(|a, b| a == b);
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
+    let made = |sql| s.app.count(sql);
+    assert_eq!(made("SELECT COUNT(*) FROM items").await, 1);
+    assert_eq!(
+        made("SELECT COUNT(*) FROM outbox WHERE kind = 'unlock'").await,
+        1
+    );
+    assert_eq!(
+        made("SELECT COUNT(*) FROM audit_log WHERE action = 'item.dropped'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn two_collects_at_a_door_with_the_right_code_open_it_once() {
+    let s = site().await;
+    let locker = s.locker("site-1").await;
+    let agent = s.app.agent("site-1", &[locker], None).await;
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+    let at = json!(locker);
+    let (a, b) = tokio::join!(s.app.collect(&at, &code), s.app.collect(&at, &code));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::FORBIDDEN]);
+    assert_eq!(s.item(&item).await["status"], "RELEASING");
+    // The drop's unlock and one collect's, which carries the pass's
+    // revocation (the door queue also holds the pass's grant).
+    let payloads: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE kind = 'unlock' ORDER BY id")
+            .fetch_all(s.app.state.db.pool())
+            .await
+            .unwrap();
+    let unlocks: Vec<Value> = payloads
+        .iter()
+        .map(|p| serde_json::from_str::<Value>(p).unwrap())
+        .filter(|job| job.get("purpose").is_some())
+        .collect();
+    assert_eq!(unlocks.len(), 2, "{payloads:?}");
+    let collect = &unlocks[1];
+    assert_eq!(
+        (
+            &collect["item_id"],
+            &collect["purpose"],
+            &collect["then_grant"]
+        ),
+        (&item["id"], &json!("collect"), &json!(true))
+    );
+    assert_eq!(
+        s.app
+            .count("SELECT COUNT(*) FROM audit_log WHERE action = 'item.releasing'")
+            .await,
+        1
+    );
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
 }
 
 /// The queue may hand an unlock job out again long after it ran (a lost

@@ -685,14 +685,12 @@ async fn relays_side_by_side_publish_every_job_once() {
         let (db, outgoing) = (writing.clone(), handed_to.get(writer as usize / 3).cloned());
         async move {
             for n in 0..JOBS / 8 {
-                let mut tx = OutboxTx::new(db.begin().await.unwrap());
+                let mut tx = OutboxTx::new(db.begin().await.unwrap(), db.backend());
                 tx.enqueue(
                     &otp_job(writer * 1_000 + n),
                     "trace",
                     SystemClock.now_millis(),
-                )
-                .await
-                .unwrap();
+                );
                 match &outgoing {
                     Some(relay) => tx.commit(relay).await.unwrap(),
                     None => tx.commit(&Outgoing::default()).await.unwrap(),

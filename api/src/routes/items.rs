@@ -445,12 +445,8 @@ async fn collect(
     ValidJson(body): ValidJson<CollectRequest>,
 ) -> Result<Json<Collected>> {
     let rules = state.exchange.rules();
-    limits::check(
-        &state,
-        &format!("collect:client:{}", client.ip()),
-        rules.limits.collects_per_client,
-    )
-    .await?;
+    let by_client = format!("collect:client:{}", client.ip());
+    let by_client = limits::Budget::requests(&state, &by_client, rules.limits.collects_per_client);
     // Wrong codes are counted per locker and client, whether or not the
     // locker holds a code: the same for a receiver as for a stranger.
     let wrong = format!("collect:wrong:{locker_id}:client:{}", client.ip());
@@ -460,7 +456,7 @@ async fn collect(
         window: rules.otp_cooldown,
         detail: "Too many wrong codes; request a new code later",
     };
-    wrong.ensure_left(&state).await?;
+    limits::spend_then_ensure(&state, &by_client, &wrong).await?;
     let collected = match state.exchange.collect(locker_id, body.otp, &trace_id).await {
         Err(exchange::Error::InvalidCode) => {
             wrong.spend(&state).await?;

@@ -153,7 +153,7 @@ impl Exchange {
         )
         .await?;
         notices::regrant(&mut tx, &item, trace_id, now).await?;
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.commit(&self.relay).await?;
         Ok(item)
     }
 
@@ -188,8 +188,8 @@ impl Exchange {
             detail: "maintenance".into(),
             reason: by.reason.map(str::to_owned),
         };
-        audit::record(&mut *tx, entry).await?;
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.audit(entry);
+        tx.commit(&self.relay).await?;
         Ok(())
     }
 }

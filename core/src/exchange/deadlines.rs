@@ -12,7 +12,6 @@ use super::{Error, Exchange, Result, once_more, statement};
 use crate::clock::{Millis, human};
 use crate::domain::{Item, ItemMove, ItemStatus};
 use crate::jobs::Message;
-use crate::store::audit;
 use crate::store::items::{self, ITEM_COLUMNS, from_row, from_rows};
 
 /// Jobs written by a sweep carry this as their trace id.
@@ -46,7 +45,7 @@ impl Exchange {
             )
             .await?;
         }
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.commit(&self.relay).await?;
         Ok(cancelled)
     }
 
@@ -73,10 +72,10 @@ impl Exchange {
                 Message::PickupMissed { item, location }
             })
             .await?;
-            audit::record(&mut *tx, item_entry(now, None, "item.expired", item)).await?;
+            tx.audit(item_entry(now, None, "item.expired", item));
             notices::regrant(&mut tx, item, TRACE, now).await?;
         }
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.commit(&self.relay).await?;
         Ok(expired)
     }
 
@@ -111,9 +110,9 @@ impl Exchange {
                 }
             })
             .await?;
-            audit::record(&mut *tx, item_entry(now, None, "item.reminded", item)).await?;
+            tx.audit(item_entry(now, None, "item.reminded", item));
         }
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.commit(&self.relay).await?;
         Ok(due)
     }
 
@@ -176,13 +175,9 @@ impl Exchange {
             }
         })
         .await?;
-        audit::record(
-            &mut *tx,
-            item_entry(now, Some(sender_id), "item.extended", &item),
-        )
-        .await?;
+        tx.audit(item_entry(now, Some(sender_id), "item.extended", &item));
         notices::regrant(&mut tx, &item, trace_id, now).await?;
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.commit(&self.relay).await?;
         Ok(item)
     }
 }

@@ -55,7 +55,7 @@ impl Exchange {
         let closed = match head {
             Head::Applied { closed } => closed,
             Head::Skipped(outcome) => {
-                tx.commit(&self.relay).await.map_err(Error::Commit)?;
+                tx.commit(&self.relay).await?;
                 return Ok(outcome);
             }
         };
@@ -63,7 +63,7 @@ impl Exchange {
             Some(row) => Some(self.item_closed_in(&mut tx, &row, collect_by, now).await?),
             None => None,
         };
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.commit(&self.relay).await?;
         Ok(DoorOutcome::Applied(item.map(Box::new)))
     }
 
@@ -91,7 +91,7 @@ impl Exchange {
         if item.status == ItemStatus::Stored {
             let until = Some(collect_by);
             notices::tell_receiver_stored(tx, &item, place, until, true, &trace, now).await?;
-            audit::record(&mut **tx, item_entry(now, None, "item.stored", &item)).await?;
+            tx.audit(item_entry(now, None, "item.stored", &item));
         } else {
             notices::leave(tx, &item, place, &trace, now).await?;
         }

@@ -2,15 +2,15 @@
 //! unlocked for the sender (`AWAITING_DROP`, stored once the door has opened
 //! and closed) or, at a locker without an agent, the item is stored at once.
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
-use super::notices::{self, item_entry};
+use super::notices::{self, item_detail, item_entry};
 use super::{Error, Exchange, Result, once_more, statement};
 use crate::clock::Millis;
-use crate::domain::{Item, ItemStatus, LockerSize, place_key};
-use crate::jobs::UnlockPurpose;
+use crate::domain::{Item, ItemStatus, LockerMove, LockerSize, place_key};
+use crate::jobs::{Job, UnlockJob, UnlockPurpose};
 use crate::store::items::{ITEM_COLUMNS, from_row};
-use crate::store::{audit, lockers};
+use crate::store::{lockers, outbox};
 
 /// What the sender leaves, where, for whom. Contacts are already normalised.
 #[derive(Clone)]
@@ -30,13 +30,96 @@ pub enum Destination {
     Place { location: String, size: LockerSize },
 }
 
+/// The audit action of a drop.
+const DROPPED: &str = "item.dropped";
+
 /// Racing drops pass over lockers another holds; a locker taken between the
 /// look and the reservation (SQLite never, PostgreSQL rarely) means looking again.
 const PICKS: usize = 3;
 
 impl Exchange {
     pub async fn drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
+        if let Destination::Locker(locker_id) = parcel.to
+            && self.db.backend().chains_writes()
+            && let Some(item) = self
+                .drop_at_once(sender_id, locker_id, &parcel, trace_id)
+                .await?
+        {
+            return Ok(item);
+        }
         once_more(|| self.try_drop_item(sender_id, parcel.clone(), trace_id)).await
+    }
+
+    /// A drop at a free locker whose door an agent drives, where writes
+    /// chain: the reservation, the item, the door's unlock and the audit
+    /// row in one statement, which commits on its own. `None` when the
+    /// locker is not free or has no agent: the transaction of
+    /// [`Exchange::try_drop_item`] then says why, or stores the item at once.
+    async fn drop_at_once(
+        &self,
+        sender_id: i64,
+        locker_id: i64,
+        parcel: &Parcel,
+        trace_id: &str,
+    ) -> Result<Option<Item>> {
+        let now = self.now();
+        let drop_deadline = now + self.rules.drop_window.as_millis() as Millis;
+        let unlock = Job::Unlock(UnlockJob {
+            locker_id,
+            item_id: Some(outbox::LEFT_TO_SQL),
+            purpose: UnlockPurpose::Drop,
+            then_grant: false,
+        });
+        let (before, after) = outbox::payload_around(&unlock);
+        let row = sqlx::query(statement!(
+            "WITH reserved AS (UPDATE lockers SET status = $11, updated_at = $8 \
+               WHERE id = $1 AND status = $10 AND agent_id IS NOT NULL RETURNING id), \
+             inserted AS (INSERT INTO items (locker_id, sender_id, name, description, \
+                 receiver_phone, receiver_email, status, created_at, updated_at, stored_at, \
+                 drop_deadline, collect_by) \
+               SELECT id, $2, $3, $4, $5, $6, $7, $8, $8, NULL, $9, NULL FROM reserved \
+               RETURNING {ITEM_COLUMNS}), \
+             queued AS (INSERT INTO outbox (kind, payload, trace_id, created_at) \
+               SELECT $12, $13 || CAST(id AS TEXT) || $14, $15, $8 FROM inserted \
+               RETURNING id, payload), \
+             audited AS (INSERT INTO audit_log \
+                 (at, actor_id, action, subject, detail, reason, locker_id, item_id) \
+               SELECT $8, $2, '{DROPPED}', 'item:' || CAST(id AS TEXT), $16, NULL, locker_id, id \
+               FROM inserted) \
+             SELECT inserted.*, queued.id AS job_id, queued.payload AS job_payload \
+             FROM inserted CROSS JOIN queued"
+        ))
+        .bind(locker_id)
+        .bind(sender_id)
+        .bind(parcel.name.clone())
+        .bind(parcel.description.clone())
+        .bind(parcel.receiver_phone.clone())
+        .bind(parcel.receiver_email.clone())
+        .bind(ItemStatus::AwaitingDrop.as_str())
+        .bind(now)
+        .bind(drop_deadline)
+        .bind(LockerMove::Reserve.from().as_str())
+        .bind(LockerMove::Reserve.to().as_str())
+        .bind(unlock.kind().as_str())
+        .bind(before)
+        .bind(after)
+        .bind(trace_id.to_owned())
+        .bind(item_detail(Some(locker_id)))
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(Error::unknown_if_lost)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let item = from_row(&row)?;
+        self.relay.committed(vec![outbox::Pending {
+            id: row.try_get("job_id")?,
+            kind: unlock.kind().as_str().to_owned(),
+            payload: row.try_get("job_payload")?,
+            trace_id: trace_id.to_owned(),
+            created_at: now,
+        }]);
+        Ok(Some(item))
     }
 
     async fn try_drop_item(&self, sender_id: i64, parcel: Parcel, trace_id: &str) -> Result<Item> {
@@ -104,12 +187,8 @@ impl Exchange {
             .await?;
             item
         };
-        audit::record(
-            &mut *tx,
-            item_entry(now, Some(sender_id), "item.dropped", &item),
-        )
-        .await?;
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.audit(item_entry(now, Some(sender_id), DROPPED, &item));
+        tx.commit(&self.relay).await?;
         Ok(item)
     }
 

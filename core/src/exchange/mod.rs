@@ -28,7 +28,7 @@ use crate::clock::Millis;
 use crate::config::ExchangeConfig;
 use crate::hashing::Hasher;
 use crate::relay::Outgoing;
-use crate::store::outbox::OutboxTx;
+use crate::store::outbox::{CommitError, OutboxTx};
 use crate::{Clock, Db};
 
 pub use admin::LockerEdit;
@@ -97,6 +97,29 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The error of a statement that commits on its own: when its
+    /// connection was lost, whether it was kept is unknown.
+    fn unknown_if_lost(error: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&error) {
+            Self::Commit(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+impl From<CommitError> for Error {
+    fn from(error: CommitError) -> Self {
+        match error {
+            // Nothing was kept: as any failed write, tried once more when
+            // the connection was lost.
+            CommitError::Write(error) => Self::Database(error),
+            CommitError::Commit(error) => Self::Commit(error),
+        }
+    }
+}
+
 /// Runs a transition, and once more when it failed only because its
 /// database connection was lost before it committed: nothing it did was
 /// kept, and its conditional statements make a second run safe. A failure
@@ -159,7 +182,7 @@ impl Exchange {
 
     /// A write transaction whose jobs go to the relay once it commits.
     async fn begin(&self) -> std::result::Result<OutboxTx, sqlx::Error> {
-        Ok(OutboxTx::new(self.db.begin().await?))
+        Ok(OutboxTx::new(self.db.begin().await?, self.db.backend()))
     }
 
     pub fn now(&self) -> Millis {

@@ -49,7 +49,7 @@ pub(super) async fn regrant(
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,
         });
-        tx.enqueue(&job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now);
     }
     Ok(())
 }
@@ -102,7 +102,7 @@ async fn tell_receiver_at(
                 place.locker.clone(),
             ),
         });
-        tx.enqueue(&job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now);
     }
     Ok(())
 }
@@ -138,7 +138,7 @@ async fn tell_sender_at(
             to,
             message: message(name, location),
         });
-        tx.enqueue(&job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now);
     }
     Ok(())
 }
@@ -164,7 +164,8 @@ pub(super) async fn vacate(
     tell_sender_at(tx, place, trace_id, now, message).await?;
     let mut entry = item_entry(now, actor.id, action, item);
     entry.reason = actor.reason.map(str::to_owned);
-    audit::record(&mut **tx, entry).await
+    tx.audit(entry);
+    Ok(())
 }
 
 /// Who moved an item: a user (and an admin's reason), or the system.
@@ -226,7 +227,7 @@ pub(super) async fn unlock(
         purpose,
         then_grant,
     });
-    tx.enqueue(&job, trace_id, now).await?;
+    tx.enqueue(&job, trace_id, now);
     Ok(())
 }
 
@@ -242,7 +243,12 @@ pub(super) fn item_entry<'a>(
         actor_id,
         action,
         subject: format!("item:{}", item.id),
-        detail: format!("locker {}", item.locker_id.unwrap_or_default()),
+        detail: item_detail(item.locker_id),
         reason: None,
     }
+}
+
+/// The detail of an item's audit row: its locker.
+pub(super) fn item_detail(locker_id: Option<i64>) -> String {
+    format!("locker {}", locker_id.unwrap_or_default())
 }

@@ -173,11 +173,11 @@ impl Exchange {
                     ),
                     reason: None,
                 };
-                audit::record(&mut *tx, entry).await?;
+                tx.audit(entry);
                 OfflineOutcome::Refused
             }
         };
-        tx.commit(&self.relay).await.map_err(Error::Commit)?;
+        tx.commit(&self.relay).await?;
         Ok(outcome)
     }
 }

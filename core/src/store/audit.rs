@@ -1,8 +1,10 @@
 //! The audit trail: who changed what, when, and why.
 
 use serde::Serialize;
+use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
 use utoipa::ToSchema;
 
 use crate::clock::{Millis, rfc3339};
@@ -24,29 +26,93 @@ pub async fn record<'e>(
     executor: impl Executor<'e, Database = Any>,
     entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
-    let id_after = |prefix: &str| {
-        entry
-            .subject
-            .strip_prefix(prefix)
-            .and_then(|id| id.parse::<i64>().ok())
-    };
-    let locker_id = id_after("locker:");
-    let item_id = id_after("item:");
-    sqlx::query(
+    record_all(executor, vec![entry.into()]).await
+}
+
+/// An entry held to be written later (with its transaction's commit).
+pub(crate) struct Held {
+    at: Millis,
+    actor_id: Option<i64>,
+    action: String,
+    subject: String,
+    detail: String,
+    reason: Option<String>,
+}
+
+impl From<Entry<'_>> for Held {
+    fn from(entry: Entry<'_>) -> Self {
+        Self {
+            at: entry.at,
+            actor_id: entry.actor_id,
+            action: entry.action.to_owned(),
+            subject: entry.subject,
+            detail: entry.detail,
+            reason: entry.reason,
+        }
+    }
+}
+
+/// Parameters a row takes in [`insert_sql`].
+const PARAMS: usize = 8;
+
+/// `INSERT INTO audit_log …` for `rows`, their parameters numbered from
+/// `$first` on, bound by [`bind_all`].
+pub(crate) fn insert_sql(rows: &[Held], first: usize) -> String {
+    let values = (0..rows.len())
+        .map(|n| {
+            let p = |k: usize| first + n * PARAMS + k;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, COALESCE(${}, (SELECT locker_id FROM items WHERE id = ${})), ${})",
+                p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(7)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
         "INSERT INTO audit_log (at, actor_id, action, subject, detail, reason, locker_id, item_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, \
-           COALESCE($7, (SELECT locker_id FROM items WHERE id = $8)), $8)",
+         VALUES {values}"
     )
-    .bind(entry.at)
-    .bind(entry.actor_id)
-    .bind(entry.action.to_owned())
-    .bind(entry.subject)
-    .bind(entry.detail)
-    .bind(entry.reason)
-    .bind(locker_id)
-    .bind(item_id)
-    .execute(executor)
-    .await?;
+}
+
+/// Binds the parameters of [`insert_sql`]'s `rows`, in order, after those
+/// `query` has.
+pub(crate) fn bind_all<'q>(
+    mut query: Query<'q, Any, AnyArguments>,
+    rows: Vec<Held>,
+) -> Query<'q, Any, AnyArguments> {
+    for row in rows {
+        let id_after = |prefix: &str| {
+            row.subject
+                .strip_prefix(prefix)
+                .and_then(|id| id.parse::<i64>().ok())
+        };
+        let locker_id = id_after("locker:");
+        let item_id = id_after("item:");
+        query = query
+            .bind(row.at)
+            .bind(row.actor_id)
+            .bind(row.action)
+            .bind(row.subject)
+            .bind(row.detail)
+            .bind(row.reason)
+            .bind(locker_id)
+            .bind(item_id);
+    }
+    query
+}
+
+/// Records `rows` in one statement.
+pub(crate) async fn record_all<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    rows: Vec<Held>,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = insert_sql(&rows, 1);
+    bind_all(sqlx::query(AssertSqlSafe(sql)), rows)
+        .execute(executor)
+        .await?;
     Ok(())
 }
 

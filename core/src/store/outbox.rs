@@ -11,6 +11,7 @@ use crate::clock::Millis;
 use crate::config::Backend;
 use crate::jobs::Job;
 use crate::relay::Outgoing;
+use crate::store::audit;
 
 /// Adds a job; call it inside the transaction of the change it follows from.
 /// Returns the row as the relay publishes it.
@@ -20,62 +21,170 @@ pub async fn enqueue<'e>(
     trace_id: &str,
     now: Millis,
 ) -> Result<Pending, sqlx::Error> {
-    let kind = job.kind().as_str();
-    let payload = serde_json::to_string(job).expect("jobs serialise");
-    let id = sqlx::query_scalar(
-        "INSERT INTO outbox (kind, payload, trace_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(kind)
-    .bind(payload.clone())
-    .bind(trace_id.to_owned())
-    .bind(now)
-    .fetch_one(executor)
-    .await?;
-    Ok(Pending {
-        id,
-        kind: kind.to_owned(),
-        payload,
-        trace_id: trace_id.to_owned(),
-        created_at: now,
-    })
+    let held = Held::new(job, trace_id, now);
+    held.insert(executor).await
 }
 
-/// A write transaction that may queue jobs: when it commits, the jobs it
-/// wrote go to the relay of this process, which publishes them without
-/// looking for them in the database. It reads and writes as the
-/// connection it wraps.
+/// Stands in a job for an id the statement writing the job makes (see
+/// [`payload_around`]).
+pub const LEFT_TO_SQL: i64 = i64::MIN;
+
+/// The payload of `job`, which carries [`LEFT_TO_SQL`] in place of an id
+/// its statement makes: the text before that id and the text after, for
+/// `$before || CAST(id AS TEXT) || $after` in SQL.
+pub fn payload_around(job: &Job) -> (String, String) {
+    let payload = serde_json::to_string(job).expect("jobs serialise");
+    let marker = LEFT_TO_SQL.to_string();
+    let (before, after) = payload
+        .split_once(&marker)
+        .expect("the job carries LEFT_TO_SQL");
+    assert!(!after.contains(&marker), "LEFT_TO_SQL once in a job");
+    (before.to_owned(), after.to_owned())
+}
+
+/// A job written with a transaction's commit.
+struct Held {
+    kind: &'static str,
+    payload: String,
+    trace_id: String,
+    created_at: Millis,
+}
+
+impl Held {
+    fn new(job: &Job, trace_id: &str, now: Millis) -> Self {
+        Self {
+            kind: job.kind().as_str(),
+            payload: serde_json::to_string(job).expect("jobs serialise"),
+            trace_id: trace_id.to_owned(),
+            created_at: now,
+        }
+    }
+
+    async fn insert<'e>(
+        self,
+        executor: impl Executor<'e, Database = Any>,
+    ) -> Result<Pending, sqlx::Error> {
+        self.insert_audited(executor, Vec::new()).await
+    }
+
+    /// Inserts the job and, in the same statement, `audits` (PostgreSQL
+    /// only, where a `WITH` clause may write).
+    async fn insert_audited<'e>(
+        self,
+        executor: impl Executor<'e, Database = Any>,
+        audits: Vec<audit::Held>,
+    ) -> Result<Pending, sqlx::Error> {
+        let with = if audits.is_empty() {
+            String::new()
+        } else {
+            // Numbered after the job's four parameters.
+            format!("WITH audited AS ({}) ", audit::insert_sql(&audits, 5))
+        };
+        let query = sqlx::query(AssertSqlSafe(format!(
+            "{with}INSERT INTO outbox (kind, payload, trace_id, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id"
+        )))
+        .bind(self.kind)
+        .bind(self.payload.clone())
+        .bind(self.trace_id.clone())
+        .bind(self.created_at);
+        let row = audit::bind_all(query, audits).fetch_one(executor).await?;
+        let id = row.try_get(0)?;
+        Ok(self.written(id))
+    }
+
+    fn written(self, id: i64) -> Pending {
+        Pending {
+            id,
+            kind: self.kind.to_owned(),
+            payload: self.payload,
+            trace_id: self.trace_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// A write transaction that may queue jobs and audit its change. Both are
+/// written with the commit: where writes chain (PostgreSQL), the audit rows
+/// ride in the statement of the first job, so a transition pays one round
+/// trip for them all, not one each. Once committed, the jobs go to the
+/// relay of this process, which publishes them without looking for them in
+/// the database. It reads and writes as the connection it wraps.
 pub struct OutboxTx {
     tx: Transaction<'static, Any>,
-    written: Vec<Pending>,
+    chains: bool,
+    jobs: Vec<Held>,
+    audits: Vec<audit::Held>,
+}
+
+/// Why a commit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Writing the jobs and audit rows held for the commit failed: nothing
+    /// of the transaction was kept.
+    #[error(transparent)]
+    Write(sqlx::Error),
+    /// The commit itself failed: the change may or may not have been kept.
+    #[error(transparent)]
+    Commit(sqlx::Error),
+}
+
+impl From<CommitError> for sqlx::Error {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Write(error) | CommitError::Commit(error) => error,
+        }
+    }
 }
 
 impl OutboxTx {
-    pub fn new(tx: Transaction<'static, Any>) -> Self {
+    pub fn new(tx: Transaction<'static, Any>, backend: Backend) -> Self {
         Self {
             tx,
-            written: Vec::new(),
+            chains: backend.chains_writes(),
+            jobs: Vec::new(),
+            audits: Vec::new(),
         }
     }
 
     /// Queues a job with this transaction's change.
-    pub async fn enqueue(
-        &mut self,
-        job: &Job,
-        trace_id: &str,
-        now: Millis,
-    ) -> Result<i64, sqlx::Error> {
-        let row = enqueue(&mut *self.tx, job, trace_id, now).await?;
-        let id = row.id;
-        self.written.push(row);
-        Ok(id)
+    pub fn enqueue(&mut self, job: &Job, trace_id: &str, now: Millis) {
+        self.jobs.push(Held::new(job, trace_id, now));
     }
 
-    /// Commits, then hands the jobs written to `relay`. Should the commit
-    /// fail, nothing is handed over.
-    pub async fn commit(self, relay: &Outgoing) -> Result<(), sqlx::Error> {
-        self.tx.commit().await?;
-        relay.committed(self.written);
+    /// Audits this transaction's change.
+    pub fn audit(&mut self, entry: audit::Entry<'_>) {
+        self.audits.push(entry.into());
+    }
+
+    /// Writes what was held, commits, then hands the jobs written to
+    /// `relay`. Should either fail, nothing is handed over.
+    pub async fn commit(mut self, relay: &Outgoing) -> Result<(), CommitError> {
+        let written = self.write_held().await.map_err(CommitError::Write)?;
+        self.tx.commit().await.map_err(CommitError::Commit)?;
+        relay.committed(written);
         Ok(())
+    }
+
+    async fn write_held(&mut self) -> Result<Vec<Pending>, sqlx::Error> {
+        let mut jobs = std::mem::take(&mut self.jobs).into_iter();
+        let audits = std::mem::take(&mut self.audits);
+        let mut written = Vec::with_capacity(jobs.len());
+        match jobs.next() {
+            Some(first) if self.chains => {
+                written.push(first.insert_audited(&mut *self.tx, audits).await?);
+            }
+            first => {
+                if let Some(first) = first {
+                    written.push(first.insert(&mut *self.tx).await?);
+                }
+                audit::record_all(&mut *self.tx, audits).await?;
+            }
+        }
+        for job in jobs {
+            written.push(job.insert(&mut *self.tx).await?);
+        }
+        Ok(written)
     }
 }
 
@@ -224,4 +333,30 @@ pub async fn backlog<'e>(executor: impl Executor<'e, Database = Any>) -> Result<
     sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(executor)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::{UnlockJob, UnlockPurpose};
+
+    fn unlock(item_id: i64) -> Job {
+        Job::Unlock(UnlockJob {
+            locker_id: 7,
+            item_id: Some(item_id),
+            purpose: UnlockPurpose::Drop,
+            then_grant: false,
+        })
+    }
+
+    #[test]
+    fn a_payload_around_an_id_is_the_job_with_that_id() {
+        let (before, after) = payload_around(&unlock(LEFT_TO_SQL));
+        for id in [1, 42, 1_000_000_007, i64::MAX] {
+            let written = format!("{before}{id}{after}");
+            assert_eq!(written, serde_json::to_string(&unlock(id)).unwrap());
+            let read: Job = serde_json::from_str(&written).unwrap();
+            assert!(matches!(read, Job::Unlock(UnlockJob { item_id: Some(i), .. }) if i == id));
+        }
+    }
 }

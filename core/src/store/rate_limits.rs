@@ -31,26 +31,56 @@ pub async fn hit_each<'e>(
     keys: &[&str],
     window_start: Millis,
 ) -> Result<Vec<i64>, sqlx::Error> {
+    let counts: Vec<Count> = keys
+        .iter()
+        .map(|key| Count {
+            key,
+            window_start,
+            hits: 1,
+        })
+        .collect();
+    count(executor, &counts).await
+}
+
+/// What [`count`] adds to one counter.
+pub struct Count<'a> {
+    pub key: &'a str,
+    /// The start of the counter's window.
+    pub window_start: Millis,
+    /// Hits to add: 0 reads the counter without counting one.
+    pub hits: i64,
+}
+
+/// Adds each of `counts` (keys all different) to its counter, each in its
+/// own window, in one statement; returns the hits so far on each (those
+/// added included), in the order of `counts`.
+pub async fn count<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    counts: &[Count<'_>],
+) -> Result<Vec<i64>, sqlx::Error> {
     // Placeholders only: the keys themselves are bound.
-    let rows = (0..keys.len())
-        .map(|n| format!("(${}, $1, 1)", n + 2))
+    let rows = (0..counts.len())
+        .map(|n| format!("(${}, ${}, ${})", 3 * n + 1, 3 * n + 2, 3 * n + 3))
         .collect::<Vec<_>>()
         .join(", ");
     let mut query = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
         "INSERT INTO rate_limits (key, window_start, hits) VALUES {rows} \
          ON CONFLICT (key) DO UPDATE SET \
-           hits = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.hits + 1 ELSE 1 END, \
+           hits = CASE WHEN rate_limits.window_start = excluded.window_start \
+             THEN rate_limits.hits + excluded.hits ELSE excluded.hits END, \
            window_start = excluded.window_start \
          RETURNING key, hits"
-    )))
-    .bind(window_start);
-    for key in keys {
-        query = query.bind((*key).to_owned());
+    )));
+    for count in counts {
+        query = query
+            .bind(count.key.to_owned())
+            .bind(count.window_start)
+            .bind(count.hits);
     }
     let counted: HashMap<String, i64> = query.fetch_all(executor).await?.into_iter().collect();
-    Ok(keys
+    Ok(counts
         .iter()
-        .map(|key| counted.get(*key).copied().unwrap_or(1))
+        .map(|count| counted.get(count.key).copied().unwrap_or(count.hits))
         .collect())
 }
 

@@ -42,16 +42,18 @@ pub async fn issue(
         salt,
     };
     let now = ctx.clock.now_millis();
-    let mut tx = OutboxTx::new(ctx.db.begin().await?);
+    let mut tx = OutboxTx::new(ctx.db.begin().await?, ctx.db.backend());
     if let Some(locker_id) = pickups::issue(&mut *tx, &pass, now).await? {
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,
         });
-        tx.enqueue(&job, trace_id, now).await?;
+        tx.enqueue(&job, trace_id, now);
     } else if !pickups::has_pass(&mut tx, item_id).await? {
         return Ok(None);
     }
-    tx.commit(ctx.exchange.relay()).await?;
+    tx.commit(ctx.exchange.relay())
+        .await
+        .map_err(sqlx::Error::from)?;
     let link = ctx
         .public_url
         .as_ref()
