@@ -39,6 +39,11 @@ impl Exchange {
     ) -> Result<()> {
         let pool = self.db.pool();
         let now = self.now();
+        if self.db.backend().chains_writes() {
+            return self
+                .request_code_at_once(locker_id, contact, trace_id, now)
+                .await;
+        }
         // A locker holds one stored or expired item: its cool-down is the
         // locker's, read with it.
         let Some((item_id, locked_until)) =
@@ -175,6 +180,68 @@ impl Exchange {
 }
 
 impl Exchange {
+    /// [`Exchange::request_code`] where writes chain: the item looked for,
+    /// the locker's code budget counted (when the item is not cooling
+    /// down) and the code job queued (when the budget allows) in one
+    /// statement, which commits on its own.
+    async fn request_code_at_once(
+        &self,
+        locker_id: i64,
+        contact: &Contact,
+        trace_id: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let window = self.rules.limits.window.as_millis() as Millis;
+        let job = Job::Otp(OtpJob {
+            item_id: outbox::LEFT_TO_SQL,
+            contact: contact.as_str().to_owned(),
+        });
+        let job = outbox::Beside::new(&job, trace_id, now);
+        let query = items::bind_waiting_for(
+            sqlx::query(statement!(
+                "WITH waiting AS ({waiting}), \
+                 hit AS (INSERT INTO rate_limits (key, window_start, hits) \
+                   SELECT $6, $7, 1 FROM waiting \
+                   WHERE otp_locked_until IS NULL OR otp_locked_until <= $5 \
+                   {added} RETURNING hits), \
+                 {queued} \
+                 SELECT waiting.id, waiting.otp_locked_until, hit.hits, \
+                   queued.id AS job_id, queued.payload AS job_payload \
+                 FROM waiting LEFT JOIN hit ON TRUE LEFT JOIN queued ON TRUE",
+                waiting = items::WAITING_FOR,
+                added = rate_limits::ADDED,
+                queued = outbox::Beside::queued(
+                    "waiting CROSS JOIN hit WHERE hit.hits <= $8",
+                    "waiting.id",
+                    9
+                ),
+            )),
+            locker_id,
+            contact.as_str(),
+        )
+        .bind(now)
+        .bind(format!("otp:issued:locker:{locker_id}"))
+        .bind(rate_limits::window_start(now, window))
+        .bind(self.rules.limits.per_locker);
+        let row = job
+            .bind(query)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(Error::unknown_if_lost)?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let item_id: i64 = row.try_get("id")?;
+        if row.try_get::<Option<i64>, _>("hits")?.is_none() {
+            tracing::info!(item_id, "cooling down; no code issued");
+        } else if row.try_get::<Option<i64>, _>("job_id")?.is_none() {
+            tracing::warn!(item_id, "code budget of the locker spent; no code issued");
+        } else {
+            self.relay.committed(vec![job.written(&row)?]);
+        }
+        Ok(())
+    }
+
     /// [`Exchange::release`] through the item's door where writes chain: the
     /// spend, the unlock (carrying the pass's revocation when the item has
     /// one) and the audit row in one statement, which commits on its own.

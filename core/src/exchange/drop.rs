@@ -2,7 +2,7 @@
 //! unlocked for the sender (`AWAITING_DROP`, stored once the door has opened
 //! and closed) or, at a locker without an agent, the item is stored at once.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::notices::{self, item_detail, item_entry};
 use super::{Error, Exchange, Result, once_more, statement};
@@ -70,8 +70,8 @@ impl Exchange {
             purpose: UnlockPurpose::Drop,
             then_grant: false,
         });
-        let (before, after) = outbox::payload_around(&unlock);
-        let row = sqlx::query(statement!(
+        let unlock = outbox::Beside::new(&unlock, trace_id, now);
+        let query = sqlx::query(statement!(
             "WITH reserved AS (UPDATE lockers SET status = $11, updated_at = $8 \
                WHERE id = $1 AND status = $10 AND agent_id IS NOT NULL RETURNING id), \
              inserted AS (INSERT INTO items (locker_id, sender_id, name, description, \
@@ -79,15 +79,14 @@ impl Exchange {
                  drop_deadline, collect_by) \
                SELECT id, $2, $3, $4, $5, $6, $7, $8, $8, NULL, $9, NULL FROM reserved \
                RETURNING {ITEM_COLUMNS}), \
-             queued AS (INSERT INTO outbox (kind, payload, trace_id, created_at) \
-               SELECT $12, $13 || CAST(id AS TEXT) || $14, $15, $8 FROM inserted \
-               RETURNING id, payload), \
+             {queued}, \
              audited AS (INSERT INTO audit_log \
                  (at, actor_id, action, subject, detail, reason, locker_id, item_id) \
-               SELECT $8, $2, '{DROPPED}', 'item:' || CAST(id AS TEXT), $16, NULL, locker_id, id \
+               SELECT $8, $2, '{DROPPED}', 'item:' || CAST(id AS TEXT), $12, NULL, locker_id, id \
                FROM inserted) \
              SELECT inserted.*, queued.id AS job_id, queued.payload AS job_payload \
-             FROM inserted CROSS JOIN queued"
+             FROM inserted CROSS JOIN queued",
+            queued = outbox::Beside::queued("inserted", "id", 13),
         ))
         .bind(locker_id)
         .bind(sender_id)
@@ -100,25 +99,17 @@ impl Exchange {
         .bind(drop_deadline)
         .bind(LockerMove::Reserve.from().as_str())
         .bind(LockerMove::Reserve.to().as_str())
-        .bind(unlock.kind().as_str())
-        .bind(before)
-        .bind(after)
-        .bind(trace_id.to_owned())
-        .bind(item_detail(Some(locker_id)))
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(Error::unknown_if_lost)?;
+        .bind(item_detail(Some(locker_id)));
+        let row = unlock
+            .bind(query)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(Error::unknown_if_lost)?;
         let Some(row) = row else {
             return Ok(None);
         };
         let item = from_row(&row)?;
-        self.relay.committed(vec![outbox::Pending {
-            id: row.try_get("job_id")?,
-            kind: unlock.kind().as_str().to_owned(),
-            payload: row.try_get("job_payload")?,
-            trace_id: trace_id.to_owned(),
-            created_at: now,
-        }]);
+        self.relay.committed(vec![unlock.written(&row)?]);
         Ok(Some(item))
     }
 

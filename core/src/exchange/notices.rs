@@ -44,7 +44,7 @@ pub(super) async fn regrant(
     now: Millis,
 ) -> Result<(), sqlx::Error> {
     if let Some(locker_id) = item.locker_id
-        && pickups::has_pass(tx, item.id).await?
+        && pickups::has_pass(&mut **tx, item.id).await?
     {
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,

@@ -2,7 +2,8 @@
 //! change status only through [`crate::exchange`]; their codes live in
 //! [`super::codes`].
 
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
 use sqlx::{Any, Executor, Row};
 
 use crate::clock::{Millis, rfc3339};
@@ -89,6 +90,27 @@ pub async fn for_sender<'e>(
     .collect()
 }
 
+/// The item in locker `$1` whose code `$2` (a contact) may ask for: a
+/// stored item's receiver, or an expired item's sender; its id and
+/// cool-down. Bound by [`bind_waiting_for`] (`$1` to `$4`).
+pub(crate) const WAITING_FOR: &str = "SELECT id, otp_locked_until FROM items WHERE locker_id = $1 \
+       AND ((status = $3 AND (receiver_email = $2 OR receiver_phone = $2)) \
+         OR (status = $4 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id))) \
+     LIMIT 1";
+
+/// Binds [`WAITING_FOR`]'s parameters, the first of `query`'s.
+pub(crate) fn bind_waiting_for<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    locker_id: i64,
+    contact: &str,
+) -> Query<'q, Any, AnyArguments> {
+    query
+        .bind(locker_id)
+        .bind(contact.to_owned())
+        .bind(ItemStatus::Stored.as_str())
+        .bind(ItemStatus::Expired.as_str())
+}
+
 /// The item in a locker that waits for `contact`: a stored one for its
 /// receiver (email or phone), an expired one for its sender (their
 /// account's email), to take it back. Returned with the end of its code
@@ -98,17 +120,9 @@ pub async fn waiting_for<'e>(
     locker_id: i64,
     contact: &str,
 ) -> Result<Option<(i64, Option<Millis>)>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, otp_locked_until FROM items WHERE locker_id = $1 \
-           AND ((status = $3 AND (receiver_email = $2 OR receiver_phone = $2)) \
-             OR (status = $4 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id)))",
-    )
-    .bind(locker_id)
-    .bind(contact.to_owned())
-    .bind(ItemStatus::Stored.as_str())
-    .bind(ItemStatus::Expired.as_str())
-    .fetch_optional(executor)
-    .await?;
+    let row = bind_waiting_for(sqlx::query(WAITING_FOR), locker_id, contact)
+        .fetch_optional(executor)
+        .await?;
     row.map(|r| Ok((r.try_get("id")?, r.try_get("otp_locked_until")?)))
         .transpose()
 }

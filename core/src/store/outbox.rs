@@ -5,6 +5,8 @@
 
 use std::ops::{Deref, DerefMut};
 
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row, Transaction};
 
 use crate::clock::Millis;
@@ -40,6 +42,70 @@ pub fn payload_around(job: &Job) -> (String, String) {
         .expect("the job carries LEFT_TO_SQL");
     assert!(!after.contains(&marker), "LEFT_TO_SQL once in a job");
     (before.to_owned(), after.to_owned())
+}
+
+/// A job written by a statement that commits on its own, beside the change
+/// it follows from (`WITH change AS (…), queued AS (…) SELECT …`).
+pub struct Beside {
+    kind: &'static str,
+    before: String,
+    after: String,
+    trace_id: String,
+    created_at: Millis,
+}
+
+impl Beside {
+    /// `job` carries [`LEFT_TO_SQL`] where the change's id goes.
+    pub fn new(job: &Job, trace_id: &str, now: Millis) -> Self {
+        let (before, after) = payload_around(job);
+        Self {
+            kind: job.kind().as_str(),
+            before,
+            after,
+            trace_id: trace_id.to_owned(),
+            created_at: now,
+        }
+    }
+
+    /// SQL: `queued AS (…)`, the job written once for each row of `from`,
+    /// the id in place of [`LEFT_TO_SQL`] read from its column `id`; its
+    /// five parameters numbered from `$first`. The statement reads the
+    /// job's id and payload as `queued.id` and `queued.payload`.
+    pub fn queued(from: &str, id: &str, first: usize) -> String {
+        let p = |k: usize| first + k;
+        format!(
+            "queued AS (INSERT INTO outbox (kind, payload, trace_id, created_at) \
+               SELECT ${}, ${} || CAST({id} AS TEXT) || ${}, ${}, ${} FROM {from} \
+               RETURNING id, payload)",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        )
+    }
+
+    /// Binds the parameters of [`Beside::queued`], after those `query` has.
+    pub fn bind<'q>(&self, query: Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments> {
+        query
+            .bind(self.kind)
+            .bind(self.before.clone())
+            .bind(self.after.clone())
+            .bind(self.trace_id.clone())
+            .bind(self.created_at)
+    }
+
+    /// The job as written, from the statement's row (its `job_id` and
+    /// `job_payload`).
+    pub fn written(self, row: &AnyRow) -> Result<Pending, sqlx::Error> {
+        Ok(Pending {
+            id: row.try_get("job_id")?,
+            kind: self.kind.to_owned(),
+            payload: row.try_get("job_payload")?,
+            trace_id: self.trace_id,
+            created_at: self.created_at,
+        })
+    }
 }
 
 /// A job written with a transaction's commit.

@@ -42,6 +42,14 @@ pub async fn hit_each<'e>(
     count(executor, &counts).await
 }
 
+/// Ends an `INSERT INTO rate_limits (key, window_start, hits)`: the hits
+/// are added to a counter's in the same window, or start it afresh in a
+/// new one.
+pub(crate) const ADDED: &str = "ON CONFLICT (key) DO UPDATE SET \
+       hits = CASE WHEN rate_limits.window_start = excluded.window_start \
+         THEN rate_limits.hits + excluded.hits ELSE excluded.hits END, \
+       window_start = excluded.window_start";
+
 /// What [`count`] adds to one counter.
 pub struct Count<'a> {
     pub key: &'a str,
@@ -64,11 +72,7 @@ pub async fn count<'e>(
         .collect::<Vec<_>>()
         .join(", ");
     let mut query = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
-        "INSERT INTO rate_limits (key, window_start, hits) VALUES {rows} \
-         ON CONFLICT (key) DO UPDATE SET \
-           hits = CASE WHEN rate_limits.window_start = excluded.window_start \
-             THEN rate_limits.hits + excluded.hits ELSE excluded.hits END, \
-           window_start = excluded.window_start \
+        "INSERT INTO rate_limits (key, window_start, hits) VALUES {rows} {ADDED} \
          RETURNING key, hits"
     )));
     for count in counts {

@@ -6,7 +6,7 @@
 
 use hmac::{Hmac, Mac};
 use locker_core::jobs::{GrantJob, Job};
-use locker_core::store::outbox::OutboxTx;
+use locker_core::store::outbox::{self, Beside, OutboxTx};
 use locker_core::store::pickups::{self, NewPass, token_digest};
 use locker_protocol::pass_hash;
 use locker_protocol::signing::hex;
@@ -42,23 +42,42 @@ pub async fn issue(
         salt,
     };
     let now = ctx.clock.now_millis();
-    let mut tx = OutboxTx::new(ctx.db.begin().await?, ctx.db.backend());
+    let db = &ctx.db;
+    if db.backend().chains_writes() {
+        // The pass and its grant in one statement, its locker left to it.
+        let grant = Job::Grant(GrantJob {
+            grant_locker_id: outbox::LEFT_TO_SQL,
+        });
+        let grant = Beside::new(&grant, trace_id, now);
+        match pickups::issue_granting(db.pool(), &pass, now, grant).await? {
+            Some(job) => ctx.exchange.relay().committed(vec![job]),
+            None if !pickups::has_pass(db.pool(), item_id).await? => return Ok(None),
+            None => {}
+        }
+        return Ok(Some(handed(ctx, pin, &token)));
+    }
+    let mut tx = OutboxTx::new(db.begin().await?, db.backend());
     if let Some(locker_id) = pickups::issue(&mut *tx, &pass, now).await? {
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,
         });
         tx.enqueue(&job, trace_id, now);
-    } else if !pickups::has_pass(&mut tx, item_id).await? {
+    } else if !pickups::has_pass(&mut *tx, item_id).await? {
         return Ok(None);
     }
     tx.commit(ctx.exchange.relay())
         .await
         .map_err(sqlx::Error::from)?;
+    Ok(Some(handed(ctx, pin, &token)))
+}
+
+/// The pass as the receiver is sent it.
+fn handed(ctx: &WorkerContext, pin: String, token: &str) -> Pass {
     let link = ctx
         .public_url
         .as_ref()
         .map(|url| format!("{url}/pickup/{token}"));
-    Ok(Some(Pass { pin, link }))
+    Pass { pin, link }
 }
 
 fn derive(secret: &[u8], what: &str, item_id: i64) -> [u8; 32] {
