@@ -21,6 +21,7 @@ mod doors;
 mod drop;
 mod notices;
 mod pickups;
+mod release;
 
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@
 
 use locker_protocol::{CLOCK_ALLOWANCE_MS, OfflineCollection, PickupMethod, signing};
 
-use super::codes::Spent;
 use super::notices::{self, Actor};
+use super::release::Spent;
 use super::{Collected, Error, Exchange, Result, once_more, statement};
 use crate::clock::Millis;
 use crate::domain::{Item, ItemMove};
