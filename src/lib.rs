@@ -36,6 +36,10 @@ pub struct StackOptions {
     pub console_fallback: bool,
     /// Consumers per job kind.
     pub worker_concurrency: usize,
+    /// Code and notice jobs run on workers without the doors' link, as in
+    /// a deployment of `locker-workers --queues otp,notify` beside
+    /// `--queues unlock,events`.
+    pub split_workers: bool,
 }
 
 pub struct Stack {
@@ -74,29 +78,54 @@ impl Stack {
         let (link, link_task) =
             DoorLink::start(&options.doors, &broker, Some(applier), stop.clone());
         let in_hand = Arc::new(AtomicUsize::new(0));
-        let ctx = Arc::new(WorkerContext {
-            claims: Claims::default(),
-            db: state.db.clone(),
-            hasher: state.hasher.clone(),
-            notifier: Some(Notifier::new(&options.notify, options.console_fallback)?),
-            code_secret: Some(options.notify.code_secret.clone()),
-            public_url: options.notify.public_url.clone(),
-            clock: clock.clone(),
-            exchange: state.exchange.clone(),
-            retry_delays: config.queue.retry_delays.clone(),
-            in_hand: in_hand.clone(),
-            doors: Some(Doors {
-                link,
-                config: options.doors.clone(),
-            }),
-        });
-        let mut tasks = spawn(
-            ctx.clone(),
-            queue.clone(),
-            &JobKind::ALL,
-            options.worker_concurrency,
-            stop.clone(),
-        );
+        let claims = Claims::default();
+        let context = |doors: Option<Doors>| -> anyhow::Result<Arc<WorkerContext>> {
+            Ok(Arc::new(WorkerContext {
+                claims: claims.clone(),
+                db: state.db.clone(),
+                hasher: state.hasher.clone(),
+                notifier: Some(Notifier::new(&options.notify, options.console_fallback)?),
+                code_secret: Some(options.notify.code_secret.clone()),
+                public_url: options.notify.public_url.clone(),
+                clock: clock.clone(),
+                exchange: state.exchange.clone(),
+                retry_delays: config.queue.retry_delays.clone(),
+                in_hand: in_hand.clone(),
+                doors,
+            }))
+        };
+        let ctx = context(Some(Doors {
+            link,
+            config: options.doors.clone(),
+        }))?;
+        let mut tasks = if options.split_workers {
+            let messages = context(None)?;
+            let mut tasks = spawn(
+                messages,
+                queue.clone(),
+                &[JobKind::Otp, JobKind::Notify],
+                options.worker_concurrency,
+                stop.clone(),
+            );
+            let mut doors = spawn(
+                ctx.clone(),
+                queue.clone(),
+                &[JobKind::Unlock],
+                options.worker_concurrency,
+                stop.clone(),
+            );
+            // Killed with the rest: a dropped set aborts its tasks.
+            tasks.spawn(async move { while doors.join_next().await.is_some() {} });
+            tasks
+        } else {
+            spawn(
+                ctx.clone(),
+                queue.clone(),
+                &JobKind::ALL,
+                options.worker_concurrency,
+                stop.clone(),
+            )
+        };
         // Killed with the rest: the link runs on a task of its own.
         let link = link_task.abort_handle();
         tasks.spawn(async move {

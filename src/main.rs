@@ -85,6 +85,7 @@ async fn run(
         sweep_every: Duration::from_secs(5),
         console_fallback: true,
         worker_concurrency: 2,
+        split_workers: false,
     };
     if let Some(addr) = config.metrics_addr {
         locker_core::metrics::install(Some(addr)).context("METRICS_ADDR")?;

@@ -54,6 +54,8 @@ pub struct TestApp {
     /// MQTT client ids to forget on the broker afterwards.
     pub(crate) sessions: MqttSessions,
     stack: Option<Stack>,
+    /// Code and notice jobs on workers without the doors' link.
+    split_workers: bool,
     _queues: TestQueues,
     _db: TestDb,
 }
@@ -66,6 +68,15 @@ impl TestApp {
     /// With extra settings, e.g. `[("OTP_RATE_PER_LOCKER", "3")]`.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         Self::spawn_inner(extra, Proxied::Nothing).await
+    }
+
+    /// With code and notice jobs on workers that have no link to the doors,
+    /// as a deployment that runs them apart would.
+    pub async fn spawn_split() -> Self {
+        let mut app = Self::spawn().await;
+        app.split_workers = true;
+        app.kill_and_restart().await;
+        app
     }
 
     /// On RabbitMQ through a TCP proxy the test can cut; `None` unless
@@ -152,7 +163,7 @@ impl TestApp {
         doors.shared_subscriptions = std::env::var("TEST_MQTT_URL").is_ok_and(|u| !u.is_empty());
         let clock = ManualClock::new(SystemClock.now_millis());
         let options_notify = notify.clone();
-        let stack = start_stack(&config, notify, doors.clone(), &clock).await;
+        let stack = start_stack(&config, notify, doors.clone(), &clock, false).await;
         Self {
             base: format!("http://{}", stack.addr),
             client: reqwest::Client::new(),
@@ -167,6 +178,7 @@ impl TestApp {
             sessions: MqttSessions::new(&doors),
             doors,
             stack: Some(stack),
+            split_workers: false,
             _queues: queues,
             _db: db,
         }
@@ -189,7 +201,14 @@ impl TestApp {
             .lock()
             .unwrap()
             .push(doors.client_id.clone());
-        start_stack(&self.config, self.notify.clone(), doors, &self.clock).await
+        start_stack(
+            &self.config,
+            self.notify.clone(),
+            doors,
+            &self.clock,
+            self.split_workers,
+        )
+        .await
     }
 
     /// Kills the stack (api, relay, workers, their MQTT session) mid-work.
@@ -206,6 +225,7 @@ impl TestApp {
             self.notify.clone(),
             self.doors.clone(),
             &self.clock,
+            self.split_workers,
         )
         .await;
         self.base = format!("http://{}", stack.addr);
@@ -424,6 +444,7 @@ async fn start_stack(
     notify: NotifyConfig,
     doors: DoorsConfig,
     clock: &ManualClock,
+    split_workers: bool,
 ) -> Stack {
     let options = StackOptions {
         notify,
@@ -431,6 +452,7 @@ async fn start_stack(
         sweep_every: Duration::from_millis(100),
         console_fallback: false,
         worker_concurrency: 2,
+        split_workers,
     };
     Stack::start(config, options, Arc::new(clock.clone()))
         .await

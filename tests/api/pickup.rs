@@ -272,6 +272,33 @@ async fn a_pin_and_a_code_at_once_open_the_door_once() {
 }
 
 /// An agent whose link to the broker the test can cut.
+/// Where notices run on workers without the doors' link, the pass's grant
+/// is queued as a job for a worker that has it: the PIN still opens the
+/// door while the site is offline.
+#[tokio::test]
+async fn with_notices_apart_from_the_doors_the_grant_is_queued_and_the_pin_opens_offline() {
+    let app = TestApp::spawn_split().await;
+    let admin = app.admin_token().await;
+    let sender = app.user_token(SENDER).await;
+    let s = Site { app, admin, sender };
+    let locker = s.locker("pick-apart").await;
+    let (agent, proxy) = cuttable_agent(&s, "pick-apart", locker).await;
+    let (item, pass) = s.stored(&agent, locker).await;
+    let grants = s
+        .app
+        .count("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%grant_locker_id%'")
+        .await;
+    assert_eq!(grants, 1, "the grant queued as a job");
+
+    proxy.cut();
+    s.app.wait_agent_online("pick-apart", false).await;
+    let outcome = enter_offline(&agent, locker, PickupMethod::Pin, &pass.pin).await;
+    assert_eq!(outcome, EntryOutcome::OpenedOffline);
+    agent.doors.close(locker);
+    proxy.restore();
+    s.wait_status(&item, "COLLECTED").await;
+}
+
 async fn cuttable_agent(s: &Site, id: &str, locker: i64) -> (TestAgent, TcpProxy) {
     let (proxy, via) = s.app.broker_proxy().await;
     (s.app.agent_via(id, &[locker], None, via).await, proxy)

@@ -82,6 +82,17 @@ fn bind_issue<'q>(
         .bind(STORED)
 }
 
+/// The locker of the item's pass; `None` when it has none.
+pub async fn locker_of_pass<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    item_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT locker_id FROM pickup_passes WHERE item_id = $1")
+        .bind(item_id)
+        .fetch_optional(executor)
+        .await
+}
+
 /// True when the item has a pass (so its locker's agent holds a grant).
 pub async fn has_pass<'e>(
     executor: impl Executor<'e, Database = Any>,

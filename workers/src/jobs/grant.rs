@@ -15,8 +15,9 @@ use locker_protocol::{Grant, GrantState};
 use crate::context::WorkerContext;
 use crate::error::JobError;
 
-/// Runs the job; true when its done mark was recorded with the grant.
-pub async fn run(ctx: &WorkerContext, job_id: i64, job: GrantJob) -> Result<bool, JobError> {
+/// Sends the grant; with `done`, the job whose work it is, true when that
+/// job's done mark was recorded with the grant.
+pub async fn run(ctx: &WorkerContext, done: Option<i64>, job: GrantJob) -> Result<bool, JobError> {
     let Some(doors) = &ctx.doors else {
         return Err(JobError::Permanent(
             "this worker has no MQTT broker configured".into(),
@@ -29,7 +30,7 @@ pub async fn run(ctx: &WorkerContext, job_id: i64, job: GrantJob) -> Result<bool
     let chained = ctx.db.backend().chains_writes();
     let mut tx = ctx.db.begin().await?;
     let Some(state) =
-        pickups::grant_state(&mut tx, locker_id, now, chained.then_some(job_id)).await?
+        pickups::grant_state(&mut tx, locker_id, now, done.filter(|_| chained)).await?
     else {
         tracing::info!(
             locker_id,
@@ -65,10 +66,12 @@ pub async fn run(ctx: &WorkerContext, job_id: i64, job: GrantJob) -> Result<bool
         .link
         .send_grant(&doors.config, &state.agent_id, grant)
         .await?;
-    if !chained {
+    if let Some(job_id) = done
+        && !chained
+    {
         job_runs::record_done(&mut *tx, job_id, JobKind::Unlock, now).await?;
     }
     tx.commit().await?;
     tracing::info!(locker_id, item_id = state.item_id, "offline grant sent");
-    Ok(true)
+    Ok(done.is_some())
 }

@@ -82,10 +82,10 @@ async fn door_job(ctx: &WorkerContext, envelope: &Envelope) -> Result<(), JobErr
                 grant_locker_id: job.locker_id,
             };
             unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?;
-            grant::run(ctx, envelope.id, grant).await?
+            grant::run(ctx, Some(envelope.id), grant).await?
         }
         DoorJob::Unlock(job) => unlock::run(ctx, envelope.id, &envelope.trace_id, job).await?,
-        DoorJob::Grant(job) => grant::run(ctx, envelope.id, job).await?,
+        DoorJob::Grant(job) => grant::run(ctx, Some(envelope.id), job).await?,
     };
     if !marked {
         let now = ctx.clock.now_millis();

@@ -2,9 +2,10 @@
 //! PIN for the keypad and a token for the pickup page's QR code, both
 //! HMAC-SHA256 of the item's id under `OTP_SECRET` (so every try of every
 //! notice of an item carries the same), kept only as hashes under a
-//! per-item salt. Issuing it queues the locker agent's offline grant.
+//! per-item salt. Issuing it sends the locker agent's offline grant.
 
 use hmac::{Hmac, Mac};
+use locker_core::clock::Millis;
 use locker_core::jobs::{GrantJob, Job};
 use locker_core::store::outbox::{self, Beside, OutboxTx};
 use locker_core::store::pickups::{self, NewPass, token_digest};
@@ -13,6 +14,7 @@ use locker_protocol::signing::hex;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
+use super::grant;
 use crate::context::WorkerContext;
 use crate::error::JobError;
 
@@ -43,6 +45,11 @@ pub async fn issue(
     };
     let now = ctx.clock.now_millis();
     let db = &ctx.db;
+    if ctx.doors.is_some() {
+        return Ok(issue_granting_here(ctx, &pass, trace_id, now)
+            .await?
+            .then(|| handed(ctx, pin, &token)));
+    }
     if db.backend().chains_writes() {
         // The pass and its grant in one statement, its locker left to it.
         let grant = Job::Grant(GrantJob {
@@ -69,6 +76,37 @@ pub async fn issue(
         .await
         .map_err(sqlx::Error::from)?;
     Ok(Some(handed(ctx, pin, &token)))
+}
+
+/// Keeps the pass, in a process that drives doors: the locker's grant goes
+/// out from here, read under the pass's lock as a grant job reads it, with
+/// no job to queue and deliver. Every run of the notice sends it, so a stop
+/// between the pass and its grant loses nothing; a grant that cannot go
+/// out now is queued as a job. False when the item no longer waits in its
+/// locker.
+async fn issue_granting_here(
+    ctx: &WorkerContext,
+    pass: &NewPass,
+    trace_id: &str,
+    now: Millis,
+) -> Result<bool, JobError> {
+    let pool = ctx.db.pool();
+    let locker_id = match pickups::issue(pool, pass, now).await? {
+        Some(locker_id) => locker_id,
+        None => match pickups::locker_of_pass(pool, pass.item_id).await? {
+            Some(locker_id) => locker_id,
+            None => return Ok(false),
+        },
+    };
+    let job = GrantJob {
+        grant_locker_id: locker_id,
+    };
+    if let Err(error) = grant::run(ctx, None, job.clone()).await {
+        tracing::warn!(%error, locker_id, "cannot send the locker's grant now; queued");
+        let written = outbox::enqueue(pool, &Job::Grant(job), trace_id, now).await?;
+        ctx.exchange.relay().committed(vec![written]);
+    }
+    Ok(true)
 }
 
 /// The pass as the receiver is sent it.
