@@ -412,3 +412,24 @@ async fn answers_carry_safe_headers_and_oversized_requests_get_json() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["detail"].is_string(), "{body}");
 }
+
+/// Numbers at the ends of the range, and contacts that spell them, are
+/// answered as any others: a job's payload is written around the id its
+/// statement makes, and what a stranger sends never takes that id's place.
+#[tokio::test]
+async fn ids_and_contacts_at_the_ends_of_the_numbers_are_answered() {
+    let app = TestApp::spawn().await;
+    let sender = app.user_token("edges@example.com").await;
+    let receiver = format!("{}{}@example.com", i64::MIN, i64::MIN + 1);
+    for locker in [i64::MIN, i64::MIN + 1, 0, i64::MAX] {
+        let (status, body) = app
+            .drop_item(&sender, &json!(locker), json!({"receiver_email": receiver}))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{locker}: {body}");
+        assert_eq!(body["detail"], "Locker not found");
+        let (status, body) = app.request_otp(&json!(locker), &receiver).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{locker}: {body}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM items").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox").await, 0);
+}

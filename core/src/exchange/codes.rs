@@ -134,11 +134,13 @@ impl Exchange {
         now: Millis,
     ) -> Result<()> {
         let window = self.rules.limits.window.as_millis() as Millis;
-        let job = Job::Otp(OtpJob {
-            item_id: outbox::LEFT_TO_SQL,
-            contact: contact.as_str().to_owned(),
-        });
-        let job = outbox::Beside::new(&job, trace_id, now);
+        let job = |item_id| {
+            Job::Otp(OtpJob {
+                item_id,
+                contact: contact.as_str().to_owned(),
+            })
+        };
+        let job = outbox::Beside::new(job, trace_id, now);
         let query = items::bind_waiting_for(
             sqlx::query(statement!(
                 "WITH waiting AS ({waiting}), \

@@ -64,13 +64,15 @@ impl Exchange {
     ) -> Result<Option<Item>> {
         let now = self.now();
         let drop_deadline = now + self.rules.drop_window.as_millis() as Millis;
-        let unlock = Job::Unlock(UnlockJob {
-            locker_id,
-            item_id: Some(outbox::LEFT_TO_SQL),
-            purpose: UnlockPurpose::Drop,
-            then_grant: false,
-        });
-        let unlock = outbox::Beside::new(&unlock, trace_id, now);
+        let unlock = |item_id| {
+            Job::Unlock(UnlockJob {
+                locker_id,
+                item_id: Some(item_id),
+                purpose: UnlockPurpose::Drop,
+                then_grant: false,
+            })
+        };
+        let unlock = outbox::Beside::new(unlock, trace_id, now);
         let query = sqlx::query(statement!(
             "WITH reserved AS (UPDATE lockers SET status = $11, updated_at = $8 \
                WHERE id = $1 AND status = $10 AND agent_id IS NOT NULL RETURNING id), \

@@ -27,21 +27,21 @@ pub async fn enqueue<'e>(
     held.insert(executor).await
 }
 
-/// Stands in a job for an id the statement writing the job makes (see
-/// [`payload_around`]).
-pub const LEFT_TO_SQL: i64 = i64::MIN;
-
-/// The payload of `job`, which carries [`LEFT_TO_SQL`] in place of an id
-/// its statement makes: the text before that id and the text after, for
-/// `$before || CAST(id AS TEXT) || $after` in SQL.
-pub fn payload_around(job: &Job) -> (String, String) {
-    let payload = serde_json::to_string(job).expect("jobs serialise");
-    let marker = LEFT_TO_SQL.to_string();
-    let (before, after) = payload
-        .split_once(&marker)
-        .expect("the job carries LEFT_TO_SQL");
-    assert!(!after.contains(&marker), "LEFT_TO_SQL once in a job");
-    (before.to_owned(), after.to_owned())
+/// The payload of the job `with(id)` makes, for an id its statement makes:
+/// the text before that id and the text after, for `$before || CAST(id AS
+/// TEXT) || $after` in SQL. The id is stood in for by a number found
+/// nowhere else in the payload, whatever the job's other fields hold.
+pub fn payload_around(with: impl Fn(i64) -> Job) -> (String, String) {
+    (0..)
+        .map(|n| i64::MIN + n)
+        .find_map(|stand_in| {
+            let payload = serde_json::to_string(&with(stand_in)).expect("jobs serialise");
+            let marker = stand_in.to_string();
+            let (before, after) = payload.split_once(&marker)?;
+            (!before.contains(&marker) && !after.contains(&marker))
+                .then(|| (before.to_owned(), after.to_owned()))
+        })
+        .expect("a payload holds finitely many numbers")
 }
 
 /// A job written by a statement that commits on its own, beside the change
@@ -55,11 +55,13 @@ pub struct Beside {
 }
 
 impl Beside {
-    /// `job` carries [`LEFT_TO_SQL`] where the change's id goes.
-    pub fn new(job: &Job, trace_id: &str, now: Millis) -> Self {
-        let (before, after) = payload_around(job);
+    /// The job `with(id)` makes, the change's id left to the statement (see
+    /// [`payload_around`]).
+    pub fn new(with: impl Fn(i64) -> Job, trace_id: &str, now: Millis) -> Self {
+        let kind = with(0).kind().as_str();
+        let (before, after) = payload_around(with);
         Self {
-            kind: job.kind().as_str(),
+            kind,
             before,
             after,
             trace_id: trace_id.to_owned(),
@@ -68,7 +70,7 @@ impl Beside {
     }
 
     /// SQL: `queued AS (…)`, the job written once for each row of `from`,
-    /// the id in place of [`LEFT_TO_SQL`] read from its column `id`; its
+    /// the id (see [`payload_around`]) read from its column `id`; its
     /// five parameters numbered from `$first`. The statement reads the
     /// job's id and payload as `queued.id` and `queued.payload`.
     pub fn queued(from: &str, id: &str, first: usize) -> String {
@@ -406,9 +408,9 @@ mod tests {
     use super::*;
     use crate::jobs::{UnlockJob, UnlockPurpose};
 
-    fn unlock(item_id: i64) -> Job {
+    fn unlock(locker_id: i64, item_id: i64) -> Job {
         Job::Unlock(UnlockJob {
-            locker_id: 7,
+            locker_id,
             item_id: Some(item_id),
             purpose: UnlockPurpose::Drop,
             then_grant: false,
@@ -417,12 +419,35 @@ mod tests {
 
     #[test]
     fn a_payload_around_an_id_is_the_job_with_that_id() {
-        let (before, after) = payload_around(&unlock(LEFT_TO_SQL));
+        let (before, after) = payload_around(|id| unlock(7, id));
         for id in [1, 42, 1_000_000_007, i64::MAX] {
             let written = format!("{before}{id}{after}");
-            assert_eq!(written, serde_json::to_string(&unlock(id)).unwrap());
+            assert_eq!(written, serde_json::to_string(&unlock(7, id)).unwrap());
             let read: Job = serde_json::from_str(&written).unwrap();
             assert!(matches!(read, Job::Unlock(UnlockJob { item_id: Some(i), .. }) if i == id));
         }
+    }
+
+    #[test]
+    fn what_else_a_job_holds_never_takes_the_id_s_place() {
+        // Another field holds the first stand-in (a stranger's locker id,
+        // or a contact written with its digits).
+        let (before, after) = payload_around(|id| unlock(i64::MIN, id));
+        assert_eq!(
+            format!("{before}5{after}"),
+            serde_json::to_string(&unlock(i64::MIN, 5)).unwrap()
+        );
+        let contact = format!("{}{}@example.com", i64::MIN, i64::MIN + 1);
+        let otp = |item_id| {
+            Job::Otp(crate::jobs::OtpJob {
+                item_id,
+                contact: contact.clone(),
+            })
+        };
+        let (before, after) = payload_around(otp);
+        assert_eq!(
+            format!("{before}9{after}"),
+            serde_json::to_string(&otp(9)).unwrap()
+        );
     }
 }

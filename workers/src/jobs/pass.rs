@@ -52,10 +52,8 @@ pub async fn issue(
     }
     if db.backend().chains_writes() {
         // The pass and its grant in one statement, its locker left to it.
-        let grant = Job::Grant(GrantJob {
-            grant_locker_id: outbox::LEFT_TO_SQL,
-        });
-        let grant = Beside::new(&grant, trace_id, now);
+        let grant = |grant_locker_id| Job::Grant(GrantJob { grant_locker_id });
+        let grant = Beside::new(grant, trace_id, now);
         match pickups::issue_granting(db.pool(), &pass, now, grant).await? {
             Some(job) => ctx.exchange.relay().committed(vec![job]),
             None if !pickups::has_pass(db.pool(), item_id).await? => return Ok(None),
