@@ -1,15 +1,12 @@
 //! Pickup passes (a stored item's PIN and QR token, as salted hashes) and
 //! the entries and offline collections agents sent, each applied once.
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row};
+use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::Millis;
 use crate::domain::ItemStatus;
 use crate::jobs::JobKind;
 use crate::store::job_runs::{mark_done, on_done_again};
-use crate::store::outbox::{Beside, Pending};
 
 const STORED: &str = ItemStatus::Stored.as_str();
 
@@ -31,55 +28,21 @@ pub async fn issue<'e>(
     pass: &NewPass,
     now: Millis,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let row = bind_issue(sqlx::query(ISSUE), pass, now)
-        .fetch_optional(executor)
-        .await?;
-    row.map(|row| row.try_get(0)).transpose()
-}
-
-/// [`issue`], and the locker's grant queued (`grant`, whose locker is left
-/// to the statement) when the pass is new, in one statement that commits
-/// on its own (where writes chain). The grant job as written, if any.
-pub async fn issue_granting<'e>(
-    executor: impl Executor<'e, Database = Any>,
-    pass: &NewPass,
-    now: Millis,
-    grant: Beside,
-) -> Result<Option<Pending>, sqlx::Error> {
-    let query = bind_issue(
-        sqlx::query(AssertSqlSafe(format!(
-            "WITH issued AS ({ISSUE}), {queued} \
-             SELECT id AS job_id, payload AS job_payload FROM queued",
-            queued = Beside::queued("issued", "locker_id", 8),
-        ))),
-        pass,
-        now,
-    );
-    let row = grant.bind(query).fetch_optional(executor).await?;
-    row.map(|row| grant.written(&row)).transpose()
-}
-
-/// Keeps a pass (bound by [`bind_issue`], `$1` to `$7`) for an item stored
-/// in a locker, unless it has one; returns the locker.
-const ISSUE: &str = "INSERT INTO pickup_passes \
-       (item_id, locker_id, salt, pin_hash, qr_hash, token_digest, issued_at) \
-     SELECT id, locker_id, $2, $3, $4, $5, $6 FROM items \
-     WHERE id = $1 AND status = $7 AND locker_id IS NOT NULL \
-     ON CONFLICT DO NOTHING RETURNING locker_id";
-
-fn bind_issue<'q>(
-    query: Query<'q, Any, AnyArguments>,
-    pass: &NewPass,
-    now: Millis,
-) -> Query<'q, Any, AnyArguments> {
-    query
-        .bind(pass.item_id)
-        .bind(pass.salt.clone())
-        .bind(pass.pin_hash.clone())
-        .bind(pass.qr_hash.clone())
-        .bind(pass.token_digest.clone())
-        .bind(now)
-        .bind(STORED)
+    sqlx::query_scalar(
+        "INSERT INTO pickup_passes (item_id, locker_id, salt, pin_hash, qr_hash, token_digest, issued_at) \
+         SELECT id, locker_id, $2, $3, $4, $5, $6 FROM items \
+         WHERE id = $1 AND status = $7 AND locker_id IS NOT NULL \
+         ON CONFLICT DO NOTHING RETURNING locker_id",
+    )
+    .bind(pass.item_id)
+    .bind(pass.salt.clone())
+    .bind(pass.pin_hash.clone())
+    .bind(pass.qr_hash.clone())
+    .bind(pass.token_digest.clone())
+    .bind(now)
+    .bind(STORED)
+    .fetch_optional(executor)
+    .await
 }
 
 /// The locker of the item's pass; `None` when it has none.
@@ -98,12 +61,7 @@ pub async fn has_pass<'e>(
     executor: impl Executor<'e, Database = Any>,
     item_id: i64,
 ) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT item_id FROM pickup_passes WHERE item_id = $1")
-            .bind(item_id)
-            .fetch_optional(executor)
-            .await?;
-    Ok(found.is_some())
+    Ok(locker_of_pass(executor, item_id).await?.is_some())
 }
 
 /// What the pickup page shows.

@@ -7,7 +7,7 @@
 use hmac::{Hmac, Mac};
 use locker_core::clock::Millis;
 use locker_core::jobs::{GrantJob, Job};
-use locker_core::store::outbox::{self, Beside, OutboxTx};
+use locker_core::store::outbox::{self, OutboxTx};
 use locker_core::store::pickups::{self, NewPass, token_digest};
 use locker_protocol::pass_hash;
 use locker_protocol::signing::hex;
@@ -49,17 +49,6 @@ pub async fn issue(
         return Ok(issue_granting_here(ctx, &pass, trace_id, now)
             .await?
             .then(|| handed(ctx, pin, &token)));
-    }
-    if db.backend().chains_writes() {
-        // The pass and its grant in one statement, its locker left to it.
-        let grant = |grant_locker_id| Job::Grant(GrantJob { grant_locker_id });
-        let grant = Beside::new(grant, trace_id, now);
-        match pickups::issue_granting(db.pool(), &pass, now, grant).await? {
-            Some(job) => ctx.exchange.relay().committed(vec![job]),
-            None if !pickups::has_pass(db.pool(), item_id).await? => return Ok(None),
-            None => {}
-        }
-        return Ok(Some(handed(ctx, pin, &token)));
     }
     let mut tx = OutboxTx::new(db.begin().await?, db.backend());
     if let Some(locker_id) = pickups::issue(&mut *tx, &pass, now).await? {
