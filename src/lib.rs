@@ -16,13 +16,14 @@ use locker_api::Application;
 use locker_api::state::AppState;
 use locker_core::Clock;
 use locker_core::config::{ApiConfig, DoorsConfig, NotifyConfig};
+use locker_core::exchange::Exchange;
 use locker_core::jobs::JobKind;
 use locker_core::queue::JobQueue;
 use locker_core::relay::Relay;
 use locker_core::store::job_runs::Claims;
 use locker_workers::channels::Notifier;
 use locker_workers::doors::{Applier, DoorLink, tracker};
-use locker_workers::{Doors, WorkerContext, spawn, sweeper};
+use locker_workers::{Doors, WorkerContext, run_here, spawn, sweeper};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -71,35 +72,48 @@ impl Stack {
             .broker
             .clone()
             .context("no MQTT broker for the doors")?;
+        // The workers' side commits as a worker process does: jobs of the
+        // kinds its door consumers serve are run here.
+        let served: &[JobKind] = if options.split_workers {
+            &[JobKind::Unlock]
+        } else {
+            &JobKind::ALL
+        };
+        let (committing, here) = state.relay.running_here(served, options.worker_concurrency);
+        let exchange = state.exchange.with_relay(committing);
         let applier = Applier {
-            exchange: state.exchange.clone(),
+            exchange: exchange.clone(),
             agent_secret: options.doors.agent_secret.clone(),
         };
         let (link, link_task) =
             DoorLink::start(&options.doors, &broker, Some(applier), stop.clone());
         let in_hand = Arc::new(AtomicUsize::new(0));
         let claims = Claims::default();
-        let context = |doors: Option<Doors>| -> anyhow::Result<Arc<WorkerContext>> {
-            Ok(Arc::new(WorkerContext {
-                claims: claims.clone(),
-                db: state.db.clone(),
-                hasher: state.hasher.clone(),
-                notifier: Some(Notifier::new(&options.notify, options.console_fallback)?),
-                code_secret: Some(options.notify.code_secret.clone()),
-                public_url: options.notify.public_url.clone(),
-                clock: clock.clone(),
-                exchange: state.exchange.clone(),
-                retry_delays: config.queue.retry_delays.clone(),
-                in_hand: in_hand.clone(),
-                doors,
-            }))
-        };
-        let ctx = context(Some(Doors {
-            link,
-            config: options.doors.clone(),
-        }))?;
+        let context =
+            |doors: Option<Doors>, exchange: &Exchange| -> anyhow::Result<Arc<WorkerContext>> {
+                Ok(Arc::new(WorkerContext {
+                    claims: claims.clone(),
+                    db: state.db.clone(),
+                    hasher: state.hasher.clone(),
+                    notifier: Some(Notifier::new(&options.notify, options.console_fallback)?),
+                    code_secret: Some(options.notify.code_secret.clone()),
+                    public_url: options.notify.public_url.clone(),
+                    clock: clock.clone(),
+                    exchange: exchange.clone(),
+                    retry_delays: config.queue.retry_delays.clone(),
+                    in_hand: in_hand.clone(),
+                    doors,
+                }))
+            };
+        let ctx = context(
+            Some(Doors {
+                link,
+                config: options.doors.clone(),
+            }),
+            &exchange,
+        )?;
         let mut tasks = if options.split_workers {
-            let messages = context(None)?;
+            let messages = context(None, &state.exchange)?;
             let mut tasks = spawn(
                 messages,
                 queue.clone(),
@@ -131,6 +145,13 @@ impl Stack {
         tasks.spawn(async move {
             let _ = link_task.await;
         });
+        tasks.spawn(run_here(
+            ctx.clone(),
+            queue.clone(),
+            state.relay.clone(),
+            here,
+            stop.clone(),
+        ));
         tasks.spawn(tracker::run(ctx.clone(), stop.clone()));
         let sweep_stop = stop.clone();
         let sweep_every = options.sweep_every;

@@ -261,8 +261,8 @@ async fn an_exchange_goes_through_a_real_door() {
 #[tokio::test]
 async fn racing_drops_at_a_door_reserve_it_once_and_unlock_it_once() {
     let s = site().await;
-    let locker = s.locker("site-1").await;
-    let _agent = s.app.agent("site-1", &[locker], None).await;
+    let locker = s.locker("racing-drops").await;
+    let _agent = s.app.agent("racing-drops", &[locker], None).await;
     let at = json!(locker);
     let drops = (0..20).map(|_| {
         s.app
@@ -287,8 +287,8 @@ async fn racing_drops_at_a_door_reserve_it_once_and_unlock_it_once() {
 #[tokio::test]
 async fn two_collects_at_a_door_with_the_right_code_open_it_once() {
     let s = site().await;
-    let locker = s.locker("site-1").await;
-    let agent = s.app.agent("site-1", &[locker], None).await;
+    let locker = s.locker("racing-collects").await;
+    let agent = s.app.agent("racing-collects", &[locker], None).await;
     let item = s.drop_item(locker).await;
     s.wait_door(&agent, locker, true).await;
     agent.doors.close(locker);

@@ -5,6 +5,7 @@ mod admin;
 mod agents;
 mod audit;
 mod auth;
+mod closing_notices;
 mod console;
 mod console_browser;
 mod deadlines;

@@ -19,7 +19,11 @@ async fn lockers(app: &TestApp, admin: &str, n: usize) -> Vec<Value> {
     made
 }
 
-async fn dead_letters(app: &TestApp, kind: JobKind, count: usize) -> Vec<(Envelope, String)> {
+pub(crate) async fn dead_letters(
+    app: &TestApp,
+    kind: JobKind,
+    count: usize,
+) -> Vec<(Envelope, String)> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let dead = app.queue.dead_letters(kind).await.unwrap();

@@ -13,4 +13,4 @@ pub mod sweeper;
 
 pub use context::{Doors, WorkerContext};
 pub use error::JobError;
-pub use runner::spawn;
+pub use runner::{run_here, spawn};

@@ -23,7 +23,7 @@ use locker_core::store::job_runs::Claims;
 use locker_core::{Db, SystemClock, shutdown, telemetry};
 use locker_workers::channels::Notifier;
 use locker_workers::doors::{Applier, DoorLink, tracker};
-use locker_workers::{Doors, WorkerContext, spawn, sweeper};
+use locker_workers::{Doors, WorkerContext, run_here, spawn, sweeper};
 use tokio_util::sync::CancellationToken;
 
 /// A share of the work: a job queue, or `events` (door events, acks, agent
@@ -113,14 +113,16 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
     let events = cli.queues.contains(&Role::Events);
     let hasher = Hasher::from_config(&config.hashing)?;
     // Jobs written here (a door closed on an item, a deadline passed) are
-    // published by this process's own relay.
+    // run here when this process serves their kind, else published by its
+    // own relay.
     let outgoing = Outgoing::default();
+    let (committing, here) = outgoing.running_here(&kinds, cli.concurrency);
     let exchange = Exchange::new(
         db.clone(),
         clock.clone(),
         config.exchange.clone(),
         hasher.clone(),
-        outgoing.clone(),
+        committing,
     );
     let applier = events.then(|| Applier {
         exchange: exchange.clone(),
@@ -165,6 +167,13 @@ async fn run(config: WorkersConfig, cli: Cli) -> anyhow::Result<()> {
         cli.concurrency,
         stop.clone(),
     );
+    workers.spawn(run_here(
+        ctx.clone(),
+        queue.clone(),
+        outgoing.clone(),
+        here,
+        stop.clone(),
+    ));
     workers.spawn(Relay::new(db.clone(), queue, clock, outgoing).run(stop.clone()));
     if kinds.contains(&JobKind::Unlock) {
         workers.spawn(tracker::run(ctx.clone(), stop.clone()));

@@ -1,6 +1,8 @@
 //! The consume loop: take a job, run it, then settle it — ack once its effect
 //! is committed, retry a passing failure after a growing delay, dead-letter a
-//! permanent one or one out of tries.
+//! permanent one or one out of tries. Jobs this process commits of a kind it
+//! serves are run the same way without the trip through the queue
+//! ([`run_here`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,6 +11,8 @@ use locker_core::backoff::{Outage, Reconnect};
 use locker_core::jobs::JobKind;
 use locker_core::metrics;
 use locker_core::queue::{Delivery, JobQueue};
+use locker_core::relay::{Outgoing, RunHere};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -83,6 +87,47 @@ async fn serve(
             }
         }
     }
+}
+
+/// Runs the jobs this process committed and kept to run here (see
+/// [`Outgoing::running_here`]) as they come, each as a delivery would be
+/// run, until `shutdown`; then lets those in hand finish. Jobs handed over
+/// and not begun are left in the outbox, for a sweep to publish.
+pub async fn run_here(
+    ctx: Arc<WorkerContext>,
+    queue: JobQueue,
+    relay: Outgoing,
+    mut jobs: mpsc::UnboundedReceiver<RunHere>,
+    shutdown: CancellationToken,
+) {
+    let mut running = JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = jobs.recv() => next,
+        };
+        let Some(RunHere { job, room }) = next else {
+            break;
+        };
+        let taken = ctx.clock.now_millis();
+        let Some(envelope) = job.envelope() else {
+            // As the relay does with such a row: no worker could run it.
+            relay.settled(job.id, taken);
+            continue;
+        };
+        let delivery = Delivery::here(envelope, queue.clone(), relay.clone(), taken);
+        let ctx = ctx.clone();
+        ctx.in_hand.fetch_add(1, Ordering::SeqCst);
+        running.spawn(async move {
+            execute(&ctx, delivery).await;
+            ctx.in_hand.fetch_sub(1, Ordering::SeqCst);
+            drop(room);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    // Handed to the relay from now on.
+    drop(jobs);
+    while running.join_next().await.is_some() {}
 }
 
 /// Runs one job and settles it.

@@ -181,6 +181,14 @@ impl Exchange {
         &self.relay
     }
 
+    /// The same exchange, its commits' jobs handed to `relay`.
+    pub fn with_relay(&self, relay: Outgoing) -> Self {
+        Self {
+            relay,
+            ..self.clone()
+        }
+    }
+
     /// A write transaction whose jobs go to the relay once it commits.
     async fn begin(&self) -> std::result::Result<OutboxTx, sqlx::Error> {
         Ok(OutboxTx::new(self.db.begin().await?, self.db.backend()))

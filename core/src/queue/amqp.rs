@@ -175,6 +175,25 @@ impl AmqpQueue {
     /// not have been stored (they will be published again: handlers are
     /// idempotent).
     pub async fn publish_batch(&self, envelopes: &[Envelope]) -> anyhow::Result<()> {
+        let routed: Vec<_> = envelopes.iter().map(|e| (e, Route::Main)).collect();
+        self.publish_routed(&routed).await
+    }
+
+    /// Publishes a try of a job to run after `delay` (one of the retry
+    /// delays), and waits for the confirm.
+    pub async fn publish_after(&self, envelope: &Envelope, delay: Duration) -> anyhow::Result<()> {
+        self.publish_routed(&[(envelope, Route::After(delay))])
+            .await
+    }
+
+    /// Publishes a job given up on to its dead-letter queue, with the
+    /// reason, and waits for the confirm.
+    pub async fn bury(&self, envelope: &Envelope, reason: &str) -> anyhow::Result<()> {
+        self.publish_routed(&[(envelope, Route::Dead(reason))])
+            .await
+    }
+
+    async fn publish_routed(&self, messages: &[(&Envelope, Route<'_>)]) -> anyhow::Result<()> {
         // The session a failure is blamed on.
         let mut used = None;
         let publishing = async {
@@ -190,12 +209,15 @@ impl AmqpQueue {
                 }
                 let session = guard.as_ref().expect("session just opened").clone();
                 used = Some(session.clone());
-                let mut confirms = Vec::with_capacity(envelopes.len());
-                for envelope in envelopes {
-                    let queue = self.main_queue(envelope.kind);
-                    confirms.push(
-                        publish(&session.channel, &queue, envelope, FieldTable::default()).await?,
-                    );
+                let mut confirms = Vec::with_capacity(messages.len());
+                for (envelope, route) in messages {
+                    let main = self.main_queue(envelope.kind);
+                    let (queue, headers) = match route {
+                        Route::Main => (main, FieldTable::default()),
+                        Route::After(delay) => (retry_queue(&main, *delay), FieldTable::default()),
+                        Route::Dead(reason) => (format!("{main}.dead"), reason_header(reason)),
+                    };
+                    confirms.push(publish(&session.channel, &queue, envelope, headers).await?);
                 }
                 confirms
             };
@@ -369,6 +391,20 @@ fn retry_queue(main: &str, delay: Duration) -> String {
     format!("{main}.retry.{}ms", delay.as_millis())
 }
 
+/// Where a job is published: its queue, a retry queue, or its dead letters.
+enum Route<'a> {
+    Main,
+    After(Duration),
+    Dead(&'a str),
+}
+
+/// A dead letter's reason, as a header.
+fn reason_header(reason: &str) -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert("x-reason".into(), AMQPValue::LongString(reason.into()));
+    headers
+}
+
 fn properties(envelope_id: i64, headers: FieldTable) -> BasicProperties {
     BasicProperties::default()
         .with_delivery_mode(2)
@@ -451,17 +487,26 @@ pub struct AmqpSettle {
 
 impl AmqpSettle {
     pub async fn ack(self) -> anyhow::Result<()> {
-        self.acker.ack(BasicAckOptions::default()).await?;
-        Ok(())
+        settling(async {
+            self.acker.ack(BasicAckOptions::default()).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The copy is confirmed in the retry queue before the original is acked:
     /// a crash in between leaves a duplicate, never a loss.
     pub async fn retry(self, next: &Envelope, delay: Duration) -> anyhow::Result<()> {
         let queue = retry_queue(&self.main, delay);
-        await_confirm(publish(&self.session.channel, &queue, next, FieldTable::default()).await?)
+        settling(async {
+            await_confirm(
+                publish(&self.session.channel, &queue, next, FieldTable::default()).await?,
+            )
             .await?;
-        self.ack().await
+            self.acker.ack(BasicAckOptions::default()).await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn dead(self, envelope: &Envelope, reason: &str) -> anyhow::Result<()> {
@@ -470,12 +515,14 @@ impl AmqpSettle {
     }
 
     async fn dead_raw(self, body: &[u8], reason: &str) -> anyhow::Result<()> {
-        let mut headers = FieldTable::default();
-        headers.insert("x-reason".into(), AMQPValue::LongString(reason.into()));
+        settling(self.bury_raw(body, reason)).await
+    }
+
+    async fn bury_raw(&self, body: &[u8], reason: &str) -> anyhow::Result<()> {
         let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
-            .with_headers(headers);
+            .with_headers(reason_header(reason));
         let queue = format!("{}.dead", self.main);
         let confirm = self
             .session
@@ -489,6 +536,20 @@ impl AmqpSettle {
             )
             .await?;
         await_confirm(confirm).await?;
-        self.ack().await
+        self.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
     }
+}
+
+/// Settles a delivery within [`BROKER_LIMIT`]: on a connection that is gone
+/// an acknowledgement may otherwise wait forever, holding its consumer and
+/// the job in hand. Unsettled, the job is handed out again by the broker.
+async fn settling(step: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::time::timeout(BROKER_LIMIT, step)
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the broker did not take the settlement within {BROKER_LIMIT:?}"
+            ))
+        })
 }

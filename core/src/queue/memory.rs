@@ -53,6 +53,16 @@ impl MemoryQueue {
             .map_err(|_| anyhow::anyhow!("in-process queue closed"))
     }
 
+    /// Publishes a try of a job to be handed out after `delay`.
+    pub fn publish_after(&self, envelope: Envelope, delay: Duration) {
+        self.lane(envelope.kind).after(envelope, delay);
+    }
+
+    /// Gives a job up, with the reason.
+    pub fn bury(&self, envelope: Envelope, reason: &str) {
+        self.lane(envelope.kind).bury(envelope, reason);
+    }
+
     /// Jobs of `kind` waiting to be handed out, or waiting out a retry delay.
     pub fn backlog(&self, kind: JobKind) -> u64 {
         self.lane(kind).waiting.load(Ordering::SeqCst)
@@ -67,6 +77,23 @@ impl MemoryQueue {
     /// Jobs of `kind` given up on, with the reason.
     pub fn dead_letters(&self, kind: JobKind) -> Vec<(Envelope, String)> {
         self.lane(kind).dead.lock().expect("queue lock").clone()
+    }
+}
+
+impl Lane {
+    fn after(self: Arc<Self>, envelope: Envelope, delay: Duration) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = self.tx.send(envelope);
+        });
+    }
+
+    fn bury(&self, envelope: Envelope, reason: &str) {
+        self.dead
+            .lock()
+            .expect("queue lock")
+            .push((envelope, reason.to_owned()));
     }
 }
 
@@ -93,18 +120,10 @@ pub struct MemorySettle {
 
 impl MemorySettle {
     pub fn retry(self, envelope: Envelope, delay: Duration) {
-        self.lane.waiting.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = self.lane.tx.send(envelope);
-        });
+        self.lane.after(envelope, delay);
     }
 
     pub fn dead(self, envelope: Envelope, reason: &str) {
-        self.lane
-            .dead
-            .lock()
-            .expect("queue lock")
-            .push((envelope, reason.to_owned()));
+        self.lane.bury(envelope, reason);
     }
 }

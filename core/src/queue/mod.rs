@@ -7,8 +7,10 @@ mod memory;
 
 use std::time::Duration;
 
+use crate::clock::Millis;
 use crate::config::QueueConfig;
 use crate::jobs::{Envelope, JobKind};
+use crate::relay::Outgoing;
 
 pub use amqp::AmqpQueue;
 pub use memory::MemoryQueue;
@@ -38,6 +40,29 @@ impl JobQueue {
         match self {
             Self::Amqp(q) => q.publish(envelope).await,
             Self::Memory(q) => q.publish(envelope),
+        }
+    }
+
+    /// Publishes a try of a job to be handed out after `delay` (one of the
+    /// retry delays).
+    pub async fn publish_after(&self, envelope: &Envelope, delay: Duration) -> anyhow::Result<()> {
+        match self {
+            Self::Amqp(q) => q.publish_after(envelope, delay).await,
+            Self::Memory(q) => {
+                q.publish_after(envelope.clone(), delay);
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts a job given up on among the dead letters of its kind.
+    pub async fn bury(&self, envelope: &Envelope, reason: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Amqp(q) => q.bury(envelope, reason).await,
+            Self::Memory(q) => {
+                q.bury(envelope.clone(), reason);
+                Ok(())
+            }
         }
     }
 
@@ -95,14 +120,45 @@ pub struct Delivery {
 enum Settle {
     Amqp(amqp::AmqpSettle),
     Memory(memory::MemorySettle),
+    Here(HereSettle),
+}
+
+/// A job run by the process that committed it, which never went through the
+/// queue: settled through the queue's retry and dead-letter routes, then
+/// stamped in the outbox (until then a sweep may still publish it).
+struct HereSettle {
+    queue: JobQueue,
+    relay: Outgoing,
+    taken: Millis,
+}
+
+impl HereSettle {
+    fn settled(self, id: i64) -> anyhow::Result<()> {
+        self.relay.settled(id, self.taken);
+        Ok(())
+    }
 }
 
 impl Delivery {
+    /// A job committed in this process, taken at `taken` to run here; it is
+    /// settled through `queue` and stamped by `relay`.
+    pub fn here(envelope: Envelope, queue: JobQueue, relay: Outgoing, taken: Millis) -> Self {
+        Self {
+            envelope,
+            settle: Settle::Here(HereSettle {
+                queue,
+                relay,
+                taken,
+            }),
+        }
+    }
+
     /// Done: the queue forgets it.
     pub async fn ack(self) -> anyhow::Result<()> {
         match self.settle {
             Settle::Amqp(s) => s.ack().await,
             Settle::Memory(_) => Ok(()),
+            Settle::Here(s) => s.settled(self.envelope.id),
         }
     }
 
@@ -115,6 +171,10 @@ impl Delivery {
             Settle::Memory(s) => {
                 s.retry(next, delay);
                 Ok(())
+            }
+            Settle::Here(s) => {
+                s.queue.publish_after(&next, delay).await?;
+                s.settled(next.id)
             }
         }
     }
@@ -133,6 +193,10 @@ impl Delivery {
             Settle::Memory(s) => {
                 s.dead(self.envelope, reason);
                 Ok(())
+            }
+            Settle::Here(s) => {
+                s.queue.bury(&self.envelope, reason).await?;
+                s.settled(self.envelope.id)
             }
         }
     }

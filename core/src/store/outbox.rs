@@ -11,7 +11,7 @@ use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, Row, Transaction};
 
 use crate::clock::Millis;
 use crate::config::Backend;
-use crate::jobs::Job;
+use crate::jobs::{Envelope, Job, JobKind};
 use crate::relay::Outgoing;
 use crate::store::audit;
 
@@ -277,6 +277,29 @@ pub struct Pending {
     pub payload: String,
     pub trace_id: String,
     pub created_at: i64,
+}
+
+impl Pending {
+    /// The job's first try, as it is published; `None` (said in the log)
+    /// for a row no worker could run.
+    pub fn envelope(&self) -> Option<Envelope> {
+        let kind = JobKind::parse(&self.kind);
+        let payload = serde_json::from_str(&self.payload);
+        match (kind, payload) {
+            (Some(kind), Ok(payload)) => Some(Envelope {
+                id: self.id,
+                kind,
+                attempt: 1,
+                trace_id: self.trace_id.clone(),
+                payload,
+                enqueued_at: Some(self.created_at),
+            }),
+            _ => {
+                tracing::error!(job_id = self.id, kind = %self.kind, "outbox row cannot be published; skipped");
+                None
+            }
+        }
+    }
 }
 
 /// The oldest unpublished jobs up to id `through`. Inside a transaction,

@@ -4,21 +4,28 @@
 //! sweep publishes those no process handed over (it stopped first), once
 //! they are older than a grace period. While the queue is unreachable jobs
 //! wait, in memory and in the outbox; the api keeps accepting work.
+//!
+//! A worker process runs the jobs it commits itself when it serves their
+//! kind ([`Outgoing::running_here`]): a door's closing and the notice it
+//! writes, say. Such a job is stamped once settled as a delivery would be
+//! (done, or its next try or dead letter published); should the process
+//! stop first, the sweep publishes it as any other.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Outage, Reconnect};
-use crate::clock::Millis;
-use crate::jobs::{Envelope, JobKind};
 use crate::queue::JobQueue;
 use crate::store::outbox::{self, Pending};
 use crate::{Clock, Db};
+
+mod outgoing;
+
+pub use outgoing::{Outgoing, RunHere};
 
 const BATCH: usize = 100;
 /// Publishers taking handed-over jobs side by side: a job committed while
@@ -38,41 +45,6 @@ const POLL: Duration = Duration::from_secs(1);
 /// both publish it, the job's handler does its work once.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// Where a process hands over the jobs of each commit, for its relay to
-/// publish. Cheap to clone; without a relay running, jobs are left to the
-/// sweep of another process.
-#[derive(Clone, Default)]
-pub struct Outgoing(Arc<Handed>);
-
-#[derive(Default)]
-struct Handed {
-    jobs: Mutex<Vec<Pending>>,
-    ready: Notify,
-}
-
-impl Outgoing {
-    /// Hands over jobs whose transaction has committed.
-    pub fn committed(&self, jobs: Vec<Pending>) {
-        if jobs.is_empty() {
-            return;
-        }
-        let mut held = self.0.jobs.lock().expect("outgoing jobs");
-        if held.len() + jobs.len() > HELD_AT_MOST {
-            // In the outbox still: a sweep publishes them.
-            return;
-        }
-        held.extend(jobs);
-        drop(held);
-        self.0.ready.notify_one();
-    }
-
-    fn take(&self, room: usize) -> Vec<Pending> {
-        let mut held = self.0.jobs.lock().expect("outgoing jobs");
-        let n = held.len().min(room);
-        held.drain(..n).collect()
-    }
-}
-
 pub struct Relay {
     db: Db,
     queue: JobQueue,
@@ -80,8 +52,6 @@ pub struct Relay {
     outgoing: Outgoing,
     poll: Duration,
     grace: Duration,
-    /// Jobs published and not yet stamped, with when.
-    published: Mutex<Vec<(i64, Millis)>>,
 }
 
 impl Relay {
@@ -93,7 +63,6 @@ impl Relay {
             outgoing,
             poll: POLL,
             grace: GRACE,
-            published: Mutex::default(),
         }
     }
 
@@ -142,7 +111,7 @@ impl Relay {
             if failed.is_empty() {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = self.outgoing.0.ready.notified() => {}
+                    () = self.outgoing.handed() => {}
                 }
             }
             let room = BATCH.saturating_sub(failed.len());
@@ -156,11 +125,10 @@ impl Relay {
             match self.publish(&jobs).await {
                 Ok(()) => {
                     link.recovered();
-                    let mut published = self.published.lock().expect("published jobs");
-                    published.extend(jobs.iter().map(|job| (job.id, taken)));
-                    drop(published);
+                    let stamps: Vec<_> = jobs.iter().map(|job| (job.id, taken)).collect();
+                    self.outgoing.settled_all(&stamps);
                     // More may have come while these were confirmed.
-                    self.outgoing.0.ready.notify_one();
+                    self.outgoing.look_again();
                 }
                 Err(error) => {
                     let wait = link.failed(&format!("{error:#}"));
@@ -174,22 +142,19 @@ impl Relay {
         }
     }
 
-    /// Stamps published jobs, a batch at a time, until `stop` and once more.
+    /// Stamps settled jobs, a batch at a time, until `stop` and once more.
     async fn stamp(&self, stop: &CancellationToken) {
         loop {
             let last = tokio::select! {
                 () = stop.cancelled() => true,
                 () = tokio::time::sleep(STAMP_EVERY) => false,
             };
-            let jobs = std::mem::take(&mut *self.published.lock().expect("published jobs"));
+            let jobs = self.outgoing.take_settled();
             // A statement's text grows with its jobs: a backlog goes in parts.
             for part in jobs.chunks(STAMPS_AT_ONCE) {
                 if let Err(error) = outbox::mark_published(self.db.pool(), part).await {
                     tracing::warn!(%error, jobs = part.len(), "cannot stamp jobs published; will try again");
-                    let mut published = self.published.lock().expect("published jobs");
-                    if published.len() < HELD_AT_MOST {
-                        published.extend_from_slice(part);
-                    }
+                    self.outgoing.settled_all(part);
                 }
             }
             if last {
@@ -279,24 +244,7 @@ impl Relay {
     }
 
     async fn publish(&self, rows: &[Pending]) -> anyhow::Result<()> {
-        let mut envelopes = Vec::with_capacity(rows.len());
-        for row in rows {
-            let kind = JobKind::parse(&row.kind);
-            let payload = serde_json::from_str(&row.payload);
-            match (kind, payload) {
-                (Some(kind), Ok(payload)) => envelopes.push(Envelope {
-                    id: row.id,
-                    kind,
-                    attempt: 1,
-                    trace_id: row.trace_id.clone(),
-                    payload,
-                    enqueued_at: Some(row.created_at),
-                }),
-                _ => {
-                    tracing::error!(job_id = row.id, kind = %row.kind, "outbox row cannot be published; skipped")
-                }
-            }
-        }
+        let envelopes: Vec<_> = rows.iter().filter_map(Pending::envelope).collect();
         if envelopes.is_empty() {
             return Ok(());
         }

@@ -1,0 +1,146 @@
+//! The notices a door's closing writes (the receiver's that the item is
+//! stored, the sender's that it was collected) are sent by the worker that
+//! applied the closing, when it serves notices, without a trip through the
+//! job queue; a failed send is tried again through the queue's retries, and
+//! one refused for good is dead-lettered there, each once.
+
+use std::time::Duration;
+
+use locker_core::jobs::JobKind;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::doors::{RECEIVER, Site, site};
+use crate::helpers::{TestApp, WAIT};
+use crate::pipeline::dead_letters;
+
+const SENDER: &str = "sender@example.com";
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ: run with TEST_AMQP_URL set and --include-ignored"]
+async fn with_the_job_queue_out_of_reach_a_closing_door_still_sends_its_notice() {
+    let app = TestApp::spawn_behind_amqp_proxy()
+        .await
+        .expect("TEST_AMQP_URL must name a RabbitMQ server for this test");
+    let proxy = app.proxy.clone().unwrap();
+    let admin = app.admin_token().await;
+    let sender = app.user_token(SENDER).await;
+    let s = Site { app, admin, sender };
+    let locker = s.locker("closing-1").await;
+    let agent = s.app.agent("closing-1", &[locker], None).await;
+
+    // The drop's unlock goes through the queue; then the queue goes away.
+    let item = s.drop_item(locker).await;
+    s.wait_door(&agent, locker, true).await;
+    proxy.cut();
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    let told = s.app.smtp.wait_for(RECEIVER, 1, WAIT).await;
+    assert!(told[0].body().contains("Mall Entrance"), "{}", told[0].data);
+
+    // The code and the collect's unlock need the queue.
+    proxy.restore();
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    // Consumers come back after their reconnection's wait.
+    s.app
+        .smtp
+        .wait_for(RECEIVER, 2, Duration::from_secs(40))
+        .await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+    assert_eq!(s.app.collect(&json!(locker), &code).await.0, StatusCode::OK);
+    s.wait_door(&agent, locker, true).await;
+    proxy.cut();
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    let collected = s.app.smtp.wait_for(SENDER, 1, WAIT).await;
+    assert!(
+        collected[0].body().contains("collected"),
+        "{}",
+        collected[0].data
+    );
+
+    // Back, the queue is handed nothing more: each notice went once, and
+    // every job is stamped.
+    proxy.restore();
+    s.app.drain().await;
+    assert_eq!(s.app.smtp.mails_to(RECEIVER).len(), 2);
+    assert_eq!(s.app.smtp.mails_to(SENDER).len(), 1);
+    assert!(
+        s.app
+            .queue
+            .dead_letters(JobKind::Notify)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_closing_notice_that_fails_is_tried_again_through_the_queue() {
+    let s = site().await;
+    let locker = s.locker("closing-2").await;
+    let agent = s.app.agent("closing-2", &[locker], None).await;
+    let phone = "+14155552671";
+    let (status, item) = s
+        .app
+        .drop_item(&s.sender, &json!(locker), json!({"receiver_phone": phone}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    s.wait_door(&agent, locker, true).await;
+
+    // Twilio fails the first two tries (5xx), then takes the message.
+    s.app.twilio.script(&[503, 500]);
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    let sent = s.app.twilio.wait_for(phone, 1, WAIT).await;
+    assert!(sent[0].body.contains("Mall Entrance"), "{}", sent[0].body);
+
+    s.app.drain().await;
+    assert_eq!(s.app.twilio.sent().len(), 1);
+    assert!(
+        s.app
+            .queue
+            .dead_letters(JobKind::Notify)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_closing_notice_refused_for_good_is_dead_lettered_once() {
+    let s = site().await;
+    let locker = s.locker("closing-3").await;
+    let agent = s.app.agent("closing-3", &[locker], None).await;
+    let (status, item) = s
+        .app
+        .drop_item(
+            &s.sender,
+            &json!(locker),
+            json!({"receiver_email": "reject@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+
+    let dead = dead_letters(&s.app, JobKind::Notify, 1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let (envelope, reason) = &dead[0];
+    assert!(reason.contains("SMTP server refused"), "{reason}");
+    assert_eq!(envelope.attempt, 1);
+    assert!(envelope.payload.to_string().contains("reject@example.com"));
+
+    // Stamped (the pipeline drains only then): no sweep publishes it again.
+    s.app.drain().await;
+    assert_eq!(
+        s.app
+            .queue
+            .dead_letters(JobKind::Notify)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
