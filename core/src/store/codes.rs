@@ -7,6 +7,7 @@ use sqlx::{Any, Executor, Row};
 
 use crate::clock::Millis;
 use crate::domain::ItemStatus;
+use crate::store::items::{Whereabouts, whereabouts_in};
 
 const STORED: &str = ItemStatus::Stored.as_str();
 const EXPIRED: &str = ItemStatus::Expired.as_str();
@@ -21,22 +22,35 @@ pub struct NewCode<'a> {
     pub job_id: i64,
 }
 
+/// What storing a code did.
+pub enum Stored {
+    /// Stored, for the item at this place (`None`: in no locker), read by
+    /// the same statement.
+    At(Option<Whereabouts>),
+    /// Nothing stored: the item has moved on, the contact is no longer the
+    /// one it waits for, or it holds a newer code.
+    Not,
+}
+
 /// Stores a new code for the item, replacing the current one and its count
 /// of wrong tries: for its receiver while it is stored, for its sender (by
-/// their account's email) once it has expired. False when the item has
-/// moved on, the contact is no longer the one it waits for, or it holds a
-/// newer code.
+/// their account's email) once it has expired.
 pub async fn store<'e>(
     executor: impl Executor<'e, Database = Any>,
     code: NewCode<'_>,
     now: Millis,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<Stored, sqlx::Error> {
+    let row = sqlx::query(
         "UPDATE items SET otp_hash = $3, otp_expires_at = $4, otp_job_id = $5, otp_attempts = 0, updated_at = $6 \
          WHERE id = $1 \
            AND ((status = $7 AND (receiver_email = $2 OR receiver_phone = $2)) \
              OR (status = $8 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id))) \
-           AND (otp_job_id IS NULL OR otp_job_id < $5)",
+           AND (otp_job_id IS NULL OR otp_job_id < $5) \
+         RETURNING name, \
+           (SELECT location FROM lockers WHERE lockers.id = items.locker_id) AS place_location, \
+           (SELECT COALESCE(lockers.name, '#' || CAST(lockers.id AS TEXT)) FROM lockers \
+              WHERE lockers.id = items.locker_id) AS place_locker_name, \
+           (SELECT email FROM users WHERE users.id = items.sender_id) AS place_sender_email",
     )
     .bind(code.item_id)
     .bind(code.contact.to_owned())
@@ -46,9 +60,12 @@ pub async fn store<'e>(
     .bind(now)
     .bind(STORED)
     .bind(EXPIRED)
-    .execute(executor)
+    .fetch_optional(executor)
     .await?;
-    Ok(done.rows_affected() > 0)
+    match row {
+        Some(row) => Ok(Stored::At(whereabouts_in(&row)?)),
+        None => Ok(Stored::Not),
+    }
 }
 
 /// The job that issued the item's current code, if it has one.

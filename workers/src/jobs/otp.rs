@@ -8,7 +8,7 @@
 
 use hmac::{Hmac, Mac};
 use locker_core::jobs::OtpJob;
-use locker_core::store::codes::{self, NewCode};
+use locker_core::store::codes::{self, NewCode, Stored};
 use locker_core::store::items;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
@@ -38,11 +38,6 @@ pub async fn run(
     Prepared { code, hash }: Prepared,
 ) -> Result<(), JobError> {
     let pool = ctx.db.pool();
-    let Some(place) = items::whereabouts(pool, job.item_id).await? else {
-        tracing::info!(item_id = job.item_id, "item gone; no code issued");
-        return Ok(());
-    };
-
     let now = ctx.clock.now_millis();
     let new = NewCode {
         item_id: job.item_id,
@@ -51,17 +46,26 @@ pub async fn run(
         expires_at: now + ctx.exchange.rules().otp_expiry.as_millis() as i64,
         job_id,
     };
-    // Not stored when an earlier try of this job stored it: then the same
-    // code is sent again, its lifetime and tries as they were.
-    if !codes::store(pool, new, now).await?
-        && codes::issuer(pool, job.item_id).await? != Some(job_id)
-    {
-        tracing::info!(
-            item_id = job.item_id,
-            "item no longer waiting, or a newer code exists; none issued"
-        );
+    // Where the item is comes with the store. Not stored when an earlier
+    // try of this job stored it: then the same code is sent again, its
+    // lifetime and tries as they were.
+    let place = match codes::store(pool, new, now).await? {
+        Stored::At(place) => place,
+        Stored::Not if codes::issuer(pool, job.item_id).await? == Some(job_id) => {
+            items::whereabouts(pool, job.item_id).await?
+        }
+        Stored::Not => {
+            tracing::info!(
+                item_id = job.item_id,
+                "item gone or no longer waiting, or a newer code exists; none issued"
+            );
+            return Ok(());
+        }
+    };
+    let Some(place) = place else {
+        tracing::info!(item_id = job.item_id, "item in no locker; no code sent");
         return Ok(());
-    }
+    };
     let minutes = ctx.exchange.rules().otp_expiry.as_secs().div_ceil(60);
     let text = messages::code(&code, &place.location, &place.locker, minutes);
     ctx.notifier()?.send(&job.contact, &text, job_id).await?;
