@@ -6,15 +6,28 @@
 
 use std::time::Duration;
 
-use locker_core::jobs::JobKind;
+use locker_core::jobs::{Envelope, JobKind};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::agents::TestAgent;
 use crate::doors::{RECEIVER, Site, site};
 use crate::helpers::{TestApp, WAIT};
 use crate::pipeline::dead_letters;
 
 const SENDER: &str = "sender@example.com";
+
+/// An item dropped at `locker` for `receiver`, its door open for the sender.
+async fn dropped_at_door(s: &Site, agent: &TestAgent, locker: i64, receiver: Value) -> Value {
+    let (status, item) = s.app.drop_item(&s.sender, &json!(locker), receiver).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    s.wait_door(agent, locker, true).await;
+    item
+}
+
+async fn dead_notices(app: &TestApp) -> Vec<(Envelope, String)> {
+    app.queue.dead_letters(JobKind::Notify).await.unwrap()
+}
 
 #[tokio::test]
 #[ignore = "needs RabbitMQ: run with TEST_AMQP_URL set and --include-ignored"]
@@ -65,14 +78,7 @@ async fn with_the_job_queue_out_of_reach_a_closing_door_still_sends_its_notice()
     s.app.drain().await;
     assert_eq!(s.app.smtp.mails_to(RECEIVER).len(), 2);
     assert_eq!(s.app.smtp.mails_to(SENDER).len(), 1);
-    assert!(
-        s.app
-            .queue
-            .dead_letters(JobKind::Notify)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(dead_notices(&s.app).await.is_empty());
 }
 
 #[tokio::test]
@@ -81,12 +87,7 @@ async fn a_closing_notice_that_fails_is_tried_again_through_the_queue() {
     let locker = s.locker("closing-2").await;
     let agent = s.app.agent("closing-2", &[locker], None).await;
     let phone = "+14155552671";
-    let (status, item) = s
-        .app
-        .drop_item(&s.sender, &json!(locker), json!({"receiver_phone": phone}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{item}");
-    s.wait_door(&agent, locker, true).await;
+    let item = dropped_at_door(&s, &agent, locker, json!({"receiver_phone": phone})).await;
 
     // Twilio fails the first two tries (5xx), then takes the message.
     s.app.twilio.script(&[503, 500]);
@@ -97,14 +98,7 @@ async fn a_closing_notice_that_fails_is_tried_again_through_the_queue() {
 
     s.app.drain().await;
     assert_eq!(s.app.twilio.sent().len(), 1);
-    assert!(
-        s.app
-            .queue
-            .dead_letters(JobKind::Notify)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(dead_notices(&s.app).await.is_empty());
 }
 
 #[tokio::test]
@@ -112,16 +106,8 @@ async fn a_closing_notice_refused_for_good_is_dead_lettered_once() {
     let s = site().await;
     let locker = s.locker("closing-3").await;
     let agent = s.app.agent("closing-3", &[locker], None).await;
-    let (status, item) = s
-        .app
-        .drop_item(
-            &s.sender,
-            &json!(locker),
-            json!({"receiver_email": "reject@example.com"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{item}");
-    s.wait_door(&agent, locker, true).await;
+    let to = json!({"receiver_email": "reject@example.com"});
+    let item = dropped_at_door(&s, &agent, locker, to).await;
     agent.doors.close(locker);
     s.wait_status(&item, "STORED").await;
 
