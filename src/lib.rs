@@ -72,8 +72,9 @@ impl Stack {
             .broker
             .clone()
             .context("no MQTT broker for the doors")?;
-        // The workers' side commits as a worker process does: jobs of the
-        // kinds its door consumers serve are run here.
+        // The kinds the consumers with the doors' link serve; the workers'
+        // side commits as a worker process does, running jobs of those
+        // kinds here.
         let served: &[JobKind] = if options.split_workers {
             &[JobKind::Unlock]
         } else {
@@ -112,34 +113,25 @@ impl Stack {
             }),
             &exchange,
         )?;
-        let mut tasks = if options.split_workers {
+        let mut tasks = spawn(
+            ctx.clone(),
+            queue.clone(),
+            served,
+            options.worker_concurrency,
+            stop.clone(),
+        );
+        if options.split_workers {
             let messages = context(None, &state.exchange)?;
-            let mut tasks = spawn(
+            let mut apart = spawn(
                 messages,
                 queue.clone(),
                 &[JobKind::Otp, JobKind::Notify],
                 options.worker_concurrency,
                 stop.clone(),
             );
-            let mut doors = spawn(
-                ctx.clone(),
-                queue.clone(),
-                &[JobKind::Unlock],
-                options.worker_concurrency,
-                stop.clone(),
-            );
             // Killed with the rest: a dropped set aborts its tasks.
-            tasks.spawn(async move { while doors.join_next().await.is_some() {} });
-            tasks
-        } else {
-            spawn(
-                ctx.clone(),
-                queue.clone(),
-                &JobKind::ALL,
-                options.worker_concurrency,
-                stop.clone(),
-            )
-        };
+            tasks.spawn(async move { while apart.join_next().await.is_some() {} });
+        }
         // Killed with the rest: the link runs on a task of its own.
         let link = link_task.abort_handle();
         tasks.spawn(async move {

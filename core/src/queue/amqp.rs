@@ -487,11 +487,12 @@ pub struct AmqpSettle {
 
 impl AmqpSettle {
     pub async fn ack(self) -> anyhow::Result<()> {
-        settling(async {
-            self.acker.ack(BasicAckOptions::default()).await?;
-            Ok(())
-        })
-        .await
+        settling(self.acked()).await
+    }
+
+    async fn acked(&self) -> anyhow::Result<()> {
+        self.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
     }
 
     /// The copy is confirmed in the retry queue before the original is acked:
@@ -503,8 +504,7 @@ impl AmqpSettle {
                 publish(&self.session.channel, &queue, next, FieldTable::default()).await?,
             )
             .await?;
-            self.acker.ack(BasicAckOptions::default()).await?;
-            Ok(())
+            self.acked().await
         })
         .await
     }
@@ -536,8 +536,7 @@ impl AmqpSettle {
             )
             .await?;
         await_confirm(confirm).await?;
-        self.acker.ack(BasicAckOptions::default()).await?;
-        Ok(())
+        self.acked().await
     }
 }
 

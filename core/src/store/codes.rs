@@ -7,7 +7,7 @@ use sqlx::{Any, Executor, Row};
 
 use crate::clock::Millis;
 use crate::domain::ItemStatus;
-use crate::store::items::{Whereabouts, whereabouts_in};
+use crate::store::items::{Whereabouts, whereabouts_in, whereabouts_of_items};
 
 const STORED: &str = ItemStatus::Stored.as_str();
 const EXPIRED: &str = ItemStatus::Expired.as_str();
@@ -40,18 +40,15 @@ pub async fn store<'e>(
     code: NewCode<'_>,
     now: Millis,
 ) -> Result<Stored, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sqlx::query(concat!(
         "UPDATE items SET otp_hash = $3, otp_expires_at = $4, otp_job_id = $5, otp_attempts = 0, updated_at = $6 \
          WHERE id = $1 \
            AND ((status = $7 AND (receiver_email = $2 OR receiver_phone = $2)) \
              OR (status = $8 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id))) \
            AND (otp_job_id IS NULL OR otp_job_id < $5) \
-         RETURNING name, \
-           (SELECT location FROM lockers WHERE lockers.id = items.locker_id) AS place_location, \
-           (SELECT COALESCE(lockers.name, '#' || CAST(lockers.id AS TEXT)) FROM lockers \
-              WHERE lockers.id = items.locker_id) AS place_locker_name, \
-           (SELECT email FROM users WHERE users.id = items.sender_id) AS place_sender_email",
-    )
+         RETURNING name, ",
+        whereabouts_of_items!()
+    ))
     .bind(code.item_id)
     .bind(code.contact.to_owned())
     .bind(code.hash.to_owned())

@@ -168,30 +168,33 @@ pub fn whereabouts_in(row: &AnyRow) -> Result<Option<Whereabouts>, sqlx::Error> 
     }))
 }
 
+/// [`WHEREABOUTS_COLUMNS`] read from a row of `items` itself, where no join
+/// can be made (an `UPDATE … RETURNING`); read back by [`whereabouts_in`].
+macro_rules! whereabouts_of_items {
+    () => {
+        "(SELECT location FROM lockers WHERE lockers.id = items.locker_id) AS place_location, \
+         (SELECT COALESCE(lockers.name, '#' || CAST(lockers.id AS TEXT)) FROM lockers \
+            WHERE lockers.id = items.locker_id) AS place_locker_name, \
+         (SELECT email FROM users WHERE users.id = items.sender_id) AS place_sender_email"
+    };
+}
+pub(crate) use whereabouts_of_items;
+
 /// Where an item is, and its sender's email, in one statement; `None` for
 /// an item gone or in no locker.
 pub async fn whereabouts<'e>(
     executor: impl Executor<'e, Database = Any>,
     item_id: i64,
 ) -> Result<Option<Whereabouts>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT i.name AS item, l.location, COALESCE(l.name, '#' || CAST(l.id AS TEXT)) AS locker, \
-           u.email AS sender_email \
-         FROM items i JOIN lockers l ON l.id = i.locker_id LEFT JOIN users u ON u.id = i.sender_id \
-         WHERE i.id = $1",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT name, ",
+        whereabouts_of_items!(),
+        " FROM items WHERE id = $1"
+    ))
     .bind(item_id)
     .fetch_optional(executor)
     .await?;
-    row.map(|r| {
-        Ok(Whereabouts {
-            item: r.try_get("item")?,
-            location: r.try_get("location")?,
-            locker: r.try_get("locker")?,
-            sender_email: r.try_get("sender_email")?,
-        })
-    })
-    .transpose()
+    Ok(row.as_ref().map(whereabouts_in).transpose()?.flatten())
 }
 
 /// The assignments of an `UPDATE items` that names the command bound at
