@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use locker_core::jobs::{Envelope, JobKind};
+use locker_core::jobs::{Envelope, Job, JobKind, Message, NotifyJob};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -128,5 +128,103 @@ async fn a_closing_notice_refused_for_good_is_dead_lettered_once() {
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// The notices a closing writes carry the item's and the locker's own
+/// words, whatever characters they hold, to each of the receiver's
+/// contacts and then to the sender: each job as the worker reads it is the
+/// one the exchange means to send.
+#[tokio::test]
+async fn a_closings_notices_carry_the_words_as_written() {
+    let s = site().await;
+    let (name, location, door) = (
+        r#"Tom's "best" box \ ünï 🎁"#,
+        r#"O'Hare "T1" \ Gate ß"#,
+        r#"D\"7"#,
+    );
+    let (status, locker) = s
+        .app
+        .post(
+            "/Admin/",
+            Some(&s.admin),
+            json!({"location": location, "name": door, "agent_id": "closing-4"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{locker}");
+    let locker = locker["id"].as_i64().unwrap();
+    let agent = s.app.agent("closing-4", &[locker], None).await;
+    let phone = "+14155552671";
+    let (status, item) = s
+        .app
+        .post(
+            "/Items/",
+            Some(&s.sender),
+            json!({"locker_id": locker, "name": name,
+                   "receiver_email": RECEIVER, "receiver_phone": phone}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let id = item["id"].as_i64().unwrap();
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "STORED").await;
+    let collect_by: i64 = sqlx::query_scalar("SELECT collect_by FROM items WHERE id = $1")
+        .bind(id)
+        .fetch_one(s.app.state.db.pool())
+        .await
+        .unwrap();
+    let stored_for = |to: &str| {
+        Job::Notify(NotifyJob {
+            to: to.into(),
+            message: Message::ItemStored {
+                item: name.into(),
+                location: location.into(),
+                locker: door.into(),
+                until: Some(locker_core::clock::human(collect_by)),
+                pickup: Some(id),
+            },
+        })
+    };
+    let sms = s.app.twilio.wait_for(phone, 1, WAIT).await;
+    assert!(sms[0].body.contains(name), "{}", sms[0].body);
+
+    s.app.request_otp(&json!(locker), RECEIVER).await;
+    let code = s.app.email_code(RECEIVER, 1).await;
+    assert_eq!(s.app.collect(&json!(locker), &code).await.0, StatusCode::OK);
+    s.wait_door(&agent, locker, true).await;
+    agent.doors.close(locker);
+    s.wait_status(&item, "COLLECTED").await;
+    s.app.smtp.wait_for(SENDER, 1, WAIT).await;
+    s.app.drain().await;
+
+    let payloads: Vec<String> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE kind = 'notify' ORDER BY id")
+            .fetch_all(s.app.state.db.pool())
+            .await
+            .unwrap();
+    let mut jobs: Vec<Job> = payloads
+        .iter()
+        .map(|p| serde_json::from_str(p).unwrap())
+        .collect();
+    // The receiver's two, in either order, then the sender's.
+    jobs[..2].sort_by_key(|job| format!("{job:?}"));
+    let collected = Job::Notify(NotifyJob {
+        to: SENDER.into(),
+        message: Message::ItemCollected {
+            item: name.into(),
+            location: location.into(),
+        },
+    });
+    assert_eq!(jobs, [stored_for(phone), stored_for(RECEIVER), collected]);
+    assert_eq!(s.locker_view(locker).await["status"], "AVAILABLE");
+    assert_eq!(
+        locker_core::store::audit::actions_for(s.app.state.db.pool(), &format!("item:{id}"))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|a| a.starts_with("item.stored") || a.starts_with("item.collected"))
+            .count(),
+        2
     );
 }

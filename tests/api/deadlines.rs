@@ -311,5 +311,22 @@ async fn an_expired_item_goes_back_through_its_door() {
     assert_eq!(agent.doors.openings(locker["id"].as_i64().unwrap()), 2);
     assert_eq!(w.audited("item.returning").await, 1);
     assert_eq!(w.audited("item.returned").await, 1);
+    // The locker is free again, and the sender told so.
+    let view = w
+        .app
+        .get(
+            &format!("/lockers/{}", locker["id"]),
+            Some(&w.app.admin_token().await),
+        )
+        .await
+        .1;
+    assert_eq!(view["status"], "AVAILABLE", "{view}");
+    w.app
+        .wait_until("the sender told it is back", || async {
+            w.subjects_to(SENDER)
+                .iter()
+                .any(|s| s.contains("is back with you"))
+        })
+        .await;
     agent.stop().await;
 }

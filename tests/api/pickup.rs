@@ -579,3 +579,73 @@ async fn the_pickup_page_paints_a_qr_code_that_reads_back_as_the_token() {
     assert_eq!(outcome, EntryOutcome::Accepted);
     agent.stop().await;
 }
+
+/// Two grants of one locker at once, and the item leaving its locker
+/// meanwhile: the second grant waits while the first holds the pass, the
+/// item's change waits for the first to be handed over, and the second
+/// reads the item as that change left it, though its read began before: of
+/// two grants, the later state is published last.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
+async fn a_grant_waiting_on_another_reads_the_state_it_publishes_after_it() {
+    use locker_core::store::pickups;
+    use locker_core::{Clock, SystemClock};
+
+    let s = site().await;
+    assert!(
+        s.app.state.db.backend().chains_writes(),
+        "TEST_DATABASE_URL must name a PostgreSQL server for this test"
+    );
+    let locker = s.locker("pick-9").await;
+    let agent = s.app.agent("pick-9", &[locker], None).await;
+    let (item, _) = s.stored(&agent, locker).await;
+    let pool = s.app.state.db.pool().clone();
+    let now = SystemClock.now_millis();
+    let app = &s.app;
+    let waiting = |n: i64| async move {
+        app.wait_until(&format!("{n} waiting on locks"), || async {
+            app.count(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await
+                == n
+        })
+        .await
+    };
+
+    let mut first = pool.begin().await.unwrap();
+    let held = pickups::grant_state(&mut first, locker, now, Some(-1))
+        .await
+        .unwrap()
+        .expect("a pass");
+    assert!(held.open_until.is_some(), "stored: granted");
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            let state = pickups::grant_state(&mut tx, locker, now, Some(-2)).await;
+            tx.commit().await.unwrap();
+            state
+        }
+    });
+    waiting(1).await;
+    // The item leaves its locker, as a collect takes it.
+    let leaves = tokio::spawn({
+        let pool = pool.clone();
+        let id = item["id"].as_i64().unwrap();
+        async move {
+            sqlx::query("UPDATE items SET status = 'RELEASING' WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+        }
+    });
+    waiting(2).await;
+    first.commit().await.unwrap();
+    leaves.await.unwrap().unwrap();
+    let later = second.await.unwrap().unwrap().expect("a pass");
+    assert_eq!(later.item_id, held.item_id);
+    assert_eq!(later.open_until, None, "read as the item is now: revoked");
+    agent.stop().await;
+}

@@ -144,7 +144,6 @@ impl Exchange {
         notices::vacate(
             &mut tx,
             &item,
-            None,
             "item.cleared",
             by,
             trace_id,

@@ -36,7 +36,6 @@ impl Exchange {
             notices::vacate(
                 &mut tx,
                 item,
-                None,
                 "item.cancelled",
                 notices::Actor::default(),
                 TRACE,

@@ -7,15 +7,14 @@ use locker_protocol::{Ack, AckReason, DoorEvent, DoorEventKind};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::notices::{self, item_entry};
+use super::notices::{self, COLLECTED_ACTION, RETURNED_ACTION, STORED_ACTION, item_entry};
 use super::{Error, Exchange, Result, statement};
-use crate::clock::Millis;
-use crate::domain::{DoorState, Item, ItemMove, ItemStatus};
+use crate::clock::{Millis, human};
+use crate::domain::{DoorState, Item, ItemMove, ItemStatus, LockerStatus};
+use crate::jobs::{Job, JobKind, Message, NotifyJob};
 use crate::store::doors::{AnswerStored, AnswerTo};
-use crate::store::items::{
-    ITEM_COLUMNS, WHEREABOUTS_COLUMNS, from_row, whereabouts_in, whereabouts_joins,
-};
-use crate::store::outbox::OutboxTx;
+use crate::store::items::{ITEM_COLUMNS, WHEREABOUTS_COLUMNS, from_row, whereabouts_joins};
+use crate::store::outbox::{OutboxTx, Pending};
 use crate::store::{audit, doors, lockers};
 
 /// What a door event did.
@@ -44,14 +43,13 @@ impl Exchange {
             );
         }
         let collect_by = self.collect_by(now);
+        if event.kind == DoorEventKind::DoorClosed && chains {
+            return self
+                .door_closed_at_once(agent_id, event, collect_by, now)
+                .await;
+        }
         let mut tx = self.begin().await?;
-        // Where writes chain, a closing's record, door and item take one
-        // round trip; its notices follow.
-        let head = if event.kind == DoorEventKind::DoorClosed && chains {
-            door_closed_at_once(&mut tx, agent_id, event, collect_by, now).await?
-        } else {
-            door_steps(&mut tx, agent_id, event, collect_by, now).await?
-        };
+        let head = door_steps(&mut tx, agent_id, event, collect_by, now).await?;
         let closed = match head {
             Head::Applied { closed } => closed,
             Head::Skipped(outcome) => {
@@ -82,20 +80,84 @@ impl Exchange {
         let trace: String = row
             .try_get::<Option<String>, _>("command_trace")?
             .unwrap_or_default();
-        // Read with the closing where writes chain; else looked up.
-        let place = if self.db.backend().chains_writes() {
-            whereabouts_in(row)?
-        } else {
-            None
-        };
         if item.status == ItemStatus::Stored {
             let until = Some(collect_by);
-            notices::tell_receiver_stored(tx, &item, place, until, true, &trace, now).await?;
-            tx.audit(item_entry(now, None, "item.stored", &item));
+            notices::tell_receiver_stored(tx, &item, until, true, &trace, now).await?;
+            tx.audit(item_entry(now, None, STORED_ACTION, &item));
         } else {
-            notices::leave(tx, &item, place, &trace, now).await?;
+            notices::leave(tx, &item, &trace, now).await?;
         }
         Ok(item)
+    }
+
+    /// A door's closing where writes chain, as [`Exchange::door_event`]
+    /// makes it through [`door_steps`] and [`Exchange::item_closed_in`],
+    /// in one statement that commits on its own: the event, the door, the
+    /// item's step, then what follows from it (the receiver's notices of a
+    /// stored item; for one taken out, its locker freed and its sender's
+    /// notice), audited. The notices' payloads are the jobs' own JSON with
+    /// the item's values set in (see [`closing_sql`]).
+    async fn door_closed_at_once(
+        &self,
+        agent_id: &str,
+        event: &DoorEvent,
+        collect_by: Millis,
+        now: Millis,
+    ) -> Result<DoorOutcome> {
+        let notice = |message| {
+            let job = Job::Notify(NotifyJob {
+                to: String::new(),
+                message,
+            });
+            serde_json::to_string(&job).expect("jobs serialise")
+        };
+        let (item, location, locker) = (String::new(), String::new(), String::new());
+        let stored = notice(Message::ItemStored {
+            item: item.clone(),
+            location: location.clone(),
+            locker,
+            until: Some(human(collect_by)),
+            pickup: Some(0),
+        });
+        let collected = notice(Message::ItemCollected {
+            item: item.clone(),
+            location: location.clone(),
+        });
+        let returned = notice(Message::ItemReturned { item, location });
+        let query = sqlx::query(statement!("{}", closing_sql()));
+        let rows = doors::bind_event(query, agent_id, event, now)
+            .bind(DoorState::Closed.as_str())
+            .bind(collect_by)
+            .bind(stored)
+            .bind(collected)
+            .bind(returned)
+            .fetch_all(self.db.pool())
+            .await?;
+        let first = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+        if let Some(Head::Skipped(outcome)) = skipped(first)? {
+            return Ok(outcome);
+        }
+        if first.try_get::<Option<i64>, _>("id")?.is_none() {
+            return Ok(DoorOutcome::Applied(None));
+        }
+        let item = from_row(first)?;
+        let trace: String = first
+            .try_get::<Option<String>, _>("command_trace")?
+            .unwrap_or_default();
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(id) = row.try_get::<Option<i64>, _>("job_id")? {
+                jobs.push(Pending {
+                    id,
+                    kind: JobKind::Notify.as_str().to_owned(),
+                    payload: row.try_get("job_payload")?,
+                    trace_id: trace.clone(),
+                    created_at: now,
+                });
+            }
+        }
+        self.relay.committed(jobs);
+        Ok(DoorOutcome::Applied(Some(Box::new(item))))
     }
 
     /// An agent's answer to an unlock command. One that says it did not run
@@ -286,42 +348,95 @@ fn close_item(locker: &str, command: &str, collect_by: &str, now: &str) -> Strin
     )
 }
 
-/// A closing's writes up to its item's step, as [`door_steps`] makes them,
-/// in one statement, within the closing's transaction: `recorded` (the
-/// event, unless seen before), `driven` (the door's state, where the agent
-/// drives it), then `closed` (the item's step). Each write in a `WITH` runs
-/// once, whether or not the final `SELECT` reads it, and each sees what the
-/// one before returned: nothing is written for an event seen before, and
-/// only the event for one from an agent that does not drive the locker.
-async fn door_closed_at_once(
-    tx: &mut AnyConnection,
-    agent_id: &str,
-    event: &DoorEvent,
-    collect_by: Millis,
-    now: Millis,
-) -> Result<Head> {
-    // Where the item is, for its notices, read with it.
-    let query = sqlx::query(statement!(
-        "{head}, closed AS ({close}) \
+/// [`Exchange::door_closed_at_once`]'s statement. Each write in a `WITH`
+/// runs once, whether or not the final `SELECT` reads it, and each sees
+/// what the one before returned: nothing is written for an event seen
+/// before, only the event for one from an agent that does not drive the
+/// locker, and nothing past the door when no item waited on its command.
+/// The item moves before its locker's row is written (the door, and the
+/// locker freed when the item left it for good): a statement writes a row
+/// once, and every transition that frees a locker takes its item first.
+/// Bound: the event as [`doors::bind_event`] binds it, the door's state
+/// (`$8`), the deadline of an item stored (`$9`), then the JSON of the
+/// notices sent for an item stored (`$10`), collected (`$11`) and returned
+/// (`$12`), each with its values empty. One row for each notice queued (at
+/// least one): the counts of `recorded` and `driven`, the item with its
+/// whereabouts, the notice's `job_id` and `job_payload`.
+fn closing_sql() -> String {
+    let stored = ItemStatus::Stored.as_str();
+    let collected = ItemStatus::Collected.as_str();
+    let returned = ItemStatus::Returned.as_str();
+    // A notice's values set into its JSON; `told` is its row.
+    let notice = |fields: &[(&str, &str)]| {
+        fields.iter().fold(
+            "CAST(told.template AS jsonb)".to_owned(),
+            |json, (path, value)| format!("jsonb_set({json}, '{{{path}}}', to_jsonb({value}))"),
+        )
+    };
+    format!(
+        "WITH recorded AS ({record} RETURNING locker_id), \
+         closed AS ({close}), \
+         driven AS (UPDATE lockers SET {door}, \
+             status = CASE WHEN {freed} THEN '{available}' ELSE status END, \
+             updated_at = CASE WHEN {freed} THEN $7 ELSE updated_at END \
+           WHERE id = (SELECT locker_id FROM recorded) \
+             AND (agent_id = $2 OR EXISTS (SELECT 1 FROM closed)) RETURNING id), \
+         placed AS (SELECT closed.*, {WHEREABOUTS_COLUMNS} FROM closed {joins}), \
+         told AS ( \
+           SELECT $10 AS template, contact AS to_whom, placed.* FROM placed \
+             CROSS JOIN (SELECT receiver_phone AS contact FROM placed \
+               UNION ALL SELECT receiver_email FROM placed) AS contacts \
+           WHERE status = '{stored}' AND contact IS NOT NULL AND place_location IS NOT NULL \
+           UNION ALL \
+           SELECT CASE status WHEN '{returned}' THEN $12 ELSE $11 END, place_sender_email, placed.* \
+           FROM placed WHERE status IN ('{collected}', '{returned}') \
+             AND place_sender_email IS NOT NULL AND place_location IS NOT NULL), \
+         queued AS (INSERT INTO outbox (kind, payload, trace_id, created_at) \
+           SELECT '{notify}', CAST(CASE told.status WHEN '{stored}' THEN {stored_notice} \
+               ELSE {taken_notice} END AS TEXT), \
+             COALESCE(told.command_trace, ''), $7 FROM told RETURNING id, payload), \
+         audited AS (INSERT INTO audit_log \
+             (at, actor_id, action, subject, detail, reason, locker_id, item_id) \
+           SELECT $7, NULL, CASE status WHEN '{stored}' THEN '{STORED_ACTION}' \
+               WHEN '{returned}' THEN '{RETURNED_ACTION}' ELSE '{COLLECTED_ACTION}' END, \
+             'item:' || CAST(id AS TEXT), 'locker ' || CAST(COALESCE(locker_id, 0) AS TEXT), \
+             NULL, locker_id, id \
+           FROM closed) \
          SELECT (SELECT COUNT(*) FROM recorded) AS recorded, \
-           (SELECT COUNT(*) FROM driven) AS driven, closed.*, {WHEREABOUTS_COLUMNS} \
-         FROM (SELECT 1) AS one LEFT JOIN closed ON TRUE {joins}",
-        head = record_and_drive(),
-        close = close_item("(SELECT id FROM driven)", "$6", "$9", "$7"),
+           (SELECT COUNT(*) FROM driven) AS driven, placed.*, \
+           queued.id AS job_id, queued.payload AS job_payload \
+         FROM (SELECT 1) AS one LEFT JOIN placed ON TRUE LEFT JOIN queued ON TRUE",
+        record = doors::insert_door_event!(),
+        // Driven by the agent as the statement began; its row written after.
+        close = close_item(
+            "(SELECT id FROM lockers WHERE id = (SELECT locker_id FROM recorded) \
+              AND agent_id = $2)",
+            "$6",
+            "$9",
+            "$7"
+        ),
+        door = lockers::door_assignments!("$8", "$5"),
+        freed = format!(
+            "status = '{occupied}' AND EXISTS (SELECT 1 FROM closed \
+               WHERE closed.status IN ('{collected}', '{returned}'))",
+            occupied = LockerStatus::Occupied.as_str(),
+        ),
         joins = whereabouts_joins("closed"),
-    ));
-    let row = doors::bind_event(query, agent_id, event, now)
-        .bind(DoorState::Closed.as_str())
-        .bind(collect_by)
-        .fetch_one(&mut *tx)
-        .await?;
-    if let Some(skipped) = skipped(&row)? {
-        return Ok(skipped);
-    }
-    let item: Option<i64> = row.try_get("id")?;
-    Ok(Head::Applied {
-        closed: item.map(|_| row),
-    })
+        available = LockerStatus::Available.as_str(),
+        notify = JobKind::Notify.as_str(),
+        stored_notice = notice(&[
+            ("to", "told.to_whom"),
+            ("message,item", "told.name"),
+            ("message,location", "told.place_location"),
+            ("message,locker", "told.place_locker_name"),
+            ("message,pickup", "told.id"),
+        ]),
+        taken_notice = notice(&[
+            ("to", "told.to_whom"),
+            ("message,item", "told.name"),
+            ("message,location", "told.place_location"),
+        ]),
+    )
 }
 
 /// An opening where writes chain: its writes as [`door_steps`] makes them,

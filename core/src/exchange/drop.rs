@@ -168,16 +168,8 @@ impl Exchange {
                 now,
             )
             .await?;
-            notices::tell_receiver_stored(
-                &mut tx,
-                &item,
-                None,
-                Some(collect_by),
-                false,
-                trace_id,
-                now,
-            )
-            .await?;
+            notices::tell_receiver_stored(&mut tx, &item, Some(collect_by), false, trace_id, now)
+                .await?;
             item
         };
         tx.audit(item_entry(now, Some(sender_id), DROPPED, &item));

@@ -11,18 +11,16 @@ use crate::store::{audit, items, lockers, pickups};
 
 /// Queues the receiver's "waiting for you" message, to each of their
 /// contacts; behind a door an agent drives, with a pickup PIN and link.
-/// `place` is where the item is, when the transition read it already.
 pub(super) async fn tell_receiver_stored(
     tx: &mut OutboxTx,
     item: &Item,
-    place: Option<Whereabouts>,
     collect_by: Option<Millis>,
     at_door: bool,
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
     let pickup = at_door.then_some(item.id);
-    let place = known_or_read(tx, item, place).await?;
+    let place = items::whereabouts(&mut **tx, item.id).await?;
     tell_receiver_at(tx, item, place, trace_id, now, |item, location, locker| {
         Message::ItemStored {
             item,
@@ -65,18 +63,6 @@ pub(super) async fn tell_receiver(
 ) -> Result<(), sqlx::Error> {
     let place = items::whereabouts(&mut **tx, item.id).await?;
     tell_receiver_at(tx, item, place, trace_id, now, message).await
-}
-
-/// Where the item is: `known`, else read.
-async fn known_or_read(
-    tx: &mut OutboxTx,
-    item: &Item,
-    known: Option<Whereabouts>,
-) -> Result<Option<Whereabouts>, sqlx::Error> {
-    match known {
-        Some(place) => Ok(Some(place)),
-        None => items::whereabouts(&mut **tx, item.id).await,
-    }
 }
 
 async fn tell_receiver_at(
@@ -145,12 +131,9 @@ async fn tell_sender_at(
 
 /// An item leaves its locker for good (collected, cleared, cancelled): the
 /// locker is free again, the sender is told, the transition audited.
-/// `place` is where the item is, when the transition read it already.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn vacate(
     tx: &mut OutboxTx,
     item: &Item,
-    place: Option<Whereabouts>,
     action: &str,
     actor: Actor<'_>,
     trace_id: &str,
@@ -160,8 +143,7 @@ pub(super) async fn vacate(
     if let Some(locker_id) = item.locker_id {
         lockers::apply(&mut **tx, locker_id, LockerMove::Vacate, now).await?;
     }
-    let place = known_or_read(tx, item, place).await?;
-    tell_sender_at(tx, place, trace_id, now, message).await?;
+    tell_sender(tx, item, trace_id, now, message).await?;
     let mut entry = item_entry(now, actor.id, action, item);
     entry.reason = actor.reason.map(str::to_owned);
     tx.audit(entry);
@@ -185,30 +167,34 @@ impl Actor<'_> {
 }
 
 /// An item taken out with a code (`COLLECTED` by its receiver, `RETURNED`
-/// to its sender) leaves its locker; the sender is told which. `place` is
-/// where the item is, when the transition read it already.
+/// to its sender) leaves its locker; the sender is told which.
 pub(super) async fn leave(
     tx: &mut OutboxTx,
     item: &Item,
-    place: Option<Whereabouts>,
     trace_id: &str,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
     let (action, message): (&str, fn(String, String) -> Message) =
         if item.status == ItemStatus::Returned {
-            ("item.returned", |item, location| Message::ItemReturned {
+            (RETURNED_ACTION, |item, location| Message::ItemReturned {
                 item,
                 location,
             })
         } else {
-            ("item.collected", |item, location| Message::ItemCollected {
+            (COLLECTED_ACTION, |item, location| Message::ItemCollected {
                 item,
                 location,
             })
         };
     let by = Actor::default();
-    vacate(tx, item, place, action, by, trace_id, now, message).await
+    vacate(tx, item, action, by, trace_id, now, message).await
 }
+
+/// The audit actions of an item's door closing on it: stored, or taken out
+/// by its receiver or its sender.
+pub(super) const STORED_ACTION: &str = "item.stored";
+pub(super) const COLLECTED_ACTION: &str = "item.collected";
+pub(super) const RETURNED_ACTION: &str = "item.returned";
 
 /// Queues the unlock of a locker's door; with `then_grant`, the locker's
 /// offline grant is sent after it (see [`regrant`]).

@@ -142,7 +142,6 @@ impl Exchange {
                 notices::vacate(
                     &mut tx,
                     &item,
-                    None,
                     "item.collected_offline",
                     Actor::default(),
                     trace_id,

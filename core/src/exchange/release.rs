@@ -66,7 +66,7 @@ impl Exchange {
             };
             tx.audit(item_entry(now, None, action, &item));
         } else {
-            notices::leave(&mut tx, &item, None, trace_id, now).await?;
+            notices::leave(&mut tx, &item, trace_id, now).await?;
             notices::regrant(&mut tx, &item, trace_id, now).await?;
         }
         tx.commit(&self.relay).await?;

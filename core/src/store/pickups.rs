@@ -150,50 +150,66 @@ pub struct GrantState {
 
 /// Reads the locker's grant state and locks the pass row until the end of
 /// the transaction, so that two processes publish a locker's grants in the
-/// order of the states they read. With `done_job`, the read also marks that
-/// job done, within the same transaction (where writes chain).
+/// order of the states they read. With `done_job` (given where writes
+/// chain, and a statement locks rows as it reads), the read also marks that
+/// job done, within the same transaction.
 pub async fn grant_state(
     conn: &mut AnyConnection,
     locker_id: i64,
     now: Millis,
     done_job: Option<i64>,
 ) -> Result<Option<GrantState>, sqlx::Error> {
-    let latest: Option<i64> = sqlx::query_scalar(
-        "UPDATE pickup_passes SET issued_at = issued_at \
-         WHERE item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1) \
-         RETURNING item_id",
-    )
-    .bind(locker_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(item_id) = latest else {
-        return Ok(None);
-    };
-    // Read after the lock is held, so it sees the state of any grant
-    // committed before.
     macro_rules! read {
         () => {
-            "SELECT l.agent_id, p.salt, p.pin_hash, p.qr_hash, i.status, i.collect_by \
+            "SELECT p.item_id, l.agent_id, p.salt, p.pin_hash, p.qr_hash, i.status, i.collect_by \
              FROM pickup_passes p JOIN items i ON i.id = p.item_id \
-             JOIN lockers l ON l.id = p.locker_id WHERE p.item_id = $1"
+             JOIN lockers l ON l.id = p.locker_id \
+             WHERE p.item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1)"
         };
     }
     let row = match done_job {
-        None => sqlx::query(read!()).bind(item_id),
-        Some(job_id) => sqlx::query(concat!(
-            "WITH done AS (",
-            mark_done!("$2", "$3", "$4"),
-            on_done_again!(),
-            ") ",
-            read!()
-        ))
-        .bind(item_id)
-        .bind(job_id)
-        .bind(JobKind::Unlock.as_str())
-        .bind(now),
-    }
-    .fetch_optional(&mut *conn)
-    .await?;
+        // The lock and the read in one statement. The item is locked too,
+        // shared, for what that does: an item changed since the statement
+        // began is read as it is now, once its writer is done. (A share
+        // lock only waits out, and holds off, a write to that one item.)
+        Some(job_id) => {
+            sqlx::query(concat!(
+                "WITH done AS (",
+                mark_done!("$2", "$3", "$4"),
+                on_done_again!(),
+                ") ",
+                read!(),
+                " FOR UPDATE OF p FOR SHARE OF i"
+            ))
+            .bind(locker_id)
+            .bind(job_id)
+            .bind(JobKind::Unlock.as_str())
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        None => {
+            // The pass written to (which locks it) first, and read after the
+            // lock is held, so the read sees the state of any grant
+            // committed before; the database's one writer is this
+            // transaction's until it ends.
+            let latest: Option<i64> = sqlx::query_scalar(
+                "UPDATE pickup_passes SET issued_at = issued_at \
+                 WHERE item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1) \
+                 RETURNING item_id",
+            )
+            .bind(locker_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if latest.is_none() {
+                return Ok(None);
+            }
+            sqlx::query(read!())
+                .bind(locker_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
     let Some(r) = row else { return Ok(None) };
     let Some(agent_id) = r.try_get::<Option<String>, _>("agent_id")? else {
         return Ok(None);
@@ -202,7 +218,7 @@ pub async fn grant_state(
     let collect_by: Option<Millis> = r.try_get("collect_by")?;
     Ok(Some(GrantState {
         agent_id,
-        item_id,
+        item_id: r.try_get("item_id")?,
         salt: r.try_get("salt")?,
         pin_hash: r.try_get("pin_hash")?,
         qr_hash: r.try_get("qr_hash")?,
