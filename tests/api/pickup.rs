@@ -580,14 +580,14 @@ async fn the_pickup_page_paints_a_qr_code_that_reads_back_as_the_token() {
     agent.stop().await;
 }
 
-/// Two grants of one locker at once, and the item leaving its locker
-/// meanwhile: the second grant waits while the first holds the pass, the
-/// item's change waits for the first to be handed over, and the second
-/// reads the item as that change left it, though its read began before: of
-/// two grants, the later state is published last.
+/// A grant that finds the locker's pass held (by another grant, say) waits
+/// for it, then reads the item as it is once it has the pass, though its
+/// read began before the item left: of two grants, the later state is
+/// published last. Both ways a grant is read: with its job's done mark, and
+/// with none (the deposit notice's).
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
-async fn a_grant_waiting_on_another_reads_the_state_it_publishes_after_it() {
+async fn a_grant_waiting_for_the_pass_reads_the_item_as_it_is_then() {
     use locker_core::store::pickups;
     use locker_core::{Clock, SystemClock};
 
@@ -599,53 +599,56 @@ async fn a_grant_waiting_on_another_reads_the_state_it_publishes_after_it() {
     let locker = s.locker("pick-9").await;
     let agent = s.app.agent("pick-9", &[locker], None).await;
     let (item, _) = s.stored(&agent, locker).await;
+    let id = item["id"].as_i64().unwrap();
     let pool = s.app.state.db.pool().clone();
+    let backend = s.app.state.db.backend();
     let now = SystemClock.now_millis();
-    let app = &s.app;
-    let waiting = |n: i64| async move {
-        app.wait_until(&format!("{n} waiting on locks"), || async {
-            app.count(
-                "SELECT COUNT(*) FROM pg_stat_activity \
-                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
+    let set_status = async |status: &str| {
+        sqlx::query("UPDATE items SET status = $2 WHERE id = $1")
+            .bind(id)
+            .bind(status.to_owned())
+            .execute(&pool)
             .await
-                == n
-        })
-        .await
+            .unwrap();
     };
 
-    let mut first = pool.begin().await.unwrap();
-    let held = pickups::grant_state(&mut first, locker, now, Some(-1))
-        .await
-        .unwrap()
-        .expect("a pass");
-    assert!(held.open_until.is_some(), "stored: granted");
-    let second = tokio::spawn({
-        let pool = pool.clone();
-        async move {
-            let mut tx = pool.begin().await.unwrap();
-            let state = pickups::grant_state(&mut tx, locker, now, Some(-2)).await;
-            tx.commit().await.unwrap();
-            state
-        }
-    });
-    waiting(1).await;
-    // The item leaves its locker, as a collect takes it.
-    let leaves = tokio::spawn({
-        let pool = pool.clone();
-        let id = item["id"].as_i64().unwrap();
-        async move {
-            sqlx::query("UPDATE items SET status = 'RELEASING' WHERE id = $1")
-                .bind(id)
-                .execute(&pool)
-                .await
-        }
-    });
-    waiting(2).await;
-    first.commit().await.unwrap();
-    leaves.await.unwrap().unwrap();
-    let later = second.await.unwrap().unwrap().expect("a pass");
-    assert_eq!(later.item_id, held.item_id);
-    assert_eq!(later.open_until, None, "read as the item is now: revoked");
+    for done in [None, Some(-2)] {
+        set_status("STORED").await;
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("SELECT item_id FROM pickup_passes WHERE item_id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_one(&mut *holder)
+            .await
+            .unwrap();
+        let grant = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin().await.unwrap();
+                let state = pickups::grant_state(&mut tx, backend, locker, now, done).await;
+                tx.commit().await.unwrap();
+                state
+            }
+        });
+        s.app
+            .wait_until("the grant waits for the pass", || async {
+                s.app
+                    .count(
+                        "SELECT COUNT(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .await
+                    == 1
+            })
+            .await;
+        // The item leaves its locker meanwhile, as a collect takes it.
+        set_status("RELEASING").await;
+        holder.commit().await.unwrap();
+        let state = grant.await.unwrap().unwrap().expect("a pass");
+        assert_eq!(state.item_id, id);
+        assert_eq!(
+            state.open_until, None,
+            "{done:?}: read as it is now: revoked"
+        );
+    }
     agent.stop().await;
 }

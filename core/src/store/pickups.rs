@@ -4,6 +4,7 @@
 use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::Millis;
+use crate::config::Backend;
 use crate::domain::ItemStatus;
 use crate::jobs::JobKind;
 use crate::store::job_runs::{mark_done, on_done_again};
@@ -150,11 +151,11 @@ pub struct GrantState {
 
 /// Reads the locker's grant state and locks the pass row until the end of
 /// the transaction, so that two processes publish a locker's grants in the
-/// order of the states they read. With `done_job` (given where writes
-/// chain, and a statement locks rows as it reads), the read also marks that
-/// job done, within the same transaction.
+/// order of the states they read. With `done_job` (given only where writes
+/// chain), the read also marks that job done, within the same transaction.
 pub async fn grant_state(
     conn: &mut AnyConnection,
+    backend: Backend,
     locker_id: i64,
     now: Millis,
     done_job: Option<i64>,
@@ -167,28 +168,18 @@ pub async fn grant_state(
              WHERE p.item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1)"
         };
     }
+    // Where a statement locks rows as it reads, the lock and the read are
+    // one. The item is locked too, shared, for what that does: an item
+    // changed since the statement began is read as it is now, once its
+    // writer is done. (A share lock only waits out, and holds off, a write
+    // to that one item.)
+    macro_rules! locked {
+        () => {
+            " FOR UPDATE OF p FOR SHARE OF i"
+        };
+    }
     let row = match done_job {
-        // The lock and the read in one statement. The item is locked too,
-        // shared, for what that does: an item changed since the statement
-        // began is read as it is now, once its writer is done. (A share
-        // lock only waits out, and holds off, a write to that one item.)
-        Some(job_id) => {
-            sqlx::query(concat!(
-                "WITH done AS (",
-                mark_done!("$2", "$3", "$4"),
-                on_done_again!(),
-                ") ",
-                read!(),
-                " FOR UPDATE OF p FOR SHARE OF i"
-            ))
-            .bind(locker_id)
-            .bind(job_id)
-            .bind(JobKind::Unlock.as_str())
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        None => {
+        _ if !backend.chains_writes() => {
             // The pass written to (which locks it) first, and read after the
             // lock is held, so the read sees the state of any grant
             // committed before; the database's one writer is this
@@ -205,6 +196,28 @@ pub async fn grant_state(
                 return Ok(None);
             }
             sqlx::query(read!())
+                .bind(locker_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        Some(job_id) => {
+            sqlx::query(concat!(
+                "WITH done AS (",
+                mark_done!("$2", "$3", "$4"),
+                on_done_again!(),
+                ") ",
+                read!(),
+                locked!()
+            ))
+            .bind(locker_id)
+            .bind(job_id)
+            .bind(JobKind::Unlock.as_str())
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query(concat!(read!(), locked!()))
                 .bind(locker_id)
                 .fetch_optional(&mut *conn)
                 .await?
