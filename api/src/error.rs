@@ -119,6 +119,12 @@ impl From<exchange::Error> for ApiError {
             E::NoDoor => Self::Conflict("Locker has no agent to drive its door".into()),
             // A well-formed code that opens nothing: refused, not malformed.
             E::InvalidCode => Self::Forbidden("Invalid or expired code"),
+            // A route that gates a request answers with its budget's window;
+            // this is the answer without one.
+            E::Limited(_) => Self::TooManyRequests {
+                detail: "Too many requests; try again later",
+                retry_after_secs: 60,
+            },
             E::Database(error) => error.into(),
             // The client tries again; the transition's conditions make that safe.
             E::Commit(error) => {

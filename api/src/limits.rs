@@ -63,56 +63,55 @@ impl Budget<'_> {
     }
 }
 
-/// [`Budget::spend`] on `spent` and [`Budget::ensure_left`] on `left` (keys
-/// different), counted in one round trip; 429 from the first that refuses.
-pub async fn spend_then_ensure(
-    state: &AppState,
-    spent: &Budget<'_>,
-    left: &Budget<'_>,
-) -> Result<()> {
-    let (spent_start, spent_left) = spent.window(state);
-    let (left_start, left_left) = left.window(state);
-    let counts = [
-        rate_limits::Count {
-            key: spent.key,
-            window_start: spent_start,
-            hits: 1,
-        },
-        rate_limits::Count {
-            key: left.key,
-            window_start: left_start,
-            hits: 0,
-        },
-    ];
-    let hits = rate_limits::count(state.db.pool(), &counts).await?;
-    if hits[0] > spent.limit {
-        return Err(spent.refusal(spent_left));
-    }
-    if hits[1] >= left.limit {
-        return Err(left.refusal(left_left));
-    }
-    Ok(())
+/// A request's budgets, each to be spent (a hit counted, refused past the
+/// limit) or only to have some left (refused at the limit), checked with
+/// the change the request asks for (see [`rate_limits::Gate`]).
+pub struct Gated<'a> {
+    budgets: Vec<(&'a Budget<'a>, Use)>,
 }
 
-/// Counts a hit on each of several budgets (`(key, limit)`, keys all
-/// different) in the requests' window, in one round trip; 429 once more
-/// than its limit fall on any.
-pub async fn check_each(state: &AppState, budgets: &[(&str, i64)]) -> Result<()> {
-    let Some(&(first, limit)) = budgets.first() else {
-        return Ok(());
-    };
-    let budget = Budget::requests(state, first, limit);
-    let (start, left) = budget.window(state);
-    let keys: Vec<&str> = budgets.iter().map(|(key, _)| *key).collect();
-    let hits = rate_limits::hit_each(state.db.pool(), &keys, start).await?;
-    if budgets
-        .iter()
-        .zip(hits)
-        .any(|((_, limit), hits)| hits > *limit)
-    {
-        return Err(budget.refusal(left));
+/// How a request uses a budget.
+#[derive(Clone, Copy)]
+pub enum Use {
+    Spend,
+    EnsureLeft,
+}
+
+impl<'a> Gated<'a> {
+    pub fn new(budgets: Vec<(&'a Budget<'a>, Use)>) -> Self {
+        Self { budgets }
     }
-    Ok(())
+
+    /// The gate, its windows as of now.
+    pub fn gate(&self, state: &AppState) -> rate_limits::Gate<'a> {
+        rate_limits::Gate(
+            self.budgets
+                .iter()
+                .map(|(budget, use_)| {
+                    let (window_start, _) = budget.window(state);
+                    let (hits, most) = match use_ {
+                        Use::Spend => (1, budget.limit),
+                        Use::EnsureLeft => (0, budget.limit - 1),
+                    };
+                    rate_limits::Limit {
+                        count: rate_limits::Count {
+                            key: budget.key,
+                            window_start,
+                            hits,
+                        },
+                        most,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The 429 of the budget at `refused`, saying when its window ends.
+    pub fn refusal(&self, state: &AppState, refused: usize) -> ApiError {
+        let (budget, _) = self.budgets[refused.min(self.budgets.len() - 1)];
+        let (_, left) = budget.window(state);
+        budget.refusal(left)
+    }
 }
 
 /// How often spent counters are forgotten.

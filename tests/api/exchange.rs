@@ -446,6 +446,7 @@ async fn code_requests_are_limited_per_client_and_per_contact_from_it() {
         .post("/Admin/", Some(&s.admin), json!({"location": "Library"}))
         .await;
 
+    s.dropped(json!({"receiver_email": RECEIVER})).await;
     // Per contact (from this client): the third request is refused.
     for _ in 0..2 {
         assert_eq!(
@@ -457,6 +458,16 @@ async fn code_requests_are_limited_per_client_and_per_contact_from_it() {
         s.app.request_otp(s.locker_id(), RECEIVER).await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
+    // The refused request issued nothing: the two codes are the others'.
+    s.app.drain().await;
+    let codes = s
+        .app
+        .smtp
+        .mails_to(RECEIVER)
+        .iter()
+        .filter(|m| m.header("Subject").is_some_and(|h| h.contains("code")))
+        .count();
+    assert_eq!(codes, 2);
     // Per client: four requests in all (that refused one counted), then none.
     assert_eq!(
         s.app.request_otp(&other["id"], "b@example.com").await.0,

@@ -23,6 +23,7 @@ use super::Page;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, FieldError, Result, ValidationErrorBody};
 use crate::extract::{Path, Query, ValidJson};
+use crate::limits::Use;
 use crate::state::AppState;
 use crate::trace::TraceId;
 use crate::{limits, text};
@@ -380,18 +381,18 @@ async fn request_otp(
     let limits = &rules.limits;
     let by_client = format!("otp:client:{}", client.ip());
     let by_contact = format!("otp:contact:{}:client:{}", contact.as_str(), client.ip());
-    limits::check_each(
-        &state,
-        &[
-            (&by_client, limits.per_client),
-            (&by_contact, limits.per_contact),
-        ],
-    )
-    .await?;
-    state
+    let by_client = limits::Budget::requests(&state, &by_client, limits.per_client);
+    let by_contact = limits::Budget::requests(&state, &by_contact, limits.per_contact);
+    let gated = limits::Gated::new(vec![(&by_client, Use::Spend), (&by_contact, Use::Spend)]);
+    let gate = gated.gate(&state);
+    match state
         .exchange
-        .request_code(locker_id, &contact, &trace_id)
-        .await?;
+        .request_code(locker_id, &contact, &trace_id, &gate)
+        .await
+    {
+        Err(exchange::Error::Limited(refused)) => return Err(gated.refusal(&state, refused)),
+        other => other?,
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -456,8 +457,14 @@ async fn collect(
         window: rules.otp_cooldown,
         detail: "Too many wrong codes; request a new code later",
     };
-    limits::spend_then_ensure(&state, &by_client, &wrong).await?;
-    let collected = match state.exchange.collect(locker_id, body.otp, &trace_id).await {
+    let gated = limits::Gated::new(vec![(&by_client, Use::Spend), (&wrong, Use::EnsureLeft)]);
+    let gate = gated.gate(&state);
+    let collected = match state
+        .exchange
+        .collect(locker_id, body.otp, &trace_id, &gate)
+        .await
+    {
+        Err(exchange::Error::Limited(refused)) => return Err(gated.refusal(&state, refused)),
         Err(exchange::Error::InvalidCode) => {
             wrong.spend(&state).await?;
             wrong.ensure_left(&state).await?;

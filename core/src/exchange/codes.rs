@@ -3,15 +3,16 @@
 //! most `otp_max_attempts` times, each try counted before it is checked, and
 //! spent once: of two collects with one code, one wins.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::release::Spent;
-use super::{Error, Exchange, Result, once_more, statement};
+use super::{Error, Exchange, Result, once_more};
 use crate::clock::Millis;
 use crate::domain::{Contact, Item};
 use crate::jobs::{Job, OtpJob};
 use crate::store::items;
-use crate::store::{codes, outbox, rate_limits};
+use crate::store::rate_limits::{self, Gate};
+use crate::store::{codes, outbox};
 
 /// A collect that worked.
 #[derive(Debug)]
@@ -35,13 +36,17 @@ impl Exchange {
         locker_id: i64,
         contact: &Contact,
         trace_id: &str,
+        gate: &Gate<'_>,
     ) -> Result<()> {
         let pool = self.db.pool();
         let now = self.now();
         if self.db.backend().chains_writes() {
             return self
-                .request_code_at_once(locker_id, contact, trace_id, now)
+                .request_code_at_once(locker_id, contact, trace_id, gate, now)
                 .await;
+        }
+        if let Some(refused) = gate.count(pool).await? {
+            return Err(Error::Limited(refused));
         }
         // A locker holds one stored or expired item: its cool-down is the
         // locker's, read with it.
@@ -70,14 +75,29 @@ impl Exchange {
         Ok(())
     }
 
-    /// Collects the item in `locker_id` with `code`.
-    pub async fn collect(&self, locker_id: i64, code: String, trace_id: &str) -> Result<Collected> {
+    /// Collects the item in `locker_id` with `code`, once the request has
+    /// passed `gate` (counted first, with the try where writes chain).
+    pub async fn collect(
+        &self,
+        locker_id: i64,
+        code: String,
+        trace_id: &str,
+        gate: &Gate<'_>,
+    ) -> Result<Collected> {
         let rules = &self.rules;
         let pool = self.db.pool();
         let now = self.now();
-        let Some(attempt) =
-            codes::take_attempt(pool, locker_id, rules.otp_max_attempts, now).await?
-        else {
+        let attempt = if self.db.backend().chains_writes() {
+            codes::take_attempt_gated(pool, locker_id, rules.otp_max_attempts, now, gate).await?
+        } else {
+            match gate.count(pool).await? {
+                Some(refused) => Err(refused),
+                None => {
+                    Ok(codes::take_attempt(pool, locker_id, rules.otp_max_attempts, now).await?)
+                }
+            }
+        };
+        let Some(attempt) = attempt.map_err(Error::Limited)? else {
             // No usable code (none, spent, expired, the item cooling down):
             // the same work and the same answer as a wrong one, so nobody
             // learns whether a code was issued, nor to whom.
@@ -131,6 +151,7 @@ impl Exchange {
         locker_id: i64,
         contact: &Contact,
         trace_id: &str,
+        gate: &Gate<'_>,
         now: Millis,
     ) -> Result<()> {
         let window = self.rules.limits.window.as_millis() as Millis;
@@ -142,16 +163,20 @@ impl Exchange {
         };
         let job = outbox::Beside::new(job, trace_id, now);
         let query = items::bind_waiting_for(
-            sqlx::query(statement!(
-                "WITH waiting AS ({waiting}), \
+            sqlx::query(AssertSqlSafe(format!(
+                "WITH {gate}, waiting AS ({waiting}), \
                  hit AS (INSERT INTO rate_limits (key, window_start, hits) \
                    SELECT $6, $7, 1 FROM waiting \
-                   WHERE otp_locked_until IS NULL OR otp_locked_until <= $5 \
+                   WHERE (otp_locked_until IS NULL OR otp_locked_until <= $5) \
+                     AND NOT EXISTS (SELECT 1 FROM refused WHERE n IS NOT NULL) \
                    {added} RETURNING hits), \
                  {queued} \
-                 SELECT waiting.id, waiting.otp_locked_until, hit.hits, \
+                 SELECT (SELECT n FROM refused) AS refused, waiting.id, \
+                   waiting.otp_locked_until, hit.hits, \
                    queued.id AS job_id, queued.payload AS job_payload \
-                 FROM waiting LEFT JOIN hit ON TRUE LEFT JOIN queued ON TRUE",
+                 FROM (SELECT 1) AS one LEFT JOIN waiting ON TRUE \
+                   LEFT JOIN hit ON TRUE LEFT JOIN queued ON TRUE",
+                gate = Gate::ctes(gate.0.len(), 14),
                 waiting = items::WAITING_FOR,
                 added = rate_limits::ADDED,
                 queued = outbox::Beside::queued(
@@ -159,7 +184,7 @@ impl Exchange {
                     "waiting.id",
                     9
                 ),
-            )),
+            ))),
             locker_id,
             contact.as_str(),
         )
@@ -167,15 +192,17 @@ impl Exchange {
         .bind(locker_budget(locker_id))
         .bind(rate_limits::window_start(now, window))
         .bind(self.rules.limits.per_locker);
-        let row = job
-            .bind(query)
-            .fetch_optional(self.db.pool())
+        let row = gate
+            .bind(job.bind(query))
+            .fetch_one(self.db.pool())
             .await
             .map_err(Error::unknown_if_lost)?;
-        let Some(row) = row else {
+        if let Some(refused) = Gate::refused_in(&row)? {
+            return Err(Error::Limited(refused));
+        }
+        let Some(item_id) = row.try_get::<Option<i64>, _>("id")? else {
             return Ok(());
         };
-        let item_id: i64 = row.try_get("id")?;
         if row.try_get::<Option<i64>, _>("hits")?.is_none() {
             tracing::info!(item_id, "cooling down; no code issued");
         } else if row.try_get::<Option<i64>, _>("job_id")?.is_none() {

@@ -86,6 +86,10 @@ pub enum Error {
     /// No usable code, or not this one. Never says which.
     #[error("invalid or expired code")]
     InvalidCode,
+    /// The request's gate refused it: the position of the first limit of
+    /// the gate that did. Nothing else was done.
+    #[error("too many requests")]
+    Limited(usize),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// The connection failed while committing: the change may or may not

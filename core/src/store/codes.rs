@@ -3,11 +3,14 @@
 //! held by a `STORED` item (for its receiver) or an `EXPIRED` one (for its
 //! sender, to take it back).
 
-use sqlx::{Any, Executor, Row};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
 use crate::domain::ItemStatus;
 use crate::store::items::{Whereabouts, whereabouts_in, whereabouts_of_items};
+use crate::store::rate_limits::Gate;
 
 const STORED: &str = ItemStatus::Stored.as_str();
 const EXPIRED: &str = ItemStatus::Expired.as_str();
@@ -90,28 +93,76 @@ pub async fn take_attempt<'e>(
     max_attempts: i64,
     now: Millis,
 ) -> Result<Option<Attempt>, sqlx::Error> {
-    let row = sqlx::query(
-        "UPDATE items SET otp_attempts = otp_attempts + 1 \
-         WHERE locker_id = $1 AND status IN ($4, $5) AND otp_hash IS NOT NULL \
-           AND otp_expires_at > $2 AND otp_attempts < $3 \
-           AND (otp_locked_until IS NULL OR otp_locked_until <= $2) \
-         RETURNING id, otp_hash, (SELECT agent_id FROM lockers WHERE id = $1) AS agent_id",
-    )
-    .bind(locker_id)
-    .bind(now)
-    .bind(max_attempts)
-    .bind(STORED)
-    .bind(EXPIRED)
-    .fetch_optional(executor)
-    .await?;
-    row.map(|r| {
-        Ok(Attempt {
-            item_id: r.try_get("id")?,
-            hash: r.try_get("otp_hash")?,
-            agent_id: r.try_get("agent_id")?,
-        })
+    let query = sqlx::query(AssertSqlSafe(format!(
+        "{TAKE_ATTEMPT} RETURNING {ATTEMPT_COLUMNS}"
+    )));
+    let row = bind_attempt(query, locker_id, max_attempts, now)
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(attempt_from).transpose()
+}
+
+/// A try counted on the item's code, bound as [`bind_attempt`] binds it.
+const TAKE_ATTEMPT: &str = "UPDATE items SET otp_attempts = otp_attempts + 1 \
+     WHERE locker_id = $1 AND status IN ($4, $5) AND otp_hash IS NOT NULL \
+       AND otp_expires_at > $2 AND otp_attempts < $3 \
+       AND (otp_locked_until IS NULL OR otp_locked_until <= $2)";
+
+/// What a try returns, read by [`attempt_from`].
+const ATTEMPT_COLUMNS: &str =
+    "id, otp_hash, (SELECT agent_id FROM lockers WHERE id = $1) AS agent_id";
+
+fn bind_attempt<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    locker_id: i64,
+    max_attempts: i64,
+    now: Millis,
+) -> Query<'q, Any, AnyArguments> {
+    query
+        .bind(locker_id)
+        .bind(now)
+        .bind(max_attempts)
+        .bind(STORED)
+        .bind(EXPIRED)
+}
+
+fn attempt_from(row: &AnyRow) -> Result<Attempt, sqlx::Error> {
+    Ok(Attempt {
+        item_id: row.try_get("id")?,
+        hash: row.try_get("otp_hash")?,
+        agent_id: row.try_get("agent_id")?,
     })
-    .transpose()
+}
+
+/// [`take_attempt`] once the request has passed `gate`, counted in the
+/// same statement (where writes chain): `Err` with the first limit that
+/// refused, and then no try is taken.
+pub async fn take_attempt_gated<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    locker_id: i64,
+    max_attempts: i64,
+    now: Millis,
+    gate: &Gate<'_>,
+) -> Result<Result<Option<Attempt>, usize>, sqlx::Error> {
+    let query = sqlx::query(AssertSqlSafe(format!(
+        "WITH {gate}, \
+         attempt AS ({TAKE_ATTEMPT} AND NOT EXISTS (SELECT 1 FROM refused WHERE n IS NOT NULL) \
+           RETURNING {ATTEMPT_COLUMNS}) \
+         SELECT (SELECT n FROM refused) AS refused, attempt.* \
+         FROM (SELECT 1) AS one LEFT JOIN attempt ON TRUE",
+        gate = Gate::ctes(gate.0.len(), 6),
+    )));
+    let row = gate
+        .bind(bind_attempt(query, locker_id, max_attempts, now))
+        .fetch_one(executor)
+        .await?;
+    if let Some(refused) = Gate::refused_in(&row)? {
+        return Ok(Err(refused));
+    }
+    if row.try_get::<Option<i64>, _>("id")?.is_none() {
+        return Ok(Ok(None));
+    }
+    Ok(Ok(Some(attempt_from(&row)?)))
 }
 
 /// Returns an attempt taken against the code `hash` that could not be

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Any, AssertSqlSafe, Executor};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
 
@@ -51,6 +53,7 @@ pub(crate) const ADDED: &str = "ON CONFLICT (key) DO UPDATE SET \
        window_start = excluded.window_start";
 
 /// What [`count`] adds to one counter.
+#[derive(Debug, Clone, Copy)]
 pub struct Count<'a> {
     pub key: &'a str,
     /// The start of the counter's window.
@@ -114,4 +117,86 @@ pub async fn forget_before<'e>(
         .execute(executor)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// A counter a request is counted on, and the most hits it allows.
+pub struct Limit<'a> {
+    pub count: Count<'a>,
+    /// Refused once the counter's hits (those added included) pass this.
+    pub most: i64,
+}
+
+/// The budgets a request is counted against (keys all different), checked
+/// with the change it asks for: where writes chain, in the change's own
+/// statement, which makes the change only when none refuses.
+pub struct Gate<'a>(pub Vec<Limit<'a>>);
+
+/// The parameters each limit of a [`Gate`] binds.
+const GATE_PARAMS: usize = 4;
+
+impl Gate<'_> {
+    /// SQL: `counted AS (…), refused AS (…)` for a gate of `limits`
+    /// limits bound from `$first` (see [`Gate::bind`]). `refused` is one
+    /// row: `n`, the position of the first limit that refuses, or NULL.
+    pub fn ctes(limits: usize, first: usize) -> String {
+        let p = |n: usize, k: usize| first + n * GATE_PARAMS + k;
+        let counts = (0..limits)
+            .map(|n| format!("(${}, ${}, ${})", p(n, 0), p(n, 1), p(n, 2)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let most = (0..limits)
+            .map(|n| {
+                format!(
+                    "(CAST(${} AS TEXT), CAST(${} AS BIGINT), {n})",
+                    p(n, 0),
+                    p(n, 3)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "counted AS (INSERT INTO rate_limits (key, window_start, hits) VALUES {counts} \
+               {ADDED} RETURNING key, hits), \
+             refused AS (SELECT MIN(limits.n) AS n FROM counted \
+               JOIN (VALUES {most}) AS limits (key, most, n) ON limits.key = counted.key \
+               WHERE counted.hits > limits.most)"
+        )
+    }
+
+    /// Binds the parameters of [`Gate::ctes`], after those `query` has.
+    pub fn bind<'q>(
+        &self,
+        mut query: Query<'q, Any, AnyArguments>,
+    ) -> Query<'q, Any, AnyArguments> {
+        for limit in &self.0 {
+            query = query
+                .bind(limit.count.key.to_owned())
+                .bind(limit.count.window_start)
+                .bind(limit.count.hits)
+                .bind(limit.most);
+        }
+        query
+    }
+
+    /// The first limit that refused, read from a row with `refused.n` as
+    /// `refused`.
+    pub fn refused_in(row: &AnyRow) -> Result<Option<usize>, sqlx::Error> {
+        let n: Option<i64> = row.try_get("refused")?;
+        Ok(n.map(|n| n as usize))
+    }
+
+    /// Counts the request on each limit in a statement of its own; the
+    /// first that refuses.
+    pub async fn count<'e>(
+        &self,
+        executor: impl Executor<'e, Database = Any>,
+    ) -> Result<Option<usize>, sqlx::Error> {
+        let counts: Vec<Count> = self.0.iter().map(|limit| limit.count).collect();
+        let hits = count(executor, &counts).await?;
+        Ok(self
+            .0
+            .iter()
+            .zip(hits)
+            .position(|(limit, hits)| hits > limit.most))
+    }
 }
