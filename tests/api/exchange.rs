@@ -44,6 +44,16 @@ async fn scene_with(extra: &[(&str, &str)]) -> Scene {
 }
 
 impl Scene {
+    /// The codes emailed to the receiver so far.
+    fn codes_sent(&self) -> usize {
+        self.app
+            .smtp
+            .mails_to(RECEIVER)
+            .iter()
+            .filter(|m| m.header("Subject").is_some_and(|h| h.contains("code")))
+            .count()
+    }
+
     fn locker_id(&self) -> &Value {
         &self.locker["id"]
     }
@@ -402,15 +412,7 @@ async fn repeated_wrong_codes_bring_a_cool_down() {
         StatusCode::ACCEPTED
     );
     s.app.drain().await;
-    let sent_codes = |s: &Scene| {
-        s.app
-            .smtp
-            .mails_to(RECEIVER)
-            .iter()
-            .filter(|m| m.header("Subject").is_some_and(|h| h.contains("code")))
-            .count()
-    };
-    assert_eq!(sent_codes(&s), codes, "no code sent during the cool-down");
+    assert_eq!(s.codes_sent(), codes, "no code sent during the cool-down");
     let resp = s
         .app
         .client
@@ -460,14 +462,7 @@ async fn code_requests_are_limited_per_client_and_per_contact_from_it() {
     );
     // The refused request issued nothing: the two codes are the others'.
     s.app.drain().await;
-    let codes = s
-        .app
-        .smtp
-        .mails_to(RECEIVER)
-        .iter()
-        .filter(|m| m.header("Subject").is_some_and(|h| h.contains("code")))
-        .count();
-    assert_eq!(codes, 2);
+    assert_eq!(s.codes_sent(), 2);
     // Per client: four requests in all (that refused one counted), then none.
     assert_eq!(
         s.app.request_otp(&other["id"], "b@example.com").await.0,
@@ -505,13 +500,7 @@ async fn a_locker_issues_a_bounded_number_of_codes_and_says_nothing_of_it() {
             .await,
         2
     );
-    let codes = s
-        .app
-        .smtp
-        .mails_to(RECEIVER)
-        .iter()
-        .filter(|m| m.header("Subject").is_some_and(|h| h.contains("code")))
-        .count();
+    let codes = s.codes_sent();
     assert!((1..=2).contains(&codes), "{codes}");
 }
 

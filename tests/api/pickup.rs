@@ -601,7 +601,6 @@ async fn a_grant_waiting_for_the_pass_reads_the_item_as_it_is_then() {
     let (item, _) = s.stored(&agent, locker).await;
     let id = item["id"].as_i64().unwrap();
     let pool = s.app.state.db.pool().clone();
-    let backend = s.app.state.db.backend();
     let now = SystemClock.now_millis();
     let set_status = async |status: &str| {
         sqlx::query("UPDATE items SET status = $2 WHERE id = $1")
@@ -624,7 +623,7 @@ async fn a_grant_waiting_for_the_pass_reads_the_item_as_it_is_then() {
             let pool = pool.clone();
             async move {
                 let mut tx = pool.begin().await.unwrap();
-                let state = pickups::grant_state(&mut tx, backend, locker, now, done).await;
+                let state = pickups::grant_state(&mut tx, locker, now, done).await;
                 tx.commit().await.unwrap();
                 state
             }

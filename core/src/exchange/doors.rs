@@ -353,9 +353,10 @@ fn close_item(locker: &str, command: &str, collect_by: &str, now: &str) -> Strin
 /// what the one before returned: nothing is written for an event seen
 /// before, only the event for one from an agent that does not drive the
 /// locker, and nothing past the door when no item waited on its command.
-/// The item moves before its locker's row is written (the door, and the
-/// locker freed when the item left it for good): a statement writes a row
-/// once, and every transition that frees a locker takes its item first.
+/// The locker's row is locked first (`held`, where the agent drives it,
+/// as a door's opening takes it first), then the item moves, then the row
+/// is written once (the door, and the locker freed when the item left it
+/// for good): a statement writes a row once.
 /// Bound: the event as [`doors::bind_event`] binds it, the door's state
 /// (`$8`), the deadline of an item stored (`$9`), then the JSON of the
 /// notices sent for an item stored (`$10`), collected (`$11`) and returned
@@ -375,12 +376,13 @@ fn closing_sql() -> String {
     };
     format!(
         "WITH recorded AS ({record} RETURNING locker_id), \
+         held AS (SELECT id FROM lockers \
+           WHERE id = (SELECT locker_id FROM recorded) AND agent_id = $2 FOR UPDATE), \
          closed AS ({close}), \
          driven AS (UPDATE lockers SET {door}, \
              status = CASE WHEN {freed} THEN '{available}' ELSE status END, \
              updated_at = CASE WHEN {freed} THEN $7 ELSE updated_at END \
-           WHERE id = (SELECT locker_id FROM recorded) \
-             AND (agent_id = $2 OR EXISTS (SELECT 1 FROM closed)) RETURNING id), \
+           WHERE id = (SELECT id FROM held) RETURNING id), \
          placed AS (SELECT closed.*, {WHEREABOUTS_COLUMNS} FROM closed {joins}), \
          told AS ( \
            SELECT $10 AS template, contact AS to_whom, placed.* FROM placed \
@@ -407,14 +409,7 @@ fn closing_sql() -> String {
            queued.id AS job_id, queued.payload AS job_payload \
          FROM (SELECT 1) AS one LEFT JOIN placed ON TRUE LEFT JOIN queued ON TRUE",
         record = doors::insert_door_event!(),
-        // Driven by the agent as the statement began; its row written after.
-        close = close_item(
-            "(SELECT id FROM lockers WHERE id = (SELECT locker_id FROM recorded) \
-              AND agent_id = $2)",
-            "$6",
-            "$9",
-            "$7"
-        ),
+        close = close_item("(SELECT id FROM held)", "$6", "$9", "$7"),
         door = lockers::door_assignments!("$8", "$5"),
         freed = format!(
             "status = '{occupied}' AND EXISTS (SELECT 1 FROM closed \

@@ -4,7 +4,6 @@
 use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::Millis;
-use crate::config::Backend;
 use crate::domain::ItemStatus;
 use crate::jobs::JobKind;
 use crate::store::job_runs::{mark_done, on_done_again};
@@ -151,78 +150,50 @@ pub struct GrantState {
 
 /// Reads the locker's grant state and locks the pass row until the end of
 /// the transaction, so that two processes publish a locker's grants in the
-/// order of the states they read. With `done_job` (given only where writes
-/// chain), the read also marks that job done, within the same transaction.
+/// order of the states they read. With `done_job`, the read also marks that
+/// job done, within the same transaction (where writes chain).
 pub async fn grant_state(
     conn: &mut AnyConnection,
-    backend: Backend,
     locker_id: i64,
     now: Millis,
     done_job: Option<i64>,
 ) -> Result<Option<GrantState>, sqlx::Error> {
+    let latest: Option<i64> = sqlx::query_scalar(
+        "UPDATE pickup_passes SET issued_at = issued_at \
+         WHERE item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1) \
+         RETURNING item_id",
+    )
+    .bind(locker_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(item_id) = latest else {
+        return Ok(None);
+    };
+    // Read after the lock is held, so it sees the state of any grant
+    // committed before.
     macro_rules! read {
         () => {
-            "SELECT p.item_id, l.agent_id, p.salt, p.pin_hash, p.qr_hash, i.status, i.collect_by \
+            "SELECT l.agent_id, p.salt, p.pin_hash, p.qr_hash, i.status, i.collect_by \
              FROM pickup_passes p JOIN items i ON i.id = p.item_id \
-             JOIN lockers l ON l.id = p.locker_id \
-             WHERE p.item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1)"
-        };
-    }
-    // Where a statement locks rows as it reads, the lock and the read are
-    // one. The item is locked too, shared, for what that does: an item
-    // changed since the statement began is read as it is now, once its
-    // writer is done. (A share lock only waits out, and holds off, a write
-    // to that one item.)
-    macro_rules! locked {
-        () => {
-            " FOR UPDATE OF p FOR SHARE OF i"
+             JOIN lockers l ON l.id = p.locker_id WHERE p.item_id = $1"
         };
     }
     let row = match done_job {
-        _ if !backend.chains_writes() => {
-            // The pass written to (which locks it) first, and read after the
-            // lock is held, so the read sees the state of any grant
-            // committed before; the database's one writer is this
-            // transaction's until it ends.
-            let latest: Option<i64> = sqlx::query_scalar(
-                "UPDATE pickup_passes SET issued_at = issued_at \
-                 WHERE item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1) \
-                 RETURNING item_id",
-            )
-            .bind(locker_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if latest.is_none() {
-                return Ok(None);
-            }
-            sqlx::query(read!())
-                .bind(locker_id)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
-        Some(job_id) => {
-            sqlx::query(concat!(
-                "WITH done AS (",
-                mark_done!("$2", "$3", "$4"),
-                on_done_again!(),
-                ") ",
-                read!(),
-                locked!()
-            ))
-            .bind(locker_id)
-            .bind(job_id)
-            .bind(JobKind::Unlock.as_str())
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        None => {
-            sqlx::query(concat!(read!(), locked!()))
-                .bind(locker_id)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
-    };
+        None => sqlx::query(read!()).bind(item_id),
+        Some(job_id) => sqlx::query(concat!(
+            "WITH done AS (",
+            mark_done!("$2", "$3", "$4"),
+            on_done_again!(),
+            ") ",
+            read!()
+        ))
+        .bind(item_id)
+        .bind(job_id)
+        .bind(JobKind::Unlock.as_str())
+        .bind(now),
+    }
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(r) = row else { return Ok(None) };
     let Some(agent_id) = r.try_get::<Option<String>, _>("agent_id")? else {
         return Ok(None);
@@ -231,7 +202,7 @@ pub async fn grant_state(
     let collect_by: Option<Millis> = r.try_get("collect_by")?;
     Ok(Some(GrantState {
         agent_id,
-        item_id: r.try_get("item_id")?,
+        item_id,
         salt: r.try_get("salt")?,
         pin_hash: r.try_get("pin_hash")?,
         qr_hash: r.try_get("qr_hash")?,
