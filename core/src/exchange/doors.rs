@@ -436,7 +436,7 @@ fn closing_sql() -> String {
 
 /// An opening where writes chain: its writes as [`door_steps`] makes them,
 /// and its command settled (as [`door_opened`] does), in one statement
-/// (see [`door_closed_at_once`]), so no transaction is needed around it.
+/// (see [`closing_sql`]), so no transaction is needed around it.
 async fn door_opened_at_once(
     conn: &mut AnyConnection,
     agent_id: &str,
