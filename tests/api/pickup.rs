@@ -588,6 +588,7 @@ async fn the_pickup_page_paints_a_qr_code_that_reads_back_as_the_token() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with TEST_DATABASE_URL set and --include-ignored"]
 async fn a_grant_waiting_for_the_pass_reads_the_item_as_it_is_then() {
+    use locker_core::config::Backend;
     use locker_core::store::pickups;
     use locker_core::{Clock, SystemClock};
 
@@ -623,7 +624,8 @@ async fn a_grant_waiting_for_the_pass_reads_the_item_as_it_is_then() {
             let pool = pool.clone();
             async move {
                 let mut tx = pool.begin().await.unwrap();
-                let state = pickups::grant_state(&mut tx, locker, now, done).await;
+                let state =
+                    pickups::grant_state(&mut tx, Backend::Postgres, locker, now, done).await;
                 tx.commit().await.unwrap();
                 state
             }

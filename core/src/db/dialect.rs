@@ -15,6 +15,21 @@ macro_rules! postgres_now_ms {
 }
 pub(crate) use postgres_now_ms;
 
+/// A `FROM` item for PostgreSQL that lets its statement's commit return
+/// before the commit is on disk: `synchronous_commit` off for that
+/// transaction alone. The commit is seen by everyone at once as any other;
+/// a crash of the database may lose it, unless a later commit that waits
+/// for the disk (any, from any connection) came first: WAL is written in
+/// order, so waiting for one commit waits for all before it. Only for a
+/// job's own writes ahead of the one that marks it done (see
+/// `store::job_runs`).
+macro_rules! lazy_commit {
+    () => {
+        "(SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit"
+    };
+}
+pub(crate) use lazy_commit;
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -85,6 +100,16 @@ impl Backend {
             " FOR UPDATE SKIP LOCKED"
         } else {
             ""
+        }
+    }
+
+    /// Whether a statement can commit without waiting for the disk
+    /// ([`lazy_commit`]). SQLite, in this process, has no such wait worth
+    /// sparing.
+    pub fn commits_lazily(self) -> bool {
+        match self {
+            Self::Postgres => true,
+            Self::Sqlite => false,
         }
     }
 

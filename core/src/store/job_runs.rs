@@ -9,6 +9,15 @@
 //! and the doors' work waited behind it). A lease runs out on its own when
 //! its worker dies, so the job is taken up again by its next delivery; a
 //! live worker renews it while the work goes on.
+//!
+//! A job's claim and its own writes before its done mark (a code stored, a
+//! pass kept, a grant's read) commit without waiting for the disk
+//! ([`lazy_commit`](crate::db::lazy_commit)); the done mark waits, and with
+//! it everything written before it. A crash of the database can lose only
+//! writes of a job not yet marked done, which its next delivery makes
+//! again, as it would after a crash of the worker: the code and the pass
+//! are derived from the job and the item, the same on every try. Only the
+//! done mark is followed by the broker's acknowledgement.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +25,7 @@ use std::time::Duration;
 
 use crate::Db;
 use crate::clock::{self, Millis};
-use crate::db::postgres_now_ms;
+use crate::db::{lazy_commit, postgres_now_ms};
 use crate::jobs::JobKind;
 
 /// How long a claim on PostgreSQL keeps a job to its worker unless renewed:
@@ -49,11 +58,13 @@ macro_rules! on_done_again {
 }
 pub(crate) use {mark_done, on_done_again};
 /// Takes the job's row for a lease of `$3` ms unless it is done or another's
-/// lease on it still runs.
+/// lease on it still runs; committed lazily (see the module's notes).
 const CLAIM: &str = concat!(
-    "INSERT INTO job_runs (job_id, kind, claimed_until) VALUES ($1, $2, ",
+    "INSERT INTO job_runs (job_id, kind, claimed_until) SELECT $1, $2, ",
     postgres_now_ms!(),
-    " + $3) ON CONFLICT (job_id) DO UPDATE SET claimed_until = excluded.claimed_until \
+    " + $3 FROM ",
+    lazy_commit!(),
+    " ON CONFLICT (job_id) DO UPDATE SET claimed_until = excluded.claimed_until \
      WHERE job_runs.done_at IS NULL \
        AND (job_runs.claimed_until IS NULL OR job_runs.claimed_until < ",
     postgres_now_ms!(),

@@ -4,6 +4,8 @@
 use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::Millis;
+use crate::config::Backend;
+use crate::db::lazy_commit;
 use crate::domain::ItemStatus;
 use crate::jobs::JobKind;
 use crate::store::job_runs::{mark_done, on_done_again};
@@ -20,29 +22,46 @@ pub struct NewPass {
     pub token_digest: String,
 }
 
+/// A pass kept from the item's row ([`issue`]).
+macro_rules! keep_pass {
+    () => {
+        "INSERT INTO pickup_passes (item_id, locker_id, salt, pin_hash, qr_hash, token_digest, issued_at) \
+         SELECT id, locker_id, $2, $3, $4, $5, $6 FROM items"
+    };
+}
+/// The item a pass is kept for ([`issue`]).
+macro_rules! pass_holder {
+    () => {
+        " WHERE id = $1 AND status = $7 AND locker_id IS NOT NULL \
+         ON CONFLICT DO NOTHING RETURNING locker_id"
+    };
+}
+
 /// Keeps the item's pass while it is stored in a locker, and says which
 /// locker; `None` when it already has one (every try of the notice derives
-/// the same) or is no longer stored.
+/// the same) or is no longer stored. Its notice job's own write, committed
+/// lazily where the backend can (see `store::job_runs`).
 pub async fn issue<'e>(
     executor: impl Executor<'e, Database = Any>,
+    backend: Backend,
     pass: &NewPass,
     now: Millis,
 ) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO pickup_passes (item_id, locker_id, salt, pin_hash, qr_hash, token_digest, issued_at) \
-         SELECT id, locker_id, $2, $3, $4, $5, $6 FROM items \
-         WHERE id = $1 AND status = $7 AND locker_id IS NOT NULL \
-         ON CONFLICT DO NOTHING RETURNING locker_id",
-    )
-    .bind(pass.item_id)
-    .bind(pass.salt.clone())
-    .bind(pass.pin_hash.clone())
-    .bind(pass.qr_hash.clone())
-    .bind(pass.token_digest.clone())
-    .bind(now)
-    .bind(STORED)
-    .fetch_optional(executor)
-    .await
+    let statement = if backend.commits_lazily() {
+        concat!(keep_pass!(), ", ", lazy_commit!(), pass_holder!())
+    } else {
+        concat!(keep_pass!(), pass_holder!())
+    };
+    sqlx::query_scalar(statement)
+        .bind(pass.item_id)
+        .bind(pass.salt.clone())
+        .bind(pass.pin_hash.clone())
+        .bind(pass.qr_hash.clone())
+        .bind(pass.token_digest.clone())
+        .bind(now)
+        .bind(STORED)
+        .fetch_optional(executor)
+        .await
 }
 
 /// The locker of the item's pass; `None` when it has none.
@@ -151,21 +170,39 @@ pub struct GrantState {
 /// Reads the locker's grant state and locks the pass row until the end of
 /// the transaction, so that two processes publish a locker's grants in the
 /// order of the states they read. With `done_job`, the read also marks that
-/// job done, within the same transaction (where writes chain).
+/// job done, within the same transaction (where writes chain). Committed
+/// lazily where the backend can (see `store::job_runs`): every try of a
+/// job pushes its grant again, and a door job's done mark guards nothing on
+/// PostgreSQL (its command, recorded once, does).
 pub async fn grant_state(
     conn: &mut AnyConnection,
+    backend: Backend,
     locker_id: i64,
     now: Millis,
     done_job: Option<i64>,
 ) -> Result<Option<GrantState>, sqlx::Error> {
-    let latest: Option<i64> = sqlx::query_scalar(
-        "UPDATE pickup_passes SET issued_at = issued_at \
-         WHERE item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1) \
-         RETURNING item_id",
-    )
-    .bind(locker_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    macro_rules! latest_pass {
+        () => {
+            " WHERE item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1) \
+             RETURNING item_id"
+        };
+    }
+    let statement = if backend.commits_lazily() {
+        concat!(
+            "UPDATE pickup_passes SET issued_at = issued_at FROM ",
+            lazy_commit!(),
+            latest_pass!()
+        )
+    } else {
+        concat!(
+            "UPDATE pickup_passes SET issued_at = issued_at",
+            latest_pass!()
+        )
+    };
+    let latest: Option<i64> = sqlx::query_scalar(statement)
+        .bind(locker_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(item_id) = latest else {
         return Ok(None);
     };

@@ -29,8 +29,14 @@ pub async fn run(ctx: &WorkerContext, done: Option<i64>, job: GrantJob) -> Resul
     // pass; else by a statement of its own, in the same transaction.
     let chained = ctx.db.backend().chains_writes();
     let mut tx = ctx.db.begin().await?;
-    let Some(state) =
-        pickups::grant_state(&mut tx, locker_id, now, done.filter(|_| chained)).await?
+    let Some(state) = pickups::grant_state(
+        &mut tx,
+        ctx.db.backend(),
+        locker_id,
+        now,
+        done.filter(|_| chained),
+    )
+    .await?
     else {
         tracing::info!(
             locker_id,

@@ -49,7 +49,7 @@ pub async fn run(
     // Where the item is comes with the store. Not stored when an earlier
     // try of this job stored it: then the same code is sent again, its
     // lifetime and tries as they were.
-    let place = match codes::store(pool, new, now).await? {
+    let place = match codes::store(pool, ctx.db.backend(), new, now).await? {
         Stored::At(place) => place,
         Stored::Not if codes::issuer(pool, job.item_id).await? == Some(job_id) => {
             items::whereabouts(pool, job.item_id).await?

@@ -51,7 +51,7 @@ pub async fn issue(
             .then(|| handed(ctx, pin, &token)));
     }
     let mut tx = OutboxTx::new(db.begin().await?, db.backend());
-    if let Some(locker_id) = pickups::issue(&mut *tx, &pass, now).await? {
+    if let Some(locker_id) = pickups::issue(&mut *tx, db.backend(), &pass, now).await? {
         let job = Job::Grant(GrantJob {
             grant_locker_id: locker_id,
         });
@@ -78,7 +78,7 @@ async fn issue_granting_here(
     now: Millis,
 ) -> Result<bool, JobError> {
     let pool = ctx.db.pool();
-    let locker_id = match pickups::issue(pool, pass, now).await? {
+    let locker_id = match pickups::issue(pool, ctx.db.backend(), pass, now).await? {
         Some(locker_id) => locker_id,
         None => match pickups::locker_of_pass(pool, pass.item_id).await? {
             Some(locker_id) => locker_id,
