@@ -30,6 +30,20 @@ macro_rules! lazy_commit {
 }
 pub(crate) use lazy_commit;
 
+/// A statement chosen by how `$backend` commits: where it commits lazily,
+/// `$head`, `$join` (`" FROM "` or `", "`), [`lazy_commit`], `$tail`; else
+/// `$head` and `$tail` alone. Head and tail are what `concat!` takes.
+macro_rules! lazily {
+    ($backend:expr, [$($head:tt)*], $join:literal, [$($tail:tt)*]) => {
+        if $backend.commits_lazily() {
+            concat!($($head)*, $join, $crate::db::lazy_commit!(), $($tail)*)
+        } else {
+            concat!($($head)*, $($tail)*)
+        }
+    };
+}
+pub(crate) use lazily;
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 

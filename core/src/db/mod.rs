@@ -5,7 +5,7 @@
 //! reads also run natively on PostgreSQL ([`Reads`]).
 
 mod dialect;
-pub(crate) use dialect::{lazy_commit, postgres_now_ms};
+pub(crate) use dialect::{lazily, lazy_commit, postgres_now_ms};
 pub mod notices;
 
 use std::sync::Arc;

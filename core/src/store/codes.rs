@@ -9,7 +9,7 @@ use sqlx::{Any, AssertSqlSafe, Executor, Row};
 
 use crate::clock::Millis;
 use crate::config::Backend;
-use crate::db::lazy_commit;
+use crate::db::lazily;
 use crate::domain::ItemStatus;
 use crate::store::items::{Whereabouts, whereabouts_in, whereabouts_of_items};
 use crate::store::rate_limits::Gate;
@@ -37,26 +37,6 @@ pub enum Stored {
     Not,
 }
 
-/// A code written in place of the item's current one ([`store`]).
-macro_rules! set_code {
-    () => {
-        "UPDATE items SET otp_hash = $3, otp_expires_at = $4, otp_job_id = $5, otp_attempts = 0, updated_at = $6"
-    };
-}
-/// The item a code is for, and what storing it returns ([`store`]).
-macro_rules! code_holder {
-    () => {
-        concat!(
-            " WHERE id = $1 \
-               AND ((status = $7 AND (receiver_email = $2 OR receiver_phone = $2)) \
-                 OR (status = $8 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id))) \
-               AND (otp_job_id IS NULL OR otp_job_id < $5) \
-             RETURNING name, ",
-            whereabouts_of_items!()
-        )
-    };
-}
-
 /// Stores a new code for the item, replacing the current one and its count
 /// of wrong tries: for its receiver while it is stored, for its sender (by
 /// their account's email) once it has expired. Its code job's own write,
@@ -67,11 +47,21 @@ pub async fn store<'e>(
     code: NewCode<'_>,
     now: Millis,
 ) -> Result<Stored, sqlx::Error> {
-    let statement = if backend.commits_lazily() {
-        concat!(set_code!(), " FROM ", lazy_commit!(), code_holder!())
-    } else {
-        concat!(set_code!(), code_holder!())
-    };
+    let statement = lazily!(
+        backend,
+        [
+            "UPDATE items SET otp_hash = $3, otp_expires_at = $4, otp_job_id = $5, otp_attempts = 0, updated_at = $6"
+        ],
+        " FROM ",
+        [
+            " WHERE id = $1 \
+               AND ((status = $7 AND (receiver_email = $2 OR receiver_phone = $2)) \
+                 OR (status = $8 AND $2 = (SELECT email FROM users WHERE users.id = items.sender_id))) \
+               AND (otp_job_id IS NULL OR otp_job_id < $5) \
+             RETURNING name, ",
+            whereabouts_of_items!()
+        ]
+    );
     let row = sqlx::query(statement)
         .bind(code.item_id)
         .bind(code.contact.to_owned())

@@ -5,7 +5,7 @@ use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::clock::Millis;
 use crate::config::Backend;
-use crate::db::lazy_commit;
+use crate::db::lazily;
 use crate::domain::ItemStatus;
 use crate::jobs::JobKind;
 use crate::store::job_runs::{mark_done, on_done_again};
@@ -22,21 +22,6 @@ pub struct NewPass {
     pub token_digest: String,
 }
 
-/// A pass kept from the item's row ([`issue`]).
-macro_rules! keep_pass {
-    () => {
-        "INSERT INTO pickup_passes (item_id, locker_id, salt, pin_hash, qr_hash, token_digest, issued_at) \
-         SELECT id, locker_id, $2, $3, $4, $5, $6 FROM items"
-    };
-}
-/// The item a pass is kept for ([`issue`]).
-macro_rules! pass_holder {
-    () => {
-        " WHERE id = $1 AND status = $7 AND locker_id IS NOT NULL \
-         ON CONFLICT DO NOTHING RETURNING locker_id"
-    };
-}
-
 /// Keeps the item's pass while it is stored in a locker, and says which
 /// locker; `None` when it already has one (every try of the notice derives
 /// the same) or is no longer stored. Its notice job's own write, committed
@@ -47,11 +32,16 @@ pub async fn issue<'e>(
     pass: &NewPass,
     now: Millis,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let statement = if backend.commits_lazily() {
-        concat!(keep_pass!(), ", ", lazy_commit!(), pass_holder!())
-    } else {
-        concat!(keep_pass!(), pass_holder!())
-    };
+    let statement = lazily!(
+        backend,
+        [
+            "INSERT INTO pickup_passes (item_id, locker_id, salt, pin_hash, qr_hash, token_digest, issued_at) \
+             SELECT id, locker_id, $2, $3, $4, $5, $6 FROM items"
+        ],
+        ", ",
+        [" WHERE id = $1 AND status = $7 AND locker_id IS NOT NULL \
+             ON CONFLICT DO NOTHING RETURNING locker_id"]
+    );
     sqlx::query_scalar(statement)
         .bind(pass.item_id)
         .bind(pass.salt.clone())
@@ -181,24 +171,15 @@ pub async fn grant_state(
     now: Millis,
     done_job: Option<i64>,
 ) -> Result<Option<GrantState>, sqlx::Error> {
-    macro_rules! latest_pass {
-        () => {
+    let statement = lazily!(
+        backend,
+        ["UPDATE pickup_passes SET issued_at = issued_at"],
+        " FROM ",
+        [
             " WHERE item_id = (SELECT MAX(item_id) FROM pickup_passes WHERE locker_id = $1) \
              RETURNING item_id"
-        };
-    }
-    let statement = if backend.commits_lazily() {
-        concat!(
-            "UPDATE pickup_passes SET issued_at = issued_at FROM ",
-            lazy_commit!(),
-            latest_pass!()
-        )
-    } else {
-        concat!(
-            "UPDATE pickup_passes SET issued_at = issued_at",
-            latest_pass!()
-        )
-    };
+        ]
+    );
     let latest: Option<i64> = sqlx::query_scalar(statement)
         .bind(locker_id)
         .fetch_optional(&mut *conn)
