@@ -48,7 +48,7 @@ if [ -z "${MQTT_URL:-}" ]; then
     port=${MQTT_PORT:-18831}
     broker_dir=$(mktemp -d)
     # The production broker's settings, open to anonymous clients on a spare port.
-    grep -vE '^(listener|allow_anonymous|password_file|acl_file|persistence|log_dest)' \
+    grep -vE '^(per_listener_settings|listener|allow_anonymous|use_username_as_clientid|password_file|acl_file|persistence|log_dest)' \
         deploy/mosquitto/mosquitto.conf > "$broker_dir/mosquitto.conf"
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n' \
         "$port" >> "$broker_dir/mosquitto.conf"
