@@ -113,6 +113,40 @@ async fn racing_copies_of_a_door_event_apply_it_once() {
     );
 }
 
+/// An admin clears a locker while its door closes on the item being
+/// dropped: both take the locker before the item, so neither waits on the
+/// other in a circle (PostgreSQL would end one with a deadlock error, the
+/// admin's a 500). Whichever comes first, the item ends `CLEARED` and the
+/// locker free.
+#[tokio::test]
+async fn clearing_a_locker_as_its_door_closes_never_deadlocks() {
+    use locker_core::exchange::Actor;
+
+    let s = site().await;
+    let locker = s.locker("clearing-agent").await;
+    let exchange = &s.app.state.exchange;
+    for round in 0..16 {
+        let (item, command) = s.dropped_with_command(locker).await;
+        let event = DoorEvent {
+            id: format!("clearing-{round}"),
+            locker_id: locker,
+            kind: DoorEventKind::DoorClosed,
+            at: SystemClock.now_millis(),
+            command_id: Some(command),
+        };
+        let (closed, cleared) = tokio::join!(
+            exchange.door_event("clearing-agent", &event),
+            exchange.force_clear(Actor::default(), locker, "race"),
+        );
+        let closed = closed.unwrap_or_else(|e| panic!("round {round}: closing: {e:?}"));
+        assert!(matches!(closed, DoorOutcome::Applied(_)), "{closed:?}");
+        let cleared = cleared.unwrap_or_else(|e| panic!("round {round}: clearing: {e:?}"));
+        assert_eq!(cleared.id, item["id"].as_i64().unwrap());
+        assert_eq!(s.item(&item).await["status"], "CLEARED", "round {round}");
+        assert_eq!(s.locker_view(locker).await["status"], "AVAILABLE");
+    }
+}
+
 /// An agent's report that the door opened tells the command ran, though
 /// its answer never came: the command is no longer tracked, so it is never
 /// sent again nor reported failed.

@@ -124,6 +124,10 @@ impl Exchange {
     async fn try_force_clear(&self, by: Actor<'_>, locker_id: i64, trace_id: &str) -> Result<Item> {
         let now = self.now();
         let mut tx = self.begin().await?;
+        // The locker before its item, as a door closing on it takes them.
+        if !lockers::hold(&mut *tx, self.db.backend(), locker_id).await? {
+            return Err(Error::LockerNotFound);
+        }
         let row = sqlx::query(statement!(
             "UPDATE items SET status = {}, cleared_at = $2, updated_at = $2, \
                otp_hash = NULL, otp_expires_at = NULL \
@@ -136,10 +140,7 @@ impl Exchange {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(item) = row.as_ref().map(from_row).transpose()? else {
-            return Err(match lockers::get(&mut *tx, locker_id).await? {
-                None => Error::LockerNotFound,
-                Some(_) => Error::LockerEmpty,
-            });
+            return Err(Error::LockerEmpty);
         };
         notices::vacate(
             &mut tx,

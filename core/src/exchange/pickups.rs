@@ -13,7 +13,7 @@ use crate::domain::{Item, ItemMove};
 use crate::jobs::Message;
 use crate::store::items::{ITEM_COLUMNS, from_row};
 use crate::store::pickups::{self, RequestKind};
-use crate::store::{audit, codes, doors};
+use crate::store::{audit, codes, doors, lockers};
 
 /// What a code entered at a locker did.
 #[derive(Debug)]
@@ -107,6 +107,8 @@ impl Exchange {
         let now = self.now();
         let at = report.at.min(now);
         let mut tx = self.begin().await?;
+        // The locker before its item, as a door closing on it takes them.
+        lockers::hold(&mut *tx, self.db.backend(), report.locker_id).await?;
         let kind = RequestKind::Collection;
         if !pickups::record(
             &mut *tx,

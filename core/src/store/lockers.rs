@@ -123,6 +123,28 @@ pub async fn insert(
     get(&mut *conn, id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
+/// Takes locker `id`'s row for this transaction, where rows can be locked:
+/// a transaction that moves a locker's item and then the locker takes the
+/// locker first, as a door's events do, so that two never wait on each
+/// other in a circle (PostgreSQL would end one with a deadlock error).
+/// False when there is no such locker.
+pub async fn hold<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    backend: Backend,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    let sql = if backend.locks_rows() {
+        "SELECT id FROM lockers WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT id FROM lockers WHERE id = $1"
+    };
+    let held: Option<i64> = sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    Ok(held.is_some())
+}
+
 pub async fn get<'e>(
     executor: impl Executor<'e, Database = Any>,
     id: i64,
