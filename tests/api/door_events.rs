@@ -147,6 +147,109 @@ async fn clearing_a_locker_as_its_door_closes_never_deadlocks() {
     }
 }
 
+/// A drop's window runs out as its door closes on it (its opening never
+/// reported): the sweep that cancels it and the closing take the locker
+/// before the item alike, and neither fails. Whichever comes first wins:
+/// the item is `STORED`, or `CANCELLED` and the locker free.
+#[tokio::test]
+async fn a_drop_cancelled_as_its_door_closes_never_deadlocks() {
+    let s = site().await;
+    let locker = s.locker("sweeping-agent").await;
+    let exchange = &s.app.state.exchange;
+    for round in 0..16 {
+        let (item, command) = s.dropped_with_command(locker).await;
+        // Its window ran out.
+        sqlx::query("UPDATE items SET drop_deadline = 0 WHERE id = $1")
+            .bind(item["id"].as_i64().unwrap())
+            .execute(s.app.state.db.pool())
+            .await
+            .unwrap();
+        let event = DoorEvent {
+            id: format!("sweeping-{round}"),
+            locker_id: locker,
+            kind: DoorEventKind::DoorClosed,
+            at: SystemClock.now_millis(),
+            command_id: Some(command),
+        };
+        let (closed, cancelled) = tokio::join!(
+            exchange.door_event("sweeping-agent", &event),
+            exchange.cancel_unopened_drops(),
+        );
+        let closed = closed.unwrap_or_else(|e| panic!("round {round}: closing: {e:?}"));
+        assert!(matches!(closed, DoorOutcome::Applied(_)), "{closed:?}");
+        let cancelled = cancelled.unwrap_or_else(|e| panic!("round {round}: sweep: {e:?}"));
+        let status = s.item(&item).await["status"].clone();
+        if cancelled.is_empty() {
+            assert_eq!(status, "STORED", "round {round}");
+            // Cleared, to free the locker for the next round.
+            let by = locker_core::exchange::Actor::default();
+            exchange
+                .force_clear(by, locker, "next round")
+                .await
+                .unwrap();
+        } else {
+            assert_eq!(status, "CANCELLED", "round {round}");
+        }
+        assert_eq!(s.locker_view(locker).await["status"], "AVAILABLE");
+    }
+}
+
+/// An agent reports a pickup it let through offline as the door closes on
+/// the same item, released online: both take the locker before the item,
+/// and neither fails. The item is `COLLECTED` once, the locker free.
+#[tokio::test]
+async fn an_offline_collection_as_its_door_closes_never_deadlocks() {
+    use locker_core::exchange::OfflineOutcome;
+    use locker_protocol::{OfflineCollection, PickupMethod};
+
+    let s = site().await;
+    let locker = s.locker("offline-agent").await;
+    let exchange = &s.app.state.exchange;
+    let now = SystemClock.now_millis();
+    for round in 0..16 {
+        let (item, command) = s.dropped_with_command(locker).await;
+        let id = item["id"].as_i64().unwrap();
+        // Stored, then released to its receiver: the door opened on it.
+        sqlx::query("UPDATE items SET status = 'RELEASING', collect_by = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now + 3_600_000)
+            .execute(s.app.state.db.pool())
+            .await
+            .unwrap();
+        let event = DoorEvent {
+            id: format!("offline-{round}"),
+            locker_id: locker,
+            kind: DoorEventKind::DoorClosed,
+            at: now,
+            command_id: Some(command),
+        };
+        let report = OfflineCollection {
+            id: format!("collected-{round}"),
+            locker_id: locker,
+            item_id: id,
+            method: PickupMethod::Pin,
+            at: now,
+            sig: String::new(),
+        };
+        let (closed, collected) = tokio::join!(
+            exchange.door_event("offline-agent", &event),
+            exchange.collected_offline("offline-agent", &report, "race"),
+        );
+        let closed = closed.unwrap_or_else(|e| panic!("round {round}: closing: {e:?}"));
+        assert!(matches!(closed, DoorOutcome::Applied(_)), "{closed:?}");
+        let collected = collected.unwrap_or_else(|e| panic!("round {round}: report: {e:?}"));
+        assert!(
+            matches!(
+                collected,
+                OfflineOutcome::Collected(_) | OfflineOutcome::Refused
+            ),
+            "{collected:?}"
+        );
+        assert_eq!(s.item(&item).await["status"], "COLLECTED", "round {round}");
+        assert_eq!(s.locker_view(locker).await["status"], "AVAILABLE");
+    }
+}
+
 /// An agent's report that the door opened tells the command ran, though
 /// its answer never came: the command is no longer tracked, so it is never
 /// sent again nor reported failed.

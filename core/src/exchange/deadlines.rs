@@ -22,6 +22,18 @@ impl Exchange {
     pub async fn cancel_unopened_drops(&self) -> Result<Vec<Item>> {
         let now = self.now();
         let mut tx = self.begin().await?;
+        // Their lockers before them, as a door closing on one takes them.
+        if self.db.backend().locks_rows() {
+            sqlx::query(statement!(
+                "SELECT id FROM lockers WHERE id IN (SELECT locker_id FROM items \
+                   WHERE {} AND drop_deadline < $1 AND door_opened_at IS NULL) \
+                 ORDER BY id FOR UPDATE",
+                ItemMove::CancelUnopened.sql_leaves(),
+            ))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         let cancelled: Vec<Item> = sqlx::query(statement!(
             "UPDATE items SET status = {}, updated_at = $1 \
              WHERE {} AND drop_deadline < $1 AND door_opened_at IS NULL RETURNING {ITEM_COLUMNS}",
