@@ -127,19 +127,12 @@ async fn clearing_a_locker_as_its_door_closes_never_deadlocks() {
     let exchange = &s.app.state.exchange;
     for round in 0..16 {
         let (item, command) = s.dropped_with_command(locker).await;
-        let event = DoorEvent {
-            id: format!("clearing-{round}"),
-            locker_id: locker,
-            kind: DoorEventKind::DoorClosed,
-            at: SystemClock.now_millis(),
-            command_id: Some(command),
-        };
+        let event = closing(format!("clearing-{round}"), locker, command);
         let (closed, cleared) = tokio::join!(
             exchange.door_event("clearing-agent", &event),
             exchange.force_clear(Actor::default(), locker, "race"),
         );
-        let closed = closed.unwrap_or_else(|e| panic!("round {round}: closing: {e:?}"));
-        assert!(matches!(closed, DoorOutcome::Applied(_)), "{closed:?}");
+        applied(closed, round);
         let cleared = cleared.unwrap_or_else(|e| panic!("round {round}: clearing: {e:?}"));
         assert_eq!(cleared.id, item["id"].as_i64().unwrap());
         assert_eq!(s.item(&item).await["status"], "CLEARED", "round {round}");
@@ -164,19 +157,12 @@ async fn a_drop_cancelled_as_its_door_closes_never_deadlocks() {
             .execute(s.app.state.db.pool())
             .await
             .unwrap();
-        let event = DoorEvent {
-            id: format!("sweeping-{round}"),
-            locker_id: locker,
-            kind: DoorEventKind::DoorClosed,
-            at: SystemClock.now_millis(),
-            command_id: Some(command),
-        };
+        let event = closing(format!("sweeping-{round}"), locker, command);
         let (closed, cancelled) = tokio::join!(
             exchange.door_event("sweeping-agent", &event),
             exchange.cancel_unopened_drops(),
         );
-        let closed = closed.unwrap_or_else(|e| panic!("round {round}: closing: {e:?}"));
-        assert!(matches!(closed, DoorOutcome::Applied(_)), "{closed:?}");
+        applied(closed, round);
         let cancelled = cancelled.unwrap_or_else(|e| panic!("round {round}: sweep: {e:?}"));
         let status = s.item(&item).await["status"].clone();
         if cancelled.is_empty() {
@@ -216,13 +202,7 @@ async fn an_offline_collection_as_its_door_closes_never_deadlocks() {
             .execute(s.app.state.db.pool())
             .await
             .unwrap();
-        let event = DoorEvent {
-            id: format!("offline-{round}"),
-            locker_id: locker,
-            kind: DoorEventKind::DoorClosed,
-            at: now,
-            command_id: Some(command),
-        };
+        let event = closing(format!("offline-{round}"), locker, command);
         let report = OfflineCollection {
             id: format!("collected-{round}"),
             locker_id: locker,
@@ -235,8 +215,7 @@ async fn an_offline_collection_as_its_door_closes_never_deadlocks() {
             exchange.door_event("offline-agent", &event),
             exchange.collected_offline("offline-agent", &report, "race"),
         );
-        let closed = closed.unwrap_or_else(|e| panic!("round {round}: closing: {e:?}"));
-        assert!(matches!(closed, DoorOutcome::Applied(_)), "{closed:?}");
+        applied(closed, round);
         let collected = collected.unwrap_or_else(|e| panic!("round {round}: report: {e:?}"));
         assert!(
             matches!(
@@ -247,6 +226,25 @@ async fn an_offline_collection_as_its_door_closes_never_deadlocks() {
         );
         assert_eq!(s.item(&item).await["status"], "COLLECTED", "round {round}");
         assert_eq!(s.locker_view(locker).await["status"], "AVAILABLE");
+    }
+}
+
+/// The report that `locker`'s door closed after the unlock `command`.
+fn closing(id: String, locker: i64, command: String) -> DoorEvent {
+    DoorEvent {
+        id,
+        locker_id: locker,
+        kind: DoorEventKind::DoorClosed,
+        at: SystemClock.now_millis(),
+        command_id: Some(command),
+    }
+}
+
+/// A closing raced in `round` was applied, whatever it found.
+fn applied(closed: Result<DoorOutcome, locker_core::exchange::Error>, round: usize) {
+    match closed {
+        Ok(DoorOutcome::Applied(_)) => {}
+        other => panic!("round {round}: closing: {other:?}"),
     }
 }
 
