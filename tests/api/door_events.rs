@@ -143,7 +143,8 @@ async fn clearing_a_locker_as_its_door_closes_never_deadlocks() {
 /// A drop's window runs out as its door closes on it (its opening never
 /// reported): the sweep that cancels it and the closing take the locker
 /// before the item alike, and neither fails. Whichever comes first wins:
-/// the item is `STORED`, or `CANCELLED` and the locker free.
+/// the item is `STORED`, or `CANCELLED` (by this sweep or the stack's own)
+/// and the locker free.
 #[tokio::test]
 async fn a_drop_cancelled_as_its_door_closes_never_deadlocks() {
     let s = site().await;
@@ -164,9 +165,10 @@ async fn a_drop_cancelled_as_its_door_closes_never_deadlocks() {
         );
         applied(closed, round);
         let cancelled = cancelled.unwrap_or_else(|e| panic!("round {round}: sweep: {e:?}"));
+        // The stack's own sweeper may be the one that cancels it.
         let status = s.item(&item).await["status"].clone();
-        if cancelled.is_empty() {
-            assert_eq!(status, "STORED", "round {round}");
+        if status == "STORED" {
+            assert!(cancelled.is_empty(), "round {round}: {cancelled:?}");
             // Cleared, to free the locker for the next round.
             let by = locker_core::exchange::Actor::default();
             exchange
