@@ -22,23 +22,25 @@ impl Exchange {
     pub async fn cancel_unopened_drops(&self) -> Result<Vec<Item>> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        // Their lockers before them, as a door closing on one takes them.
+        // Their lockers before them, as a door closing on one takes them;
+        // none held, none is due.
         if self.db.backend().locks_rows() {
-            sqlx::query(statement!(
-                "SELECT id FROM lockers WHERE id IN (SELECT locker_id FROM items \
-                   WHERE {} AND drop_deadline < $1 AND door_opened_at IS NULL) \
+            let held: Vec<i64> = sqlx::query_scalar(statement!(
+                "SELECT id FROM lockers WHERE id IN (SELECT locker_id FROM items WHERE {}) \
                  ORDER BY id FOR UPDATE",
-                ItemMove::CancelUnopened.sql_leaves(),
+                unopened_past_deadline(),
             ))
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            if held.is_empty() {
+                return Ok(Vec::new());
+            }
         }
         let cancelled: Vec<Item> = sqlx::query(statement!(
-            "UPDATE items SET status = {}, updated_at = $1 \
-             WHERE {} AND drop_deadline < $1 AND door_opened_at IS NULL RETURNING {ITEM_COLUMNS}",
+            "UPDATE items SET status = {}, updated_at = $1 WHERE {} RETURNING {ITEM_COLUMNS}",
             ItemMove::CancelUnopened.sql_next(),
-            ItemMove::CancelUnopened.sql_leaves(),
+            unopened_past_deadline(),
         ))
         .bind(now)
         .fetch_all(&mut *tx)
@@ -191,4 +193,12 @@ impl Exchange {
         tx.commit(&self.relay).await?;
         Ok(item)
     }
+}
+
+/// Drops whose door never opened before their deadline (`$1`, now).
+fn unopened_past_deadline() -> String {
+    format!(
+        "{} AND drop_deadline < $1 AND door_opened_at IS NULL",
+        ItemMove::CancelUnopened.sql_leaves()
+    )
 }
